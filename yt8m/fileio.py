@@ -1,0 +1,62 @@
+"""File helpers shared by every writer: atomic writes and pattern matching."""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import tensorflow as tf
+
+from yt8m.errors import UserError
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, mode: str = "w"):
+    """Open `path` for writing through a temporary name; rename only on success.
+
+    A crash or an exception leaves no half-written file behind (the temporary
+    one is removed), so a reader never mistakes a partial CSV for a result.
+    """
+    directory = os.path.dirname(path)
+    if directory:
+        tf.io.gfile.makedirs(directory)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        with tf.io.gfile.GFile(tmp, mode) as handle:
+            yield handle
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+
+
+def match_files(pattern: str, flag: str = "data pattern") -> list[str]:
+    """Sorted files matching a comma-separated list of glob patterns (local, gs://, ...).
+
+    Raises UserError naming the flag when nothing matches.
+    """
+    if not pattern:
+        raise UserError(f"--{flag} is empty; give a file pattern such as 'data/frame/train*.tfrecord'")
+    files: list[str] = []
+    for part in (p.strip() for p in pattern.split(",")):
+        if not part:
+            continue
+        scheme = part.split("://", 1)[0] if "://" in part else ""
+        if scheme in ("s3", "hdfs"):
+            _require_tensorflow_io(scheme)
+        try:
+            files.extend(tf.io.gfile.glob(part))
+        except tf.errors.OpError as exc:
+            raise UserError(f"--{flag}={part!r} cannot be listed: {exc.message}") from None
+    if not files:
+        raise UserError(f"no files match --{flag}={pattern!r}; check the path and the glob")
+    return sorted(set(files))
+
+
+def _require_tensorflow_io(scheme: str) -> None:
+    """s3:// and hdfs:// need the optional tensorflow-io extra; say so clearly when it is missing."""
+    try:
+        import tensorflow_io  # noqa: F401  (registers the file systems)
+    except Exception as exc:  # ImportError, or its native plugins failing to load
+        raise UserError(
+            f"{scheme}:// paths need the optional extra: pip install '.[io]' (tensorflow-io 0.37.1 "
+            f"with tensorflow<2.18); importing tensorflow_io failed: {exc}") from None
