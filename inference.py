@@ -1,0 +1,17 @@
+"""Write a Kaggle submission: python inference.py --train_dir=DIR --input_data_pattern=...
+--output_file=submission.csv [--segment_labels --top_k=100000]."""
+from absl import app
+
+from yt8m import cli, evaluation, flags
+
+
+def main(argv):
+    cli.reject_extra_args(argv)
+    config = cli.config_for_trained_run()
+    path = evaluation.write_submission(config)
+    print(f"submission written to {path}")
+
+
+if __name__ == "__main__":
+    flags.define_flags()
+    app.run(cli.exits_cleanly(main))

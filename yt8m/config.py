@@ -1,0 +1,128 @@
+"""The one configuration object of a run, built from flags and passed explicitly."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Mapping
+
+from yt8m.data.schema import NUM_CLASSES, FeatureSpec
+from yt8m.errors import UserError
+
+STAGES = ("pretrain", "finetune")
+STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
+LOSSES = ("bce",)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """Every setting of train/eval/inference. Field names are the flag names."""
+
+    # Data.
+    train_data_pattern: str = ""
+    eval_data_pattern: str = ""
+    input_data_pattern: str = ""
+    frame_features: bool = False
+    segment_labels: bool = False
+    feature_names: tuple[str, ...] = ("mean_rgb", "mean_audio")
+    feature_sizes: tuple[int, ...] = (1024, 128)
+    num_classes: int = NUM_CLASSES
+    max_frames: int = 300
+    pad_to_max_frames: bool = False
+    seed: int = 0
+    # Model.
+    model: str = "LogisticModel"
+    model_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Training.
+    train_dir: str = ""
+    stage: str = "pretrain"
+    init_from: str = ""
+    batch_size: int = 1024
+    base_learning_rate: float = 0.01
+    learning_rate_decay: float = 0.95
+    learning_rate_decay_examples: int = 4_000_000
+    clip_gradient_norm: float = 1.0
+    num_epochs: int = 5
+    max_steps: int | None = None
+    steps_per_epoch: int = 1000
+    loss: str = "bce"
+    strategy: str = "default"
+    # Eval / inference.
+    top_k: int | None = None
+    output_file: str = ""
+    segment_label_ids_file: str = ""
+
+    def __post_init__(self):
+        self.feature_spec  # validates names against sizes
+        if self.stage not in STAGES:
+            raise UserError(f"--stage={self.stage!r} is not one of {', '.join(STAGES)}")
+        if self.strategy not in STRATEGIES:
+            raise UserError(f"--strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
+        if self.loss not in LOSSES:
+            raise UserError(f"--loss={self.loss!r} is not one of {', '.join(LOSSES)}")
+        if self.stage == "finetune" and not self.init_from:
+            raise UserError("--stage=finetune needs --init_from=DIR, the train_dir of a pretrain run")
+        for name in ("batch_size", "num_classes", "max_frames", "steps_per_epoch", "num_epochs"):
+            if getattr(self, name) <= 0:
+                raise UserError(f"--{name} must be positive, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise UserError(f"--max_steps must be positive, got {self.max_steps}")
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        try:
+            return FeatureSpec(tuple(self.feature_names), tuple(self.feature_sizes))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+
+    @property
+    def submission_top_k(self) -> int:
+        """K of the submission: 100000 segments per class, or 20 labels per video."""
+        if self.top_k is not None:
+            return self.top_k
+        return 100_000 if self.segment_labels else 20
+
+    def replace(self, **changes) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str) -> None:
+        from yt8m.fileio import atomic_output
+
+        with atomic_output(path) as handle:
+            json.dump(dataclasses.asdict(self), handle, indent=2, sort_keys=True, default=dict)
+
+    @classmethod
+    def load(cls, path: str) -> "Config":
+        if not os.path.exists(path):
+            raise UserError(f"no run config at {path}; is --train_dir a directory written by train.py?")
+        with open(path) as handle:
+            values = json.load(handle)
+        for key in ("feature_names", "feature_sizes"):
+            values[key] = tuple(values[key])
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def parse_model_params(text: str) -> dict[str, Any]:
+    """`--model_params='cluster_size=64,hidden_size=32'` -> {'cluster_size': 64, ...}."""
+    params: dict[str, Any] = {}
+    for item in (part.strip() for part in (text or "").split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--model_params entry {item!r} is not key=value")
+        params[key.strip()] = _parse_scalar(value.strip())
+    return params
+
+
+def _parse_scalar(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value

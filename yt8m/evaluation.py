@@ -1,0 +1,100 @@
+"""Evaluation and inference loops: a trained model over TFRecords -> metrics or a submission CSV."""
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterator
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from yt8m import metrics, submission
+from yt8m.config import Config
+from yt8m.data import inputs, readers
+from yt8m.data.vocabulary import read_segment_label_ids
+from yt8m.errors import UserError
+from yt8m.fileio import atomic_output
+from yt8m.training import load_trained_model
+
+
+def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, flag: str,
+                    progress: bool = True) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
+    """Yields (features, labels, probabilities) per batch, numpy, with a progress bar."""
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    bar = keras.utils.Progbar(None, unit_name="example", verbose=1 if progress else 0)
+    seen = 0
+    with readers.data_errors(pattern, flag):
+        for features, labels, _ in dataset:
+            probabilities = forward(readers.model_inputs(features)).numpy()
+            seen += len(probabilities)
+            bar.update(seen)
+            yield {k: v.numpy() for k, v in features.items()}, labels.numpy(), probabilities
+    bar.update(seen, finalize=True)
+
+
+def evaluate(config: Config, progress: bool = True) -> dict:
+    """Scores config.train_dir's model on --eval_data_pattern and writes the metrics JSON.
+
+    Segment ratings: MAP@K over the rated segments (the 2019 metric). Video labels:
+    GAP@20, MAP, Hit@1 and PERR of the starter.
+    """
+    model = load_trained_model(config.train_dir)
+    dataset = inputs.eval_dataset(config)
+    batches = predict_batches(model, dataset, config.eval_data_pattern, "eval_data_pattern", progress)
+    if config.segment_labels:
+        result = _segment_metrics(batches, config.submission_top_k)
+    else:
+        video = metrics.VideoMetrics(config.num_classes, top_k=20)
+        for _, labels, probabilities in batches:
+            video.update(probabilities, labels)
+        result = video.result()
+    result = {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in result.items()}
+    output = config.output_file or os.path.join(config.train_dir, "eval.json")
+    with atomic_output(output) as handle:
+        json.dump(result, handle, indent=2, sort_keys=True)
+    return {**result, "output_file": output}
+
+
+def _segment_metrics(batches, k: int) -> dict:
+    classes, scores, ratings = [], [], []
+    for features, labels, probabilities in batches:
+        rated = features["segment_class"]
+        rows = np.arange(len(rated))
+        classes.append(rated)
+        scores.append(probabilities[rows, rated])
+        ratings.append(labels[rows, rated])
+    if not classes:
+        raise UserError("--eval_data_pattern has no rated segments; --segment_labels needs the "
+                        "validate files of the 2019 challenge (segment_labels, segment_start_times, segment_scores)")
+    class_ids, score, rating = (np.concatenate(a) for a in (classes, scores, ratings))
+    return {"segment_map_at_k": metrics.rated_segment_map(class_ids, score, rating, k=k),
+            "num_rated_segments": len(class_ids)}
+
+
+def write_submission(config: Config, progress: bool = True) -> str:
+    """Predicts --input_data_pattern with config.train_dir's model and writes the Kaggle CSV.
+
+    Segment submissions keep a streaming top-K per class (memory bounded by
+    classes x K); video submissions stream their top-20 rows. Both are written
+    atomically: an interrupted run leaves no CSV.
+    """
+    if not config.output_file:
+        raise UserError("--output_file is empty; give the CSV path to write")
+    model = load_trained_model(config.train_dir)
+    dataset = inputs.inference_dataset(config)
+    batches = predict_batches(model, dataset, config.input_data_pattern, "input_data_pattern", progress)
+    if config.segment_labels:
+        class_ids = read_segment_label_ids(config.segment_label_ids_file or None)
+        if class_ids.max() >= config.num_classes:
+            raise UserError(f"--segment_label_ids_file lists class {class_ids.max()}, outside "
+                            f"--num_classes={config.num_classes}")
+        top = submission.SegmentTopK(class_ids, k=config.submission_top_k)
+        for features, _, probabilities in batches:
+            top.update(features["id"], probabilities)
+        submission.write_segment_csv(config.output_file, top)
+    else:
+        with submission.VideoTopKWriter(config.output_file, top_k=config.submission_top_k) as writer:
+            for features, _, probabilities in batches:
+                writer.write(features["id"], probabilities)
+    return config.output_file

@@ -1,0 +1,95 @@
+"""absl flags shared by train.py, eval.py and inference.py, and the Config they build.
+
+Names follow the official starter (google/youtube-8m) where a flag there means
+the same thing.
+"""
+from __future__ import annotations
+
+from absl import flags
+
+from yt8m.errors import UserError
+from yt8m.config import LOSSES, STAGES, STRATEGIES, Config, parse_model_params
+
+FLAGS = flags.FLAGS
+
+# Starter-named model flags -> the registry's parameter names.
+STARTER_MODEL_FLAGS = {
+    "dbof_cluster_size": "cluster_size",
+    "dbof_hidden_size": "hidden_size",
+    "iterations": "sample_frames",
+    "moe_num_mixtures": "num_mixtures",
+}
+
+
+def define_flags() -> None:
+    """Defines every flag once (the three entry points share them)."""
+    if "train_data_pattern" in FLAGS:
+        return
+    d = Config()
+    # Data.
+    flags.DEFINE_string("train_data_pattern", "", "Comma-separated file patterns of training TFRecords. "
+                        "Empty (with no other data flag): run the demo on the synthetic dataset.")
+    flags.DEFINE_string("eval_data_pattern", "", "File patterns of evaluation TFRecords.")
+    flags.DEFINE_string("input_data_pattern", "", "File patterns of the TFRecords to predict for a submission.")
+    flags.DEFINE_bool("frame_features", d.frame_features, "Read frame-level SequenceExamples (else video-level).")
+    flags.DEFINE_bool("segment_labels", d.segment_labels,
+                      "Use the segment ratings (train/eval) or write a segment submission (inference).")
+    flags.DEFINE_string("feature_names", "", "Comma-separated features, default mean_rgb,mean_audio "
+                        "(video-level) or rgb,audio (frame-level).")
+    flags.DEFINE_string("feature_sizes", "", "Comma-separated sizes of --feature_names, default 1024,128.")
+    flags.DEFINE_integer("num_classes", d.num_classes, "Size of the label space.")
+    flags.DEFINE_integer("max_frames", d.max_frames, "Frames kept per video.")
+    flags.DEFINE_bool("pad_to_max_frames", d.pad_to_max_frames,
+                      "Pad every batch to --max_frames (fixed shapes for XLA/TPU) instead of its longest video.")
+    flags.DEFINE_integer("seed", d.seed, "Seed of shuffling, sampling and initialisation.")
+    # Model.
+    flags.DEFINE_string("model", d.model, "Model name in the registry (models/registry.py).")
+    flags.DEFINE_string("model_params", "", "Model hyper-parameters as key=value,... (see the registry).")
+    flags.DEFINE_integer("dbof_cluster_size", None, "DBoF clusters (sets model param cluster_size).")
+    flags.DEFINE_integer("dbof_hidden_size", None, "DBoF hidden units (sets model param hidden_size).")
+    flags.DEFINE_integer("iterations", None, "Frames sampled per video in training (model param sample_frames).")
+    flags.DEFINE_integer("moe_num_mixtures", None, "Experts of the MoE head (model param num_mixtures).")
+    # Training.
+    flags.DEFINE_string("train_dir", "", "Directory of the run: model.keras, backup/, logs/, config.json.")
+    flags.DEFINE_enum("stage", d.stage, STAGES, "pretrain: build the model; finetune: start from --init_from.")
+    flags.DEFINE_string("init_from", "", "train_dir of the pretrain run to finetune from (new optimizer).")
+    flags.DEFINE_integer("batch_size", d.batch_size, "Examples per batch (global, over all replicas).")
+    flags.DEFINE_float("base_learning_rate", d.base_learning_rate, "Adam's initial learning rate.")
+    flags.DEFINE_float("learning_rate_decay", d.learning_rate_decay, "Decay factor per decay period.")
+    flags.DEFINE_integer("learning_rate_decay_examples", d.learning_rate_decay_examples,
+                         "Examples per decay period.")
+    flags.DEFINE_float("clip_gradient_norm", d.clip_gradient_norm, "Global gradient norm clip (0: none).")
+    flags.DEFINE_integer("num_epochs", d.num_epochs, "Passes over the data (when --max_steps is not set).")
+    flags.DEFINE_integer("max_steps", None, "Stop after this many training steps (the data repeats).")
+    flags.DEFINE_integer("steps_per_epoch", d.steps_per_epoch,
+                         "With --max_steps: steps between checkpoints (a Keras epoch).")
+    flags.DEFINE_enum("loss", d.loss, LOSSES, "Training loss.")
+    flags.DEFINE_enum("strategy", d.strategy, STRATEGIES, "tf.distribute strategy.")
+    # Eval / inference.
+    flags.DEFINE_integer("top_k", None, "Submission size: segments per class (default 100000) or labels "
+                         "per video (default 20).")
+    flags.DEFINE_string("output_file", "", "Where inference writes the CSV (eval: the metrics JSON).")
+    flags.DEFINE_string("segment_label_ids_file", "", "CSV (header Index) of the classes a segment "
+                        "submission lists; default the 1000 rated classes of the 2019 challenge.")
+
+
+def data_flags_given() -> bool:
+    return any(FLAGS[name].present for name in ("train_data_pattern", "eval_data_pattern", "input_data_pattern"))
+
+
+def config_from_flags() -> Config:
+    """Builds the Config from parsed flags; unset frame/feature flags take the official defaults."""
+    from yt8m.data.schema import FeatureSpec
+
+    try:
+        spec = FeatureSpec.parse(FLAGS.feature_names, FLAGS.feature_sizes, FLAGS.frame_features)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    params = parse_model_params(FLAGS.model_params)
+    for flag_name, param in STARTER_MODEL_FLAGS.items():
+        if FLAGS[flag_name].value is not None:
+            params.setdefault(param, FLAGS[flag_name].value)
+    names = [f for f in Config.__dataclass_fields__ if f in FLAGS and f not in ("feature_names", "feature_sizes",
+                                                                               "model_params")]
+    return Config(feature_names=spec.names, feature_sizes=spec.sizes, model_params=params,
+                  **{name: FLAGS[name].value for name in names})

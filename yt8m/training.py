@@ -1,0 +1,156 @@
+"""Build, compile and fit a model for one stage (pretrain or finetune) of a run."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from models import registry
+from yt8m import distribute, losses
+from yt8m.config import Config
+from yt8m.data import inputs, readers
+from yt8m.errors import UserError
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    train_dir: str
+    model_path: str
+    steps: int
+    final_loss: float
+
+
+def train(config: Config) -> TrainResult:
+    """Runs one stage under config.train_dir; resumes from its backup after a kill."""
+    if not config.train_dir:
+        raise UserError("--train_dir is empty; give the directory the run writes to")
+    strategy = distribute.make_strategy(config.strategy)
+    chief = distribute.is_chief()
+    work_dir = config.train_dir if chief else os.path.join(config.train_dir, "workers", _task_index())
+    tf.io.gfile.makedirs(work_dir)
+    if chief:
+        config.save(os.path.join(work_dir, CONFIG_FILE))
+    keras.utils.set_random_seed(config.seed)
+
+    dataset = inputs.training_dataset(config)
+    with strategy.scope():
+        model = _initial_model(config)
+        model.compile(optimizer=_optimizer(config), loss=losses.make_loss(config))
+    nan_guard = StopOnNonFiniteLoss()
+    callbacks = [
+        nan_guard,
+        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup"), delete_checkpoint=False),
+        keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
+    ]
+    if chief:
+        callbacks.append(SaveModelAtomically(os.path.join(work_dir, MODEL_FILE), nan_guard))
+    if config.max_steps:
+        steps_per_epoch = min(config.steps_per_epoch, config.max_steps)
+        epochs = math.ceil(config.max_steps / steps_per_epoch)
+        callbacks.append(StopAtStep(config.max_steps))
+    else:
+        steps_per_epoch, epochs = None, config.num_epochs
+    with readers.data_errors(config.train_data_pattern):
+        history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                            verbose=2 if os.environ.get("CI") else "auto")
+    if nan_guard.bad_step is not None:
+        raise UserError(f"the training loss became {nan_guard.bad_value} at step {nan_guard.bad_step}; "
+                        f"lower --base_learning_rate or check the data (the last good model is kept)")
+    losses_seen = history.history.get("loss", [])
+    return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
+                       int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan)
+
+
+def load_trained_model(train_dir: str, flag: str = "train_dir") -> keras.Model:
+    """The model a run saved, or a clear error naming the flag."""
+    path = os.path.join(train_dir, MODEL_FILE)
+    if not train_dir or not tf.io.gfile.exists(path):
+        raise UserError(f"no {MODEL_FILE} under --{flag}={train_dir!r}; train a model there first "
+                        f"(python train.py --train_dir=...)")
+    import models  # noqa: F401  (registers the layers for deserialisation)
+
+    return keras.models.load_model(path, compile=False)
+
+
+def _initial_model(config: Config) -> keras.Model:
+    if config.stage == "finetune":
+        return load_trained_model(config.init_from, flag="init_from")
+    try:
+        frame_level = registry.is_frame_level(config.model)
+        if frame_level != config.frame_features:
+            fix = "add --frame_features" if frame_level else "drop --frame_features"
+            raise UserError(f"--model={config.model} reads {'frame' if frame_level else 'video'}-level "
+                            f"features; {fix}")
+        return registry.build(config.model, num_classes=config.num_classes,
+                              feature_size=config.feature_spec.total_size, **config.model_params)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _optimizer(config: Config) -> keras.optimizers.Optimizer:
+    decay_steps = max(1, config.learning_rate_decay_examples // config.batch_size)
+    schedule = keras.optimizers.schedules.ExponentialDecay(
+        config.base_learning_rate, decay_steps, config.learning_rate_decay, staircase=True)
+    return keras.optimizers.Adam(schedule, global_clipnorm=config.clip_gradient_norm or None)
+
+
+def _task_index() -> str:
+    import json
+
+    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
+    return f"{task.get('type', 'worker')}-{task.get('index', 0)}"
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training once the optimizer has taken `max_steps` steps (also after a resume)."""
+
+    def __init__(self, max_steps: int):
+        super().__init__()
+        self.max_steps = max_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.optimizer.iterations.numpy()) >= self.max_steps:
+            self.model.stop_training = True
+
+
+class StopOnNonFiniteLoss(keras.callbacks.Callback):
+    """Stops at the first NaN/inf loss and remembers where, so the run can say so clearly."""
+
+    def __init__(self):
+        super().__init__()
+        self.bad_step = None
+        self.bad_value = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.bad_step = int(self.model.optimizer.iterations.numpy())
+            self.bad_value = float(loss)
+            self.model.stop_training = True
+
+
+class SaveModelAtomically(keras.callbacks.Callback):
+    """Saves the whole model at every epoch end through a temporary file; never a non-finite one."""
+
+    def __init__(self, path: str, nan_guard: StopOnNonFiniteLoss):
+        super().__init__()
+        self.path = path
+        self.nan_guard = nan_guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.nan_guard.bad_step is not None:
+            return
+        tmp = f"{self.path}.tmp-{os.getpid()}.keras"
+        try:
+            self.model.save(tmp)
+            tf.io.gfile.rename(tmp, self.path, overwrite=True)
+        finally:
+            if tf.io.gfile.exists(tmp):
+                tf.io.gfile.remove(tmp)
