@@ -1,0 +1,39 @@
+"""The datasets a run's Config asks for: which reader, which files, which options."""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from yt8m.config import Config
+from yt8m.data import readers
+from yt8m.errors import UserError
+
+
+def training_dataset(config: Config) -> tf.data.Dataset:
+    """Shuffled (features, labels, weights) for fit; repeats forever when --max_steps bounds the run."""
+    dataset = _dataset(config, config.train_data_pattern, "train_data_pattern", shuffle=True,
+                       num_epochs=None if config.max_steps else 1, rated=True)
+    return dataset.map(lambda features, labels, weights: (readers.model_inputs(features), labels, weights))
+
+
+def eval_dataset(config: Config) -> tf.data.Dataset:
+    """One ordered pass over --eval_data_pattern (rated segments with --segment_labels)."""
+    return _dataset(config, config.eval_data_pattern, "eval_data_pattern", shuffle=False, num_epochs=1, rated=True)
+
+
+def inference_dataset(config: Config) -> tf.data.Dataset:
+    """One ordered pass over --input_data_pattern (every 5-frame segment with --segment_labels)."""
+    return _dataset(config, config.input_data_pattern, "input_data_pattern", shuffle=False, num_epochs=1,
+                    rated=False)
+
+
+def _dataset(config: Config, pattern: str, flag: str, *, shuffle: bool, num_epochs, rated: bool):
+    options = dict(num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=config.batch_size,
+                   shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, flag=flag)
+    if config.segment_labels:
+        if not config.frame_features:
+            raise UserError("--segment_labels reads 5-frame segments of frame-level records; add --frame_features")
+        return readers.segment_dataset(pattern, rated=rated, **options)
+    if config.frame_features:
+        return readers.frame_dataset(pattern, max_frames=config.max_frames, pad_to_max=config.pad_to_max_frames,
+                                     **options)
+    return readers.video_dataset(pattern, **options)
