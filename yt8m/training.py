@@ -25,6 +25,7 @@ class TrainResult:
     model_path: str
     steps: int
     final_loss: float
+    replicas: int
 
 
 def train(config: Config) -> TrainResult:
@@ -38,6 +39,7 @@ def train(config: Config) -> TrainResult:
     if chief:
         config.save(os.path.join(work_dir, CONFIG_FILE))
     keras.utils.set_random_seed(config.seed)
+    print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
 
     dataset = inputs.training_dataset(config)
     with strategy.scope():
@@ -65,7 +67,8 @@ def train(config: Config) -> TrainResult:
                         f"lower --base_learning_rate or check the data (the last good model is kept)")
     losses_seen = history.history.get("loss", [])
     return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
-                       int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan)
+                       int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
+                       strategy.num_replicas_in_sync)
 
 
 def load_trained_model(train_dir: str, flag: str = "train_dir") -> keras.Model:

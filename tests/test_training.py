@@ -1,0 +1,115 @@
+"""Training stages, evaluation and submissions on the session's synthetic data."""
+import glob
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers import frame_config
+from yt8m import evaluation, metrics, training
+from yt8m.config import Config
+from yt8m.data.vocabulary import read_segment_label_ids
+from yt8m.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def pretrained(synthetic_data, tmp_path_factory):
+    config = frame_config(synthetic_data, tmp_path_factory.mktemp("runs") / "pretrain",
+                          max_steps=30, steps_per_epoch=10)
+    return config, training.train(config)
+
+
+def test_pretrain_writes_the_run_and_counts_steps(pretrained):
+    config, result = pretrained
+    assert result.steps == 30
+    for name in ("model.keras", "config.json", "backup", "logs"):
+        assert os.path.exists(os.path.join(config.train_dir, name)), name
+    assert Config.load(os.path.join(config.train_dir, "config.json")) == config
+
+
+def test_finetune_starts_from_the_pretrained_weights_with_a_new_optimizer(pretrained, synthetic_data, tmp_path):
+    pre_config, _ = pretrained
+    config = pre_config.replace(stage="finetune", init_from=pre_config.train_dir, segment_labels=True,
+                                train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
+                                max_steps=4, steps_per_epoch=4, base_learning_rate=0.0)
+    result = training.train(config)
+    assert result.steps == 4  # a fresh optimizer: its step count starts at 0, not at the pretrain's 30
+    before = training.load_trained_model(pre_config.train_dir).get_weights()
+    after = training.load_trained_model(config.train_dir).get_weights()
+    for b, a in zip(before, after):  # learning rate 0: finetuning from the loaded weights keeps them
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+def test_segment_eval_and_submission_beat_a_random_ranking(pretrained, synthetic_data, tmp_path):
+    config, _ = pretrained
+    segment = config.replace(segment_labels=True, eval_data_pattern=synthetic_data.frame_validate,
+                             output_file=str(tmp_path / "eval.json"))
+    result = evaluation.evaluate(segment, progress=False)
+    with open(tmp_path / "eval.json") as handle:
+        assert json.load(handle)["segment_map_at_k"] == pytest.approx(result["segment_map_at_k"])
+    assert result["num_rated_segments"] > 0
+
+    csv = str(tmp_path / "submission.csv")
+    evaluation.write_submission(segment.replace(input_data_pattern=synthetic_data.frame_test, output_file=csv),
+                                progress=False)
+    table = pd.read_csv(csv)
+    assert list(table.columns) == ["Class", "Segments"]
+    assert table["Class"].tolist() == read_segment_label_ids().tolist()
+    truth = metrics.read_segment_truth(synthetic_data.test_truth)
+    score = metrics.segment_map_at_k(metrics.read_segment_submission(csv), truth)
+    rng = np.random.default_rng(0)
+    random_maps = [metrics.rated_segment_map(truth["class_id"].to_numpy(), rng.random(len(truth)),
+                                             truth["score"].to_numpy()) for _ in range(5)]
+    assert score > max(random_maps) + 0.05, (score, random_maps)
+
+
+def test_video_level_model_trains_evaluates_and_writes_the_video_csv(synthetic_data, tmp_path):
+    config = Config(train_data_pattern=synthetic_data.video_train, eval_data_pattern=synthetic_data.video_train,
+                    input_data_pattern=synthetic_data.video_train, num_classes=synthetic_data.num_classes,
+                    model="LogisticModel", batch_size=32, max_steps=20, steps_per_epoch=20,
+                    train_dir=str(tmp_path / "run"), output_file=str(tmp_path / "videos.csv"))
+    training.train(config)
+    result = evaluation.evaluate(config.replace(output_file=""), progress=False)
+    assert set(result) >= {"gap", "map", "hit_at_one", "perr"}
+    assert 0.0 < result["hit_at_one"] <= 1.0
+    evaluation.write_submission(config, progress=False)
+    table = pd.read_csv(tmp_path / "videos.csv")
+    assert list(table.columns) == ["VideoId", "LabelConfidencePairs"]
+    assert len(table["LabelConfidencePairs"][0].split()) == 40  # 20 (label, score) pairs
+
+
+def test_a_non_finite_loss_stops_with_a_clear_error(synthetic_data, tmp_path):
+    config = frame_config(synthetic_data, tmp_path / "run", base_learning_rate=1e30, clip_gradient_norm=0.0,
+                          max_steps=30)
+    with pytest.raises(UserError, match="loss became"):
+        training.train(config)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(model="NoSuchModel"), "unknown model 'NoSuchModel'"),
+    (dict(model="LogisticModel"), "add --frame_features|drop --frame_features"),
+    (dict(feature_sizes=(512, 128)), "rgb"),
+    (dict(stage="finetune", init_from="/nonexistent/run"), "no model.keras under --init_from"),
+])
+def test_bad_settings_stop_with_one_clear_line(synthetic_data, tmp_path, change, message):
+    with pytest.raises(UserError, match=message) as error:
+        training.train(frame_config(synthetic_data, tmp_path / "run", **change))
+    assert "\n" not in str(error.value)
+
+
+def test_a_corrupt_record_names_the_pattern(synthetic_data, tmp_path):
+    source = sorted(glob.glob(synthetic_data.frame_train))[0]
+    broken = tmp_path / "train-corrupt.tfrecord"
+    shutil.copy(source, broken)
+    data = bytearray(broken.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    broken.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="corrupt") as error:
+        training.train(frame_config(synthetic_data, tmp_path / "run", train_data_pattern=str(broken),
+                                    max_steps=None, num_epochs=1))
+    assert str(broken) in str(error.value)
+
