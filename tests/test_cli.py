@@ -1,0 +1,46 @@
+"""The three entry points as a user runs them."""
+import json
+
+import pandas as pd
+
+from tests.helpers import run_cli, tiny_dbof_flags
+
+
+def _one_error_line(process) -> str:
+    assert process.returncode == 1, process.stderr[-2000:]
+    assert "Traceback" not in process.stderr
+    lines = [line for line in process.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1, process.stderr[-2000:]
+    return lines[0]
+
+
+def test_train_eval_inference_from_the_command_line(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    trained = run_cli("train.py", *tiny_dbof_flags(synthetic_data, run), "--max_steps=6", "--steps_per_epoch=6")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert "final_loss" in trained.stdout
+
+    # eval/inference take the features and label space from the run's config.json.
+    evaluated = run_cli("eval.py", f"--train_dir={run}", f"--eval_data_pattern={synthetic_data.frame_validate}",
+                        "--segment_labels")
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert 0.0 <= json.loads((run / "eval.json").read_text())["segment_map_at_k"] <= 1.0
+
+    csv = tmp_path / "submission.csv"
+    inferred = run_cli("inference.py", f"--train_dir={run}", f"--input_data_pattern={synthetic_data.frame_test}",
+                       "--segment_labels", "--top_k=50", f"--output_file={csv}")
+    assert inferred.returncode == 0, inferred.stderr[-3000:]
+    table = pd.read_csv(csv)
+    assert len(table) == 1000 and table["Segments"].dropna().str.split().map(len).max() == 50
+
+
+def test_no_matching_files_is_one_line_and_exit_1(tmp_path):
+    process = run_cli("train.py", f"--train_data_pattern={tmp_path}/nothing*.tfrecord", f"--train_dir={tmp_path}/r")
+    assert "no files match --train_data_pattern" in _one_error_line(process)
+
+
+def test_missing_checkpoint_is_one_line_and_exit_1(synthetic_data, tmp_path):
+    process = run_cli("inference.py", f"--train_dir={tmp_path}/empty", f"--input_data_pattern={synthetic_data.frame_test}",
+                      "--frame_features", "--segment_labels", f"--output_file={tmp_path}/s.csv")
+    assert "no model.keras under --train_dir" in _one_error_line(process)
+    assert not (tmp_path / "s.csv").exists()
