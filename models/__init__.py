@@ -1,0 +1,5 @@
+"""Keras models for YouTube-8M, built by name through `models.registry`.
+
+Importing this package registers every model family and every layer.
+"""
+from models import dbof, logistic, registry  # noqa: F401  (registers the families)

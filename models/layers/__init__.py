@@ -1,0 +1,1 @@
+"""Keras layers shared by the model families; each is registered serializable (package "yt8m")."""

@@ -1,0 +1,32 @@
+"""The starter's frame-level Deep Bag of Frames model with a MoE head."""
+import keras
+
+from models import registry
+from models.layers.dbof import DbofPooling
+from models.layers.frame_sampling import FrameSampler
+from models.layers.inputs import Dequantize, frame_inputs
+from models.layers.moe import MixtureOfExperts
+from yt8m.data import schema
+
+
+@registry.register("DbofModel", frame_level=True)
+def dbof_model(*, num_classes: int, feature_size: int, cluster_size: int = 8192,
+               hidden_size: int = 1024, sample_frames: int = 30, sample_random_frames: bool = True,
+               add_batch_norm: bool = True, activation: str = "relu6", pooling: str = "max",
+               num_mixtures: int = 2, l2_penalty: float = 1e-8) -> keras.Model:
+    """DBoF: in training `sample_frames` frames per video (the starter's `iterations`;
+    random frames with replacement, or a random run when `sample_random_frames` is
+    False; 0 uses every frame), at inference every valid frame; cluster projection,
+    masked pooling, hidden layer, then the MoE head."""
+    inputs = frame_inputs(feature_size)
+    frames, num_frames = FrameSampler(sample_frames, random_sequence=not sample_random_frames,
+                                      name="frame_sampler")(
+        inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT])
+    frames = Dequantize(name="dequantize")(frames)
+    x = DbofPooling(cluster_size, add_batch_norm, activation, pooling, name="dbof")(frames, num_frames)
+    x = keras.layers.Dense(hidden_size, use_bias=not add_batch_norm, name="hidden")(x)
+    if add_batch_norm:
+        x = keras.layers.BatchNormalization(name="hidden_bn")(x)
+    x = keras.layers.Activation(activation, name="hidden_activation")(x)
+    outputs = MixtureOfExperts(num_classes, num_mixtures, l2_penalty, name="predictions")(x)
+    return keras.Model(inputs, outputs, name="DbofModel")

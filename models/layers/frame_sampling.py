@@ -1,0 +1,55 @@
+"""Training-time frame sampling within each video's valid frames (the starter's
+SampleRandomFrames / SampleRandomSequence)."""
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class FrameSampler(keras.layers.Layer):
+    """`(frames (B, T, ...), num_frames (B,)) -> (sampled (B, S, ...), num_frames')`.
+
+    In training, picks `num_samples` frame indices per video uniformly in
+    `[0, num_frames)`: independently with replacement (`random_sequence=False`), or
+    one random run of consecutive frames clipped at the last valid frame. Every
+    sampled frame is valid, so `num_frames'` is S (0 for an empty video). At
+    inference (or with `num_samples=0`) the input passes through unchanged.
+    """
+
+    def __init__(self, num_samples: int, random_sequence: bool = False, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if num_samples < 0:
+            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
+        self.num_samples = num_samples
+        self.random_sequence = random_sequence
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, frames, num_frames, training=None):
+        if not training or self.num_samples == 0:
+            return frames, num_frames
+        index = self._frame_index(tf.cast(num_frames, tf.int32))
+        sampled = tf.gather(frames, index, batch_dims=1)
+        sampled_count = tf.where(num_frames > 0, tf.cast(self.num_samples, num_frames.dtype),
+                                 tf.zeros_like(num_frames))
+        return sampled, sampled_count
+
+    def _frame_index(self, num_frames):
+        """Int32 (B, S) indices into each video's valid frames (0 for an empty video)."""
+        batch_size = tf.shape(num_frames)[0]
+        last = tf.maximum(num_frames - 1, 0)[:, None]
+        if self.random_sequence:
+            starts = tf.maximum(num_frames - self.num_samples, 0) + 1
+            uniform = keras.random.uniform((batch_size, 1), seed=self.seed_generator)
+            start = tf.cast(uniform * tf.cast(starts[:, None], tf.float32), tf.int32)
+            index = start + tf.range(self.num_samples)[None, :]
+        else:
+            uniform = keras.random.uniform((batch_size, self.num_samples), seed=self.seed_generator)
+            index = tf.cast(uniform * tf.cast(num_frames[:, None], tf.float32), tf.int32)
+        return tf.minimum(index, last)  # guards uniform == 1.0 and empty videos
+
+    def compute_output_shape(self, frames_shape, num_frames_shape):
+        return (frames_shape[0], None, *frames_shape[2:]), num_frames_shape
+
+    def get_config(self):
+        return {**super().get_config(), "num_samples": self.num_samples,
+                "random_sequence": self.random_sequence, "seed": self.seed}

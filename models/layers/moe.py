@@ -1,0 +1,54 @@
+"""Mixture of logistic experts, the starter's MoeModel head."""
+import keras
+import tensorflow as tf
+
+
+def slim_l2(penalty: float) -> keras.regularizers.Regularizer:
+    """The starter's `slim.l2_regularizer(penalty)`: penalty * sum(w^2) / 2."""
+    return keras.regularizers.L2(0.5 * penalty)
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class MixtureOfExperts(keras.layers.Layer):
+    """(B, H) -> class probabilities (B, C).
+
+    Per class, a softmax gate over `num_mixtures` logistic experts plus one dummy
+    expert that always predicts 0; the probability is sum_m gate_m * sigmoid(expert_m).
+    """
+
+    def __init__(self, num_classes: int, num_mixtures: int = 2, l2_penalty: float = 1e-8, **kwargs):
+        super().__init__(**kwargs)
+        if num_mixtures < 1:
+            raise ValueError(f"num_mixtures must be >= 1, got {num_mixtures}")
+        self.num_classes = num_classes
+        self.num_mixtures = num_mixtures
+        self.l2_penalty = l2_penalty
+        self.gates = keras.layers.Dense(num_classes * (num_mixtures + 1), use_bias=False,
+                                        kernel_regularizer=slim_l2(l2_penalty), name="gates")
+        self.experts = keras.layers.Dense(num_classes * num_mixtures,
+                                          kernel_regularizer=slim_l2(l2_penalty), name="experts")
+
+    def build(self, input_shape):
+        self.gates.build(input_shape)
+        self.experts.build(input_shape)
+
+    def gate_probabilities(self, inputs):
+        """(B, C, M + 1) softmax over the experts, the dummy expert last."""
+        logits = tf.reshape(self.gates(inputs), (-1, self.num_classes, self.num_mixtures + 1))
+        return tf.nn.softmax(logits, axis=-1)
+
+    def expert_probabilities(self, inputs):
+        """(B, C, M) each expert's sigmoid."""
+        logits = tf.reshape(self.experts(inputs), (-1, self.num_classes, self.num_mixtures))
+        return tf.sigmoid(logits)
+
+    def call(self, inputs):
+        gates = self.gate_probabilities(inputs)[..., : self.num_mixtures]
+        return tf.reduce_sum(gates * self.expert_probabilities(inputs), axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.num_classes)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "num_mixtures": self.num_mixtures, "l2_penalty": self.l2_penalty}

@@ -1,0 +1,131 @@
+"""The shared layers: dequantisation, frame sampling, masked DBoF pooling, the MoE head."""
+import keras
+import numpy as np
+import pytest
+
+from models.layers.dbof import DbofPooling, masked_pool
+from models.layers.frame_sampling import FrameSampler
+from models.layers.inputs import Dequantize, frame_mask
+from models.layers.moe import MixtureOfExperts
+from yt8m.data import schema
+
+
+def test_dequantize_matches_the_official_formula():
+    # x = q * 4/255 + 4/512 - 2, by hand at both ends of the range.
+    out = keras.ops.convert_to_numpy(Dequantize()(np.array([[0, 255]], np.uint8)))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [[-2 + 4 / 512, 2 + 4 / 512]], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out, [[-1.9921875, 2.0078125]], rtol=0, atol=1e-6)
+
+
+def test_dequantize_matches_schema_on_frames():
+    q = np.random.default_rng(0).integers(0, 256, (2, 7, 12), dtype=np.uint8)
+    out = keras.ops.convert_to_numpy(Dequantize()(q))
+    np.testing.assert_allclose(out, schema.dequantize(q.astype(np.float64)), rtol=0, atol=1e-6)
+
+
+def test_dequantize_config_round_trip():
+    layer = Dequantize(max_quantized_value=1.0, min_quantized_value=-1.0)
+    clone = Dequantize.from_config(layer.get_config())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(clone(np.array([0], np.uint8))),
+                               [-1 + 2 / 512], atol=1e-6)
+
+
+def test_frame_mask():
+    mask = keras.ops.convert_to_numpy(frame_mask(np.array([0, 2, 4], np.int32), 4))
+    np.testing.assert_array_equal(mask, [[0, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 1]])
+
+
+def frames_numbered_by_index(num_frames, max_frames):
+    """uint8 (B, T, 3) whose frame t holds (valid, t % 256, t // 256); padding holds zeros."""
+    t = np.arange(max_frames)
+    code = np.stack([np.ones_like(t), t % 256, t // 256], axis=-1)[None]
+    valid = t[None, :, None] < np.asarray(num_frames)[:, None, None]
+    return np.where(valid, code, 0).astype(np.uint8)
+
+
+def frame_index(frames):
+    """The index encoded by `frames_numbered_by_index`, -1 for padding."""
+    frames = frames.astype(int)
+    return np.where(frames[..., 0] == 1, frames[..., 1] + 256 * frames[..., 2], -1)
+
+
+@pytest.mark.parametrize("random_sequence", [False, True])
+def test_sampler_picks_only_valid_frames(random_sequence):
+    num_frames = np.array([5, 1, 0, 40, 300], np.int32)
+    frames = frames_numbered_by_index(num_frames, 300)
+    sampler = FrameSampler(200, random_sequence=random_sequence, seed=3)
+    sampled, sampled_count = (keras.ops.convert_to_numpy(t)
+                              for t in sampler(frames, num_frames, training=True))
+    assert sampled.shape == (5, 200, 3)
+    np.testing.assert_array_equal(sampled_count, [200, 200, 0, 200, 200])
+    picked = frame_index(sampled)
+    assert np.all(picked[2] == -1), "an empty video has only padding to give"
+    for row in (0, 1, 3, 4):
+        assert picked[row].min() >= 0 and picked[row].max() < num_frames[row]
+    if random_sequence:
+        steps = np.diff(picked[4])
+        assert np.all(steps == 1), "a random sequence is consecutive frames"
+        assert set(picked[0]) == {0, 1, 2, 3, 4}, "a short video is clipped at its last frame"
+    else:
+        assert set(picked[0]) == {0, 1, 2, 3, 4}, "200 draws from 5 frames reach every frame"
+        assert len(set(picked[4])) > 100, "draws spread over the whole video"
+
+
+def test_sampler_is_random_across_calls_and_off_at_inference():
+    num_frames = np.array([300], np.int32)
+    frames = frames_numbered_by_index(num_frames, 300)
+    sampler = FrameSampler(30)
+    first = keras.ops.convert_to_numpy(sampler(frames, num_frames, training=True)[0])
+    second = keras.ops.convert_to_numpy(sampler(frames, num_frames, training=True)[0])
+    assert not np.array_equal(first, second)
+    out, count = sampler(frames, num_frames, training=False)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(out), frames)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(count), num_frames)
+
+
+def test_masked_pool_ignores_padding_and_empty_videos_give_zeros():
+    values = np.array([[[1.0, -5.0], [3.0, -7.0], [99.0, 99.0]],
+                       [[9.0, 9.0], [9.0, 9.0], [9.0, 9.0]]], np.float32)
+    mask = frame_mask(np.array([2, 0], np.int32), 3)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(masked_pool(values, mask, "max")),
+                               [[3.0, -5.0], [0.0, 0.0]])
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(masked_pool(values, mask, "average")),
+                               [[2.0, -6.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="unknown pooling method"):
+        masked_pool(values, mask, "median")
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_dbof_pooling_padding_changes_nothing(training):
+    rng = np.random.default_rng(0)
+    num_frames = np.array([3, 6], np.int32)
+    frames = rng.normal(size=(2, 6, 4)).astype(np.float32)
+    padded = np.concatenate([frames, rng.normal(size=(2, 5, 4)).astype(np.float32)], axis=1)
+    padded[0, 3:6] = 50.0
+    layer = DbofPooling(8)
+    out = keras.ops.convert_to_numpy(layer(frames, num_frames, training=training))
+    again = keras.ops.convert_to_numpy(layer(padded, num_frames, training=training))
+    assert out.shape == (2, 8)
+    np.testing.assert_allclose(again, out, rtol=1e-5, atol=1e-5)
+
+
+def test_moe_gates_sum_to_one_with_the_dummy_expert():
+    moe = MixtureOfExperts(num_classes=6, num_mixtures=3)
+    inputs = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    probabilities = keras.ops.convert_to_numpy(moe(inputs))
+    gates = keras.ops.convert_to_numpy(moe.gate_probabilities(inputs))
+    experts = keras.ops.convert_to_numpy(moe.expert_probabilities(inputs))
+    assert gates.shape == (4, 6, 4) and experts.shape == (4, 6, 3)
+    np.testing.assert_allclose(gates.sum(axis=-1), 1.0, rtol=1e-6)
+    assert np.all(gates[..., -1] > 0), "the dummy expert takes part in the softmax"
+    np.testing.assert_allclose(probabilities, (gates[..., :3] * experts).sum(axis=-1), rtol=1e-6)
+    assert np.all(probabilities < 1.0 - gates[..., -1] + 1e-6), "the dummy expert predicts 0"
+
+
+def test_moe_l2_is_the_starters_slim_penalty():
+    moe = MixtureOfExperts(num_classes=2, num_mixtures=1, l2_penalty=0.1)
+    moe.build((None, 3))
+    kernels = [moe.gates.kernel, moe.experts.kernel]
+    expected = sum(0.1 * np.sum(keras.ops.convert_to_numpy(k) ** 2) / 2 for k in kernels)
+    np.testing.assert_allclose(sum(float(loss) for loss in moe.losses), expected, rtol=1e-5)

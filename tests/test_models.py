@@ -1,0 +1,83 @@
+"""Every registered model through the shared harness; the registry's contract."""
+import keras
+import pytest
+
+from models import registry
+import model_harness
+
+# Tiny params per registered model; a new family adds its entry here.
+TINY_PARAMS = {
+    "LogisticModel": {},
+    "MoeModel": {"num_mixtures": 2},
+    "DbofModel": {"cluster_size": 16, "hidden_size": 8, "sample_frames": 4, "num_mixtures": 2},
+}
+
+
+def test_every_registered_model_goes_through_the_harness():
+    assert set(registry.names()) == set(TINY_PARAMS)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_PARAMS))
+def test_model_passes_harness(name, tmp_path):
+    model_harness.check_model(name, TINY_PARAMS[name], tmp_path)
+
+
+def test_dbof_random_sequence_without_batch_norm_passes_harness(tmp_path):
+    params = {**TINY_PARAMS["DbofModel"], "sample_random_frames": False, "add_batch_norm": False,
+              "activation": "sigmoid", "pooling": "average"}
+    model_harness.check_model("DbofModel", params, tmp_path)
+
+
+def test_frame_level_flags():
+    assert registry.is_frame_level("DbofModel")
+    assert not registry.is_frame_level("LogisticModel")
+    assert not registry.is_frame_level("MoeModel")
+
+
+def test_official_defaults():
+    assert registry.params("DbofModel") == {
+        "cluster_size": 8192, "hidden_size": 1024, "sample_frames": 30, "sample_random_frames": True,
+        "add_batch_norm": True, "activation": "relu6", "pooling": "max", "num_mixtures": 2,
+        "l2_penalty": 1e-8}
+    assert registry.params("MoeModel") == {"num_mixtures": 2, "l2_penalty": 1e-8}
+    assert registry.params("LogisticModel") == {"l2_penalty": 1e-8}
+
+
+def test_params_is_a_copy():
+    registry.params("MoeModel")["num_mixtures"] = 99
+    assert registry.params("MoeModel")["num_mixtures"] == 2
+
+
+def test_unknown_model_lists_known_ones():
+    with pytest.raises(ValueError, match=r"unknown model 'Nope'; known models: .*DbofModel.*LogisticModel"):
+        registry.build("Nope", num_classes=3, feature_size=4)
+    with pytest.raises(ValueError, match="unknown model"):
+        registry.is_frame_level("Nope")
+
+
+def test_unknown_param_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown param\(s\) iterations .*valid params: .*sample_frames"):
+        registry.build("DbofModel", num_classes=3, feature_size=4, iterations=5)
+
+
+def test_non_positive_sizes_are_rejected():
+    with pytest.raises(ValueError, match="num_classes must be positive"):
+        registry.build("LogisticModel", num_classes=0, feature_size=4)
+
+
+def test_register_rejects_duplicates_and_bad_signatures():
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("LogisticModel", frame_level=False)(lambda *, num_classes, feature_size: None)
+    with pytest.raises(TypeError, match="keyword-only with a default"):
+        registry.register("Bad", frame_level=False)(lambda *, num_classes, feature_size, width: None)
+    with pytest.raises(TypeError, match="keyword-only 'feature_size'"):
+        registry.register("Bad", frame_level=False)(lambda *, num_classes: None)
+    assert "Bad" not in registry.names()
+
+
+def test_build_applies_params():
+    model = registry.build("MoeModel", num_classes=5, feature_size=3, num_mixtures=3)
+    moe = model.get_layer("predictions")
+    assert moe.num_mixtures == 3
+    assert tuple(moe.gates.kernel.shape) == (3, 5 * 4)
+    assert isinstance(model, keras.Model)
