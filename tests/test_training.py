@@ -37,10 +37,11 @@ def test_finetune_starts_from_the_pretrained_weights_with_a_new_optimizer(pretra
                                 max_steps=4, steps_per_epoch=4, base_learning_rate=0.0)
     result = training.train(config)
     assert result.steps == 4  # a fresh optimizer: its step count starts at 0, not at the pretrain's 30
-    before = training.load_trained_model(pre_config.train_dir).get_weights()
-    after = training.load_trained_model(config.train_dir).get_weights()
+    before = training.load_trained_model(pre_config.train_dir).trainable_weights
+    after = training.load_trained_model(config.train_dir).trainable_weights
+    assert len(before) == len(after) > 0
     for b, a in zip(before, after):  # learning rate 0: finetuning from the loaded weights keeps them
-        np.testing.assert_allclose(a, b, atol=1e-6)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
 
 
 def test_segment_eval_and_submission_beat_a_random_ranking(pretrained, synthetic_data, tmp_path):

@@ -7,8 +7,6 @@ same call a real run makes.
 """
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 
 import numpy as np
@@ -27,29 +25,11 @@ DEMO_TRAINING = {"batch_size": 64, "base_learning_rate": 0.005, "max_steps": 400
 FINETUNE_STEPS = 200
 
 
-def prepare_data(data_dir: str = DATA_DIR, config: synthetic.SyntheticConfig | None = None,
-                 progress: bool = True) -> synthetic.SyntheticPaths:
-    """Generates the dataset unless `data_dir` already holds one made with the same config."""
-    config = config or synthetic.SyntheticConfig.demo()
-    marker = os.path.join(data_dir, "COMPLETE.json")
-    wanted = json.dumps(dataclasses.asdict(config), sort_keys=True)
-    if os.path.exists(marker):
-        with open(marker) as handle:
-            if handle.read() == wanted:
-                print(f"using the synthetic dataset cached in {data_dir}")
-                return synthetic.paths(data_dir)
-    print(f"generating the synthetic dataset into {data_dir} (once)")
-    paths = synthetic.generate(data_dir, config, progress=progress)
-    with open(marker, "w") as handle:
-        handle.write(wanted)
-    return paths
-
-
 def run_demo(flag_values) -> dict:
     """Runs every stage; flags given on the command line override the demo's settings."""
     from yt8m.flags import config_from_flags
 
-    paths = prepare_data()
+    paths = synthetic.ensure(DATA_DIR, synthetic.SyntheticConfig.demo())
     overrides = {name: getattr(config_from_flags(), name) for name in Config.__dataclass_fields__
                  if name in flag_values and flag_values[name].present}
     base = Config(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),

@@ -60,7 +60,7 @@ def train(config: Config) -> TrainResult:
     else:
         steps_per_epoch, epochs = None, config.num_epochs
     with readers.data_errors(config.train_data_pattern):
-        history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+        history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
                             verbose=2 if os.environ.get("CI") else "auto")
     if nan_guard.bad_step is not None:
         raise UserError(f"the training loss became {nan_guard.bad_value} at step {nan_guard.bad_step}; "
