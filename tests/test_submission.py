@@ -24,11 +24,11 @@ def _random_batches(rng, num_updates, num_classes, max_batch, levels=None):
         yield ids, scores
 
 
-@pytest.mark.parametrize("k, levels", [(7, None), (7, 4), (50, 10), (1000, None)])
-def test_segment_top_k_equals_a_full_sort(k, levels):
+@pytest.mark.parametrize("k, levels, merge_slots", [(7, None, 1 << 22), (7, 4, 20), (50, 10, 1), (1000, None, 64)])
+def test_segment_top_k_equals_a_full_sort(k, levels, merge_slots):
     rng = np.random.default_rng(k)
     class_ids = np.array([9, 0, 4, 11])
-    topk = SegmentTopK(class_ids, k=k)
+    topk = SegmentTopK(class_ids, k=k, merge_slots=merge_slots)   # small: merges one class at a time
     all_ids, all_scores = [], []
     for ids, scores in _random_batches(rng, 120, num_classes=12, max_batch=9, levels=levels):
         topk.update(ids.astype(np.bytes_) if len(all_ids) % 2 else ids, scores)  # str and bytes ids

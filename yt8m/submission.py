@@ -35,14 +35,16 @@ class SegmentTopK:
     Memory: per class K float32 scores and K int keys, plus a table of the ids
     they refer to (at most 2 x classes x K); new candidates are kept only if they
     beat the class's current K-th score and are merged into the kept arrays
-    (np.partition) whenever a class has K of them buffered.
+    (np.partition) whenever a class has K of them pending, `merge_slots` cells at
+    a time, so a merge's temporaries stay small beside the kept arrays.
     """
 
-    def __init__(self, class_ids, k: int = 100000):
+    def __init__(self, class_ids, k: int = 100000, merge_slots: int = 1 << 22):
         self.class_ids = np.asarray(class_ids, dtype=np.int64).reshape(-1)
         if k <= 0 or self.class_ids.size == 0:
             raise ValueError(f"need k > 0 ({k}) and at least one class id")
         self.k = int(k)
+        self.merge_slots = merge_slots                        # (class, slot) cells a merge works on at once
         num_classes = self.class_ids.size
         self._table_limit = 2 * num_classes * self.k          # ids kept before dropping unused ones
         self._key_type = np.int32 if 2 * self._table_limit < np.iinfo(np.int32).max else np.int64
@@ -82,28 +84,44 @@ class SegmentTopK:
             self._merge()
 
     def _merge(self) -> None:
-        """Fold the pending candidates into the kept (classes, K) arrays."""
+        """Fold the pending candidates into the kept (classes, K) arrays, a chunk of classes at a time."""
         if not self._pending:
             return
         classes, scores, keys = (np.concatenate(parts) for parts in zip(*self._pending))
+        self._pending = []
         order = np.argsort(classes, kind="stable")
         classes, scores, keys = classes[order], scores[order], keys[order]
+        del order                                                 # a merge's biggest temporary
         counts = self._pending_per_class
-        slot = np.arange(classes.size) - np.repeat(np.cumsum(counts) - counts, counts)
-        num_classes, width = self.class_ids.size, int(counts.max())
-        new_scores = np.full((num_classes, width), -np.inf, dtype=np.float32)
-        new_keys = np.full((num_classes, width), self._no_key, dtype=self._key_type)
-        new_scores[classes, slot] = scores
-        new_keys[classes, slot] = keys
-        all_scores = np.hstack([self._scores, new_scores])
-        all_keys = np.hstack([self._keys, new_keys])
-        keep = min(self.k, all_scores.shape[1])
-        chosen = top_k_mask(all_scores, keep, tie_keys=all_keys)    # exactly `keep` per row
-        self._scores = all_scores[chosen].reshape(num_classes, keep)
-        self._keys = all_keys[chosen].reshape(num_classes, keep)
-        if keep == self.k:
+        ends = np.cumsum(counts)
+        starts = ends - counts
+        num_classes, old_width = self._scores.shape
+        pending_width = int(counts.max())
+        width = min(self.k, old_width + pending_width)
+        if width == old_width:                                    # chunks are read before written
+            kept_scores, kept_keys = self._scores, self._keys
+        else:
+            kept_scores = np.empty((num_classes, width), dtype=np.float32)
+            kept_keys = np.empty((num_classes, width), dtype=self._key_type)
+        rows_per_chunk = max(1, self.merge_slots // (old_width + pending_width))
+        for first in range(0, num_classes, rows_per_chunk):
+            rows = slice(first, min(first + rows_per_chunk, num_classes))
+            start, end = starts[first], ends[rows.stop - 1]
+            # Pending entries of these classes, laid out one row per class, padded with empty slots.
+            row = classes[start:end] - first
+            slot = np.arange(start, end) - starts[classes[start:end]]
+            new_scores = np.full((rows.stop - first, pending_width), -np.inf, dtype=np.float32)
+            new_keys = np.full((rows.stop - first, pending_width), self._no_key, dtype=self._key_type)
+            new_scores[row, slot] = scores[start:end]
+            new_keys[row, slot] = keys[start:end]
+            all_scores = np.hstack([self._scores[rows], new_scores])
+            all_keys = np.hstack([self._keys[rows], new_keys])
+            chosen = top_k_mask(all_scores, width, tie_keys=all_keys)   # exactly `width` per row
+            kept_scores[rows] = all_scores[chosen].reshape(-1, width)
+            kept_keys[rows] = all_keys[chosen].reshape(-1, width)
+        self._scores, self._keys = kept_scores, kept_keys
+        if width == self.k:
             self._threshold = self._scores.min(axis=1)           # empty slots are -inf: no pruning yet
-        self._pending = []
         self._pending_per_class[:] = 0
         if self._table_size > self._table_limit:
             self._drop_unused_ids()
@@ -119,11 +137,14 @@ class SegmentTopK:
     def _ranked_arrays(self) -> Iterator[tuple[int, np.ndarray]]:
         """(class_id, bytes array of segment ids best first) per class, in class_ids order."""
         self._merge()
-        order = np.lexsort((self._keys, -self._scores))           # score desc, then arrival
-        keys = np.take_along_axis(self._keys, order, axis=1)
         table = np.concatenate(self._table) if self._table else np.array([], dtype=np.bytes_)
-        for class_id, class_keys in zip(self.class_ids.tolist(), keys):
-            yield class_id, table[class_keys[class_keys != self._no_key]]
+        rows_per_chunk = max(1, self.merge_slots // max(1, self._scores.shape[1]))
+        for first in range(0, self.class_ids.size, rows_per_chunk):
+            rows = slice(first, first + rows_per_chunk)
+            order = np.lexsort((self._keys[rows], -self._scores[rows]))   # score desc, then arrival
+            keys = np.take_along_axis(self._keys[rows], order, axis=1)
+            for class_id, class_keys in zip(self.class_ids[rows].tolist(), keys):
+                yield class_id, table[class_keys[class_keys != self._no_key]]
 
     def ranked(self) -> Iterator[tuple[int, list[str]]]:
         """(class_id, segment ids best first, at most K) per class, in class_ids order."""
