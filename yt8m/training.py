@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import registry
-from yt8m import distribute, losses
+from yt8m import distribute, losses, multi_worker
 from yt8m.config import Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
@@ -42,9 +42,10 @@ def train(config: Config) -> TrainResult:
     print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
 
     dataset = inputs.training_dataset(config)
+    loss = losses.make_loss(config)
     with strategy.scope():
         model = _initial_model(config)
-        model.compile(optimizer=_optimizer(config), loss=losses.make_loss(config))
+        model.compile(optimizer=_optimizer(config), loss=loss)
     nan_guard = StopOnNonFiniteLoss()
     callbacks = [
         nan_guard,
@@ -57,11 +58,18 @@ def train(config: Config) -> TrainResult:
         steps_per_epoch = min(config.steps_per_epoch, config.max_steps)
         epochs = math.ceil(config.max_steps / steps_per_epoch)
         callbacks.append(StopAtStep(config.max_steps))
+    elif config.strategy == "multi_worker":
+        raise UserError("--strategy=multi_worker needs --max_steps (workers must agree on the number of steps)")
     else:
         steps_per_epoch, epochs = None, config.num_epochs
+    verbose = 2 if os.environ.get("CI") else "auto"
     with readers.data_errors(config.train_data_pattern):
-        history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
-                            verbose=2 if os.environ.get("CI") else "auto")
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            history = multi_worker.fit(model, loss, dataset, callbacks=callbacks, epochs=epochs,
+                                       steps_per_epoch=steps_per_epoch, verbose=verbose)
+        else:
+            history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
+                                shuffle=False, verbose=verbose)
     if nan_guard.bad_step is not None:
         raise UserError(f"the training loss became {nan_guard.bad_value} at step {nan_guard.bad_step}; "
                         f"lower --base_learning_rate or check the data (the last good model is kept)")
