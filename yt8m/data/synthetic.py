@@ -72,8 +72,9 @@ class SyntheticConfig:
     leak: float = 0.3                         # prototype strength outside the class's intervals
     label_miss_rate: float = 0.15             # true classes missing from the video labels
     rated_segments_per_class: int = 5
-    plain_negative_rate: float = 0.5          # a video also gets an absent class rated 0
-    plain_negative_segments: int = 2
+    rated_positive_share: float = 0.4         # of a present class's rated segments; the rest hard negatives
+    plain_negative_rate: float = 1.0          # a video also gets an absent class rated 0
+    plain_negative_segments: int = 3
     rating_noise: float = 0.05                # rater flips a 0/1 score
 
     def __post_init__(self):
@@ -88,6 +89,8 @@ class SyntheticConfig:
         if self.files_per_split < 1 or min(self.num_train_videos, self.num_validate_videos,
                                            self.num_test_videos) < self.files_per_split:
             problems.append("every split needs at least files_per_split (>= 1) videos")
+        if not 0.0 <= self.rated_positive_share <= 1.0 or not 0.0 <= self.plain_negative_rate <= 1.0:
+            problems.append("rated_positive_share and plain_negative_rate are shares in [0, 1]")
         if self.num_active_classes > self.num_classes:
             problems.append("more active classes than num_classes")
         if problems:
@@ -338,7 +341,7 @@ def _rate_segments(rng: np.random.Generator, active: np.ndarray, masks: np.ndarr
     present = active[classes.rated[active]]
     row = int(np.flatnonzero(active == rng.choice(present))[0])
     positive = _segment_truth(masks[row], starts)
-    chosen = _pick_segments(rng, positive, config.rated_segments_per_class)
+    chosen = _pick_segments(rng, positive, config.rated_segments_per_class, config.rated_positive_share)
     rated_class = [np.full(len(chosen), classes.ids[active[row]])]
     rated_start, scores = [starts[chosen]], [positive[chosen].astype(np.float32)]
     absent = _absent_rated_class(rng, active, classes)
@@ -359,11 +362,12 @@ def _segment_truth(mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return frames.sum(axis=1) * 2 > schema.SEGMENT_FRAMES
 
 
-def _pick_segments(rng: np.random.Generator, positive: np.ndarray, count: int) -> np.ndarray:
-    """Segment indices, about half positives and half hard negatives when both exist."""
+def _pick_segments(rng: np.random.Generator, positive: np.ndarray, count: int,
+                   positive_share: float) -> np.ndarray:
+    """Segment indices, `positive_share` of them positives and the rest hard negatives when both exist."""
     pos, neg = np.flatnonzero(positive), np.flatnonzero(~positive)
     count = min(count, len(positive))
-    num_neg = min(len(neg), count // 2)
+    num_neg = min(len(neg), count - round(count * positive_share))
     num_pos = min(len(pos), count - num_neg)
     num_neg = min(len(neg), count - num_pos)
     picked = [rng.choice(pos, num_pos, replace=False), rng.choice(neg, num_neg, replace=False)]
