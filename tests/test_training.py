@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import frame_config
+from tests.helpers import TINY_DBOF, frame_config
 from yt8m import evaluation, metrics, training
 from yt8m.config import Config
 from yt8m.data.vocabulary import read_segment_label_ids
@@ -17,14 +17,14 @@ from yt8m.errors import UserError
 
 @pytest.fixture(scope="module")
 def pretrained(synthetic_data, tmp_path_factory):
-    config = frame_config(synthetic_data, tmp_path_factory.mktemp("runs") / "pretrain",
-                          max_steps=30, steps_per_epoch=10)
+    config = frame_config(synthetic_data, tmp_path_factory.mktemp("runs") / "pretrain", max_steps=100,
+                          steps_per_epoch=25, model_params={**TINY_DBOF, "cluster_size": 64, "hidden_size": 64})
     return config, training.train(config)
 
 
 def test_pretrain_writes_the_run_and_counts_steps(pretrained):
     config, result = pretrained
-    assert result.steps == 30
+    assert result.steps == 100
     for name in ("model.keras", "config.json", "backup", "logs"):
         assert os.path.exists(os.path.join(config.train_dir, name)), name
     assert Config.load(os.path.join(config.train_dir, "config.json")) == config
@@ -36,7 +36,7 @@ def test_finetune_starts_from_the_pretrained_weights_with_a_new_optimizer(pretra
                                 train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
                                 max_steps=4, steps_per_epoch=4, base_learning_rate=0.0)
     result = training.train(config)
-    assert result.steps == 4  # a fresh optimizer: its step count starts at 0, not at the pretrain's 30
+    assert result.steps == 4  # a fresh optimizer: its step count starts at 0, not at the pretrain's 100
     before = training.load_trained_model(pre_config.train_dir).trainable_weights
     after = training.load_trained_model(config.train_dir).trainable_weights
     assert len(before) == len(after) > 0
@@ -62,9 +62,9 @@ def test_segment_eval_and_submission_beat_a_random_ranking(pretrained, synthetic
     truth = metrics.read_segment_truth(synthetic_data.test_truth)
     score = metrics.segment_map_at_k(metrics.read_segment_submission(csv), truth)
     rng = np.random.default_rng(0)
-    random_maps = [metrics.rated_segment_map(truth["class_id"].to_numpy(), rng.random(len(truth)),
-                                             truth["score"].to_numpy()) for _ in range(5)]
-    assert score > max(random_maps) + 0.05, (score, random_maps)
+    random_map = np.mean([metrics.rated_segment_map(truth["class_id"].to_numpy(), rng.random(len(truth)),
+                                                    truth["score"].to_numpy()) for _ in range(20)])
+    assert score > random_map + 0.05, (score, random_map)
 
 
 def test_video_level_model_trains_evaluates_and_writes_the_video_csv(synthetic_data, tmp_path):

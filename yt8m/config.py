@@ -33,6 +33,10 @@ class Config:
     # Model.
     model: str = "LogisticModel"
     model_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    # Label knowledge (graph models, label-aware losses).
+    label_stats: str = ""
+    label_embeddings: str = ""
+    label_embedding_dim: int = 300
     # Training.
     train_dir: str = ""
     stage: str = "pretrain"

@@ -22,7 +22,7 @@ RUN_DIR = os.path.join("runs", "demo")
 DEMO_MODEL = "DbofModel"
 DEMO_MODEL_PARAMS = {"cluster_size": 256, "hidden_size": 128, "num_mixtures": 2, "sample_frames": 30}
 DEMO_TRAINING = {"batch_size": 64, "base_learning_rate": 0.005, "max_steps": 400, "steps_per_epoch": 100}
-FINETUNE_STEPS = 200
+FINETUNE = {"max_steps": 100, "base_learning_rate": 0.001}  # a gentler second stage
 
 
 def run_demo(flag_values) -> dict:
@@ -41,7 +41,7 @@ def run_demo(flag_values) -> dict:
     finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
                                 train_data_pattern=paths.frame_validate,
                                 train_dir=os.path.join(run_dir, "finetune"),
-                                max_steps=overrides.get("max_steps", FINETUNE_STEPS))
+                                **{k: overrides.get(k, v) for k, v in FINETUNE.items()})
     print("\n== stage 1: pretrain on video-level labels ==")
     training.train(pretrain)
     print("\n== stage 2: finetune on segment ratings ==")

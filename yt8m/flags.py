@@ -49,6 +49,11 @@ def define_flags() -> None:
     flags.DEFINE_integer("dbof_hidden_size", None, "DBoF hidden units (sets model param hidden_size).")
     flags.DEFINE_integer("iterations", None, "Frames sampled per video in training (model param sample_frames).")
     flags.DEFINE_integer("moe_num_mixtures", None, "Experts of the MoE head (model param num_mixtures).")
+    # Label knowledge.
+    flags.DEFINE_string("label_stats", "", "label counts/co-occurrence .npz; default: counted from the training "
+                        "records once and saved as label_stats.npz in --train_dir")
+    flags.DEFINE_string("label_embeddings", "", "Initial label embeddings for graph models: a (C, dim) .npy.")
+    flags.DEFINE_integer("label_embedding_dim", d.label_embedding_dim, "Width of default label embeddings.")
     # Training.
     flags.DEFINE_string("train_dir", "", "Directory of the run: model.keras, backup/, logs/, config.json.")
     flags.DEFINE_enum("stage", d.stage, STAGES, "pretrain: build the model; finetune: start from --init_from.")

@@ -14,6 +14,7 @@ from yt8m import distribute, losses, multi_worker
 from yt8m.config import Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
+from yt8m.labels import context
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -99,8 +100,9 @@ def _initial_model(config: Config) -> keras.Model:
             fix = "add --frame_features" if frame_level else "drop --frame_features"
             raise UserError(f"--model={config.model} reads {'frame' if frame_level else 'video'}-level "
                             f"features; {fix}")
+        label_params = context.label_params(config, registry.params(config.model))
         return registry.build(config.model, num_classes=config.num_classes,
-                              feature_size=config.feature_spec.total_size, **config.model_params)
+                              feature_size=config.feature_spec.total_size, **label_params, **config.model_params)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 

@@ -1,0 +1,145 @@
+"""Graph convolution over the label graph (the one GCN of the codebase) and the label nodes it runs on."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+
+def normalize_adjacency(adjacency):
+    """Â = D^-1/2 A D^-1/2 with D the row sums (Kipf & Welling; KSSNet Eq.6's normalisation)."""
+    degree = ops.sum(adjacency, axis=-1)
+    inv_sqrt = ops.where(degree > 0, ops.rsqrt(ops.maximum(degree, 1e-12)), ops.zeros_like(degree))
+    return adjacency * inv_sqrt[:, None] * inv_sqrt[None, :]
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class GraphConvolution(keras.layers.Layer):
+    """E' = act(Â E W) (Kipf; KSSNet Eq.6), LeakyReLU(0.2) by default; `activation=None` for the last layer.
+
+    Called as `layer(node_features, adjacency)` with node_features (C, F) and
+    adjacency (C, C), already normalised.
+    """
+
+    def __init__(self, units: int, activation: str | None = "leaky_relu", negative_slope: float = 0.2,
+                 use_bias: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.activation = activation
+        self.negative_slope = negative_slope
+        self.use_bias = use_bias
+
+    def build(self, node_features_shape, adjacency_shape=None):
+        self.kernel = self.add_weight(name="kernel", shape=(node_features_shape[-1], self.units),
+                                      initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros") if self.use_bias else None
+
+    def call(self, node_features, adjacency):
+        out = ops.matmul(adjacency, ops.matmul(node_features, self.kernel))
+        if self.bias is not None:
+            out = out + self.bias
+        if self.activation == "leaky_relu":
+            return ops.leaky_relu(out, negative_slope=self.negative_slope)
+        return keras.activations.get(self.activation)(out) if self.activation else out
+
+    def compute_output_spec(self, node_features, adjacency):
+        return keras.KerasTensor((*node_features.shape[:-1], self.units), dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "negative_slope": self.negative_slope, "use_bias": self.use_bias}
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class GCNStack(keras.layers.Layer):
+    """Graph convolutions of the given widths; returns every layer's output (KSSNet's LCs use the hidden ones).
+
+    The last layer has no activation (ML-GCN's classifier layer) unless `activate_last`.
+    """
+
+    def __init__(self, units: list[int], negative_slope: float = 0.2, activate_last: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.units = list(units)
+        self.negative_slope = negative_slope
+        self.activate_last = activate_last
+        self.convolutions = [
+            GraphConvolution(u, activation="leaky_relu" if (i < len(units) - 1 or activate_last) else None,
+                             negative_slope=negative_slope, name=f"gcn_{i}")
+            for i, u in enumerate(self.units)]
+
+    def build(self, node_features_shape, adjacency_shape=None):
+        width = node_features_shape[-1]
+        for convolution in self.convolutions:
+            convolution.build((node_features_shape[0], width))
+            width = convolution.units
+
+    def call(self, node_features, adjacency):
+        outputs = []
+        for convolution in self.convolutions:
+            node_features = convolution(node_features, adjacency)
+            outputs.append(node_features)
+        return outputs
+
+    def compute_output_spec(self, node_features, adjacency):
+        return [keras.KerasTensor((node_features.shape[0], u), dtype=self.compute_dtype) for u in self.units]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "negative_slope": self.negative_slope,
+                "activate_last": self.activate_last}
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class LabelNodes(keras.layers.Layer):
+    """The label graph's nodes as weights: embeddings (C, E) and adjacency (C, C).
+
+    Arrays computed offline (label statistics, word vectors, ASGE) initialise the
+    weights; they travel in the saved model's weights, never in its config.
+    `learn_adjacency` makes A a trainable weight (DbofGCN, SRDL); `normalize`
+    applies D^-1/2 A D^-1/2 on every call (to |A| when A is learned, so it stays a
+    valid graph). Called on any model tensor (only to place it in the graph), it
+    returns (embeddings, adjacency).
+    """
+
+    def __init__(self, num_labels: int, embedding_dim: int, *, embeddings: np.ndarray | None = None,
+                 adjacency: np.ndarray | None = None, learn_embeddings: bool = False,
+                 learn_adjacency: bool = False, normalize: bool = True, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.num_labels = num_labels
+        self.embedding_dim = embedding_dim
+        self.learn_embeddings = learn_embeddings
+        self.learn_adjacency = learn_adjacency
+        self.normalize = normalize
+        self.seed = seed
+        for name, array, shape in (("embeddings", embeddings, (num_labels, embedding_dim)),
+                                   ("adjacency", adjacency, (num_labels, num_labels))):
+            if array is not None and tuple(np.shape(array)) != shape:
+                raise ValueError(f"{name} has shape {np.shape(array)}, expected {shape}")
+        self._initial = {"embeddings": embeddings, "adjacency": adjacency}
+
+    def build(self, input_shape=None):
+        def initializer(name, default):
+            array = self._initial[name]
+            return keras.initializers.Constant(np.asarray(array, "float32")) if array is not None else default
+
+        self.embeddings = self.add_weight(
+            name="embeddings", shape=(self.num_labels, self.embedding_dim), trainable=self.learn_embeddings,
+            initializer=initializer("embeddings", keras.initializers.RandomNormal(stddev=1.0, seed=self.seed)))
+        self.adjacency = self.add_weight(
+            name="adjacency", shape=(self.num_labels, self.num_labels), trainable=self.learn_adjacency,
+            initializer=initializer("adjacency", keras.initializers.RandomUniform(0.0, 1.0, seed=self.seed)))
+        self._initial = {"embeddings": None, "adjacency": None}  # weights hold them now
+
+    def call(self, inputs=None):
+        adjacency = ops.abs(self.adjacency) if self.learn_adjacency else self.adjacency
+        if self.normalize:
+            adjacency = normalize_adjacency(adjacency)
+        return ops.convert_to_tensor(self.embeddings), adjacency
+
+    def compute_output_spec(self, inputs=None):
+        return (keras.KerasTensor((self.num_labels, self.embedding_dim), dtype=self.compute_dtype),
+                keras.KerasTensor((self.num_labels, self.num_labels), dtype=self.compute_dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "num_labels": self.num_labels, "embedding_dim": self.embedding_dim,
+                "learn_embeddings": self.learn_embeddings, "learn_adjacency": self.learn_adjacency,
+                "normalize": self.normalize, "seed": self.seed}

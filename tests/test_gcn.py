@@ -1,0 +1,57 @@
+import numpy as np
+import keras
+from keras import ops
+
+from models.layers.gcn import GCNStack, GraphConvolution, LabelNodes, normalize_adjacency
+
+
+def test_symmetric_normalisation_by_hand():
+    a = np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 1.0]], "float32")
+    # degrees 2, 3, 2: entry (0,1) = 1/sqrt(2*3), (1,1) = 1/3, (0,0) = 1/2
+    out = ops.convert_to_numpy(normalize_adjacency(a))
+    np.testing.assert_allclose(out[0, 1], 1 / np.sqrt(6), rtol=1e-6)
+    np.testing.assert_allclose(out[1, 1], 1 / 3, rtol=1e-6)
+    np.testing.assert_allclose(out[0, 0], 1 / 2, rtol=1e-6)
+    assert out[0, 2] == 0
+
+
+def test_graph_convolution_is_leaky_relu_of_a_e_w():
+    layer = GraphConvolution(2)
+    e = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], "float32")
+    a = np.eye(3, dtype="float32")[[1, 0, 2]]  # swaps nodes 0 and 1
+    layer.build(e.shape, a.shape)
+    layer.kernel.assign(np.array([[1.0, -1.0], [2.0, 0.0]], "float32"))
+    out = ops.convert_to_numpy(layer(e, a))
+    # E W = [[1,-1],[2,0],[3,-1]]; A swaps rows 0/1; LeakyReLU(0.2) scales negatives.
+    np.testing.assert_allclose(out, [[2.0, 0.0], [1.0, -0.2], [3.0, -0.2]], rtol=1e-6)
+
+
+def test_label_nodes_keep_their_arrays_through_save_and_reload(tmp_path):
+    rng = np.random.default_rng(0)
+    embeddings, adjacency = rng.random((4, 3)).astype("float32"), rng.random((4, 4)).astype("float32")
+    features = keras.Input((5,))
+    nodes, graph = LabelNodes(4, 3, embeddings=embeddings, adjacency=adjacency, normalize=False)(features)
+    classifiers = GCNStack([6, 5])(nodes, graph)[-1]
+    model = keras.Model(features, ops.sigmoid(ops.matmul(features, ops.transpose(classifiers))))
+    x = rng.random((2, 5)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    again = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-6)
+    layer = next(l for l in again.layers if isinstance(l, LabelNodes))
+    np.testing.assert_allclose(layer.adjacency.numpy(), adjacency)
+    np.testing.assert_allclose(layer.embeddings.numpy(), embeddings)
+
+
+def test_a_learned_adjacency_trains():
+    rng = np.random.default_rng(1)
+    features = keras.Input((5,))
+    nodes, graph = LabelNodes(4, 3, learn_adjacency=True, seed=0)(features)
+    classifiers = GCNStack([8, 5])(nodes, graph)[-1]
+    model = keras.Model(features, ops.sigmoid(ops.matmul(features, ops.transpose(classifiers))))
+    model.compile(keras.optimizers.Adam(0.05), "binary_crossentropy")
+    x = rng.random((64, 5)).astype("float32")
+    y = (x[:, :4] > 0.5).astype("float32")
+    before = model.get_layer(index=1).adjacency.numpy().copy()
+    history = model.fit(x, y, epochs=15, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert not np.allclose(model.get_layer(index=1).adjacency.numpy(), before)
