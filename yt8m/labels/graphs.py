@@ -140,6 +140,17 @@ def asge_graph(stats) -> tuple[np.ndarray, np.ndarray]:
     return graph, (graph + graph.T) / 2.0
 
 
+# ------------------------------------------------------------ seed 003 (label correlation)
+
+
+def thresholded_correlation(stats, tau: float = 0.5) -> np.ndarray:
+    """P'_ij = P_ij if P_ij >= tau else 0, zero diagonal; P_ij = M_ij / N_i = P(j | i) (seed 003 Eq.5)."""
+    conditional = np.asarray(stats.conditional_probability(), np.float64)
+    smoothed = np.where(conditional >= tau, conditional, 0.0)
+    np.fill_diagonal(smoothed, 0.0)
+    return smoothed
+
+
 # ------------------------------------------------------------ files
 
 
