@@ -10,6 +10,10 @@ TINY_PARAMS = {
     "LogisticModel": {},
     "MoeModel": {"num_mixtures": 2},
     "DbofModel": {"cluster_size": 16, "hidden_size": 8, "sample_frames": 4, "num_mixtures": 2},
+    "CmaSNetModel": {"filters": 16, "transformer_units": 16, "embedding_dim": 8},
+    "CmaFCModel": {"hidden_size": 16, "transformer_units": 16, "embedding_dim": 8},
+    "SelfAttentionSNetModel": {"filters": 16, "transformer_units": 16, "attention_dim": 8},
+    "SelfAttentionFCModel": {"hidden_size": 16, "transformer_units": 16, "attention_dim": 8},
 }
 
 

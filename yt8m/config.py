@@ -51,10 +51,15 @@ class Config:
     steps_per_epoch: int = 1000
     loss: str = "bce"
     strategy: str = "default"
+    # Speed (GPU path) and fault handling.
+    mixed_precision: bool = False
+    jit_compile: bool = False
+    skip_corrupt_records: bool = False
     # Eval / inference.
     top_k: int | None = None
     output_file: str = ""
     segment_label_ids_file: str = ""
+    export_dir: str = ""
 
     def __post_init__(self):
         self.feature_spec  # validates names against sizes

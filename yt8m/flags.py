@@ -70,12 +70,20 @@ def define_flags() -> None:
                          "With --max_steps: steps between checkpoints (a Keras epoch).")
     flags.DEFINE_enum("loss", d.loss, LOSSES, "Training loss.")
     flags.DEFINE_enum("strategy", d.strategy, STRATEGIES, "tf.distribute strategy.")
+    flags.DEFINE_bool("mixed_precision", d.mixed_precision, "Compute in float16 (keras mixed_float16 policy, "
+                      "loss scaling); variables and the output probabilities stay float32. For GPUs.")
+    flags.DEFINE_bool("jit_compile", d.jit_compile, "XLA-compile the train/predict step (model.compile(jit_compile=True)); "
+                      "pair with --pad_to_max_frames for fixed shapes.")
+    flags.DEFINE_bool("skip_corrupt_records", d.skip_corrupt_records, "Skip corrupt/truncated records (counted and "
+                      "reported) instead of stopping with an error.")
     # Eval / inference.
     flags.DEFINE_integer("top_k", None, "Submission size: segments per class (default 100000) or labels "
                          "per video (default 20).")
     flags.DEFINE_string("output_file", "", "Where inference writes the CSV (eval: the metrics JSON).")
     flags.DEFINE_string("segment_label_ids_file", "", "CSV (header Index) of the classes a segment "
                         "submission lists; default the 1000 rated classes of the 2019 challenge.")
+    flags.DEFINE_string("export_dir", "", "inference.py: write a TF SavedModel (serving signature on serialized "
+                        "records, parsing inside the graph) to this directory instead of a CSV.")
 
 
 def data_flags_given() -> bool:

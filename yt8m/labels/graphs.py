@@ -131,15 +131,6 @@ def asge_graph(statistics) -> tuple[np.ndarray, np.ndarray]:
     return graph, (graph + graph.T) / 2.0
 
 
-# ------------------------------------------------------------ CMA (ASGE)
-
-
-def asge_graph(stats) -> tuple[np.ndarray, np.ndarray]:
-    """CMA Eq.1: A_ij = P(v_i | v_j) = M_ij / N_j and A' = (A + A^T) / 2 (unseen labels: zero rows/columns)."""
-    graph = stats.conditional_probability().T  # conditional_probability()[j, i] = M_ji / N_j = P(i | j)
-    return graph, (graph + graph.T) / 2.0
-
-
 # ------------------------------------------------------------ seed 003 (label correlation)
 
 

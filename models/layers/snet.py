@@ -1,0 +1,85 @@
+"""SNet (CMA paper, video part): a stack of Conv1D + pooling blocks squeezing the time axis of frame features."""
+import keras
+import tensorflow as tf
+
+from models.layers.inputs import frame_mask
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class SNet(keras.layers.Layer):
+    """`(frames float32 (B, T, D), num_frames (B,)) -> (features (B, T', F), num_frames' (B,))`.
+
+    `num_blocks` x [Conv1D(filters, kernel_size, 'same') -> BN -> ReLU -> max-pool
+    (pool_size, stride pool_size)], so T' = ceil(T / pool_size^num_blocks) and a video of
+    n valid frames keeps ceil(n / pool_size^num_blocks) valid steps. Padding changes
+    nothing: before every convolution and pooling the steps past a video's length are
+    zeroed (what 'same' padding puts at a sequence's end anyway, and after a ReLU a zero
+    never wins a max over a valid value), BN statistics use valid steps only, and the
+    output is zero past num_frames'.
+    """
+
+    def __init__(self, filters: int = 256, num_blocks: int = 4, kernel_size: int = 3, pool_size: int = 2,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.num_blocks = num_blocks
+        self.kernel_size = kernel_size
+        self.pool_size = pool_size
+        self.convolutions = [keras.layers.Conv1D(filters, kernel_size, padding="same", use_bias=False,
+                                                 name=f"conv_{i}") for i in range(num_blocks)]
+        self.norms = [keras.layers.BatchNormalization(name=f"bn_{i}") for i in range(num_blocks)]
+
+    def build(self, frames_shape, num_frames_shape=None):
+        width = frames_shape[-1]
+        for convolution, norm in zip(self.convolutions, self.norms):
+            convolution.build((None, None, width))
+            norm.build((None, None, self.filters))
+            width = self.filters
+
+    def call(self, frames, num_frames, training=None):
+        x = frames
+        lengths = tf.cast(num_frames, tf.int32)
+        for convolution, norm in zip(self.convolutions, self.norms):
+            mask = frame_mask(lengths, tf.shape(x)[1])
+            x = x * tf.cast(mask, x.dtype)[..., None]
+            x = convolution(x)
+            x = tf.nn.relu(norm(x, training=training, mask=mask))
+            x = x * tf.cast(mask, x.dtype)[..., None]
+            x = tf.nn.max_pool1d(x, self.pool_size, self.pool_size, padding="SAME")
+            lengths = (lengths + self.pool_size - 1) // self.pool_size
+        x = x * tf.cast(frame_mask(lengths, tf.shape(x)[1]), x.dtype)[..., None]
+        return x, tf.cast(lengths, num_frames.dtype)
+
+    def compute_output_shape(self, frames_shape, num_frames_shape=None):
+        return (frames_shape[0], None, self.filters), num_frames_shape
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "num_blocks": self.num_blocks,
+                "kernel_size": self.kernel_size, "pool_size": self.pool_size}
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class FrameFC(keras.layers.Layer):
+    """The FC backbone of the table-4 grid: `(frames (B, T, D), num_frames) -> (B, T, units)`, one
+    Dense -> BN (valid frames' statistics) -> ReLU per frame, zero past num_frames (time kept)."""
+
+    def __init__(self, units: int = 512, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = keras.layers.Dense(units, use_bias=False, name="fc")
+        self.norm = keras.layers.BatchNormalization(name="bn")
+
+    def build(self, frames_shape, num_frames_shape=None):
+        self.dense.build((None, None, frames_shape[-1]))
+        self.norm.build((None, None, self.units))
+
+    def call(self, frames, num_frames, training=None):
+        mask = frame_mask(num_frames, tf.shape(frames)[1])
+        x = tf.nn.relu(self.norm(self.dense(frames), training=training, mask=mask))
+        return x * tf.cast(mask, x.dtype)[..., None]
+
+    def compute_output_shape(self, frames_shape, num_frames_shape=None):
+        return (frames_shape[0], frames_shape[1], self.units)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
