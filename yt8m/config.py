@@ -37,6 +37,9 @@ class Config:
     label_stats: str = ""
     label_embeddings: str = ""
     label_embedding_dim: int = 300
+    vocabulary_file: str = ""
+    asge_steps: int = 300
+    asge_alpha: float = 0.1
     # Training.
     train_dir: str = ""
     stage: str = "pretrain"

@@ -54,6 +54,10 @@ def define_flags() -> None:
                         "records once and saved as label_stats.npz in --train_dir")
     flags.DEFINE_string("label_embeddings", "", "Initial label embeddings for graph models: a (C, dim) .npy.")
     flags.DEFINE_integer("label_embedding_dim", d.label_embedding_dim, "Width of default label embeddings.")
+    flags.DEFINE_string("vocabulary_file", "", "vocabulary.csv whose class names map a word-vector --label_embeddings.")
+    flags.DEFINE_integer("asge_steps", d.asge_steps, "Adam steps of the ASGE label-embedding stage (the default "
+                         "embeddings when --label_embeddings is empty).")
+    flags.DEFINE_float("asge_alpha", d.asge_alpha, "ASGE relaxation alpha (CMA Eq.5).")
     # Training.
     flags.DEFINE_string("train_dir", "", "Directory of the run: model.keras, backup/, logs/, config.json.")
     flags.DEFINE_enum("stage", d.stage, STAGES, "pretrain: build the model; finetune: start from --init_from.")
