@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import registry
-from yt8m import distribute, losses, multi_worker
+from yt8m import augment, distribute, losses, multi_worker
 from yt8m.config import Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
@@ -42,11 +42,15 @@ def train(config: Config) -> TrainResult:
     keras.utils.set_random_seed(config.seed)
     print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
 
-    dataset = inputs.training_dataset(config)
-    loss = losses.make_loss(config)
+    corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
+    dataset = _to_device(inputs.training_dataset(config, corrupt_records=corrupt), config)
+    loss = losses.make_loss(config, context.label_statistics(config) if losses.needs_label_statistics(config)
+                            else None)
     with strategy.scope():
-        model = _initial_model(config)
-        model.compile(optimizer=_optimizer(config), loss=loss)
+        model = _with_precision(config, _initial_model, config)
+        if config.noise_std > 0:  # seed 003: finetune stage; any stage that asks
+            model = augment.add_input_noise(model, config.noise_std, config.noise_mask_rate, config.seed)
+        model.compile(optimizer=_optimizer(config), loss=loss, jit_compile=config.jit_compile)
     nan_guard = StopOnNonFiniteLoss()
     callbacks = [
         nan_guard,
@@ -74,6 +78,8 @@ def train(config: Config) -> TrainResult:
     if nan_guard.bad_step is not None:
         raise UserError(f"the training loss became {nan_guard.bad_value} at step {nan_guard.bad_step}; "
                         f"lower --base_learning_rate or check the data (the last good model is kept)")
+    if corrupt is not None:
+        print(corrupt.report(config.train_data_pattern, "train_data_pattern"))
     losses_seen = history.history.get("loss", [])
     return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
                        int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
@@ -105,6 +111,33 @@ def _initial_model(config: Config) -> keras.Model:
                               feature_size=config.feature_spec.total_size, **label_params, **config.model_params)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _with_precision(config: Config, build, *args) -> keras.Model:
+    """`build(*args)` under the mixed_float16 policy with --mixed_precision (compute in float16,
+    variables float32; Keras wraps the optimizer in a LossScaleOptimizer), its output cast back to
+    float32 probabilities. The global policy is restored afterwards."""
+    if not config.mixed_precision:
+        return build(*args)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = build(*args)
+        if model.output.dtype == "float32":
+            return model
+        probabilities = keras.layers.Activation("linear", dtype="float32", name="probabilities")(model.output)
+        return keras.Model(model.inputs, probabilities, name=model.name)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _to_device(dataset: tf.data.Dataset, config: Config) -> tf.data.Dataset:
+    """With one GPU and the default strategy, batches (uint8 frames, 4x smaller than floats) are
+    copied to it ahead of the step; strategies do this themselves."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if config.strategy != "default" or len(gpus) != 1:
+        return dataset
+    return dataset.apply(tf.data.experimental.prefetch_to_device(gpus[0].name, buffer_size=2))
 
 
 def _optimizer(config: Config) -> keras.optimizers.Optimizer:

@@ -8,27 +8,33 @@ from yt8m.data import readers
 from yt8m.errors import UserError
 
 
-def training_dataset(config: Config) -> tf.data.Dataset:
-    """Shuffled (features, labels, weights) for fit; repeats forever when --max_steps bounds the run."""
+def training_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None) -> tf.data.Dataset:
+    """Shuffled (features, labels, weights) for fit; repeats forever when --max_steps bounds the run.
+
+    With `corrupt_records` (--skip_corrupt_records) corrupt records are skipped and counted there.
+    """
     dataset = _dataset(config, config.train_data_pattern, "train_data_pattern", shuffle=True,
-                       num_epochs=None if config.max_steps else 1, rated=True)
+                       num_epochs=None if config.max_steps else 1, rated=True, corrupt_records=corrupt_records)
     return dataset.map(lambda features, labels, weights: (readers.model_inputs(features), labels, weights))
 
 
-def eval_dataset(config: Config) -> tf.data.Dataset:
+def eval_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None) -> tf.data.Dataset:
     """One ordered pass over --eval_data_pattern (rated segments with --segment_labels)."""
-    return _dataset(config, config.eval_data_pattern, "eval_data_pattern", shuffle=False, num_epochs=1, rated=True)
+    return _dataset(config, config.eval_data_pattern, "eval_data_pattern", shuffle=False, num_epochs=1, rated=True,
+                    corrupt_records=corrupt_records)
 
 
-def inference_dataset(config: Config) -> tf.data.Dataset:
+def inference_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None) -> tf.data.Dataset:
     """One ordered pass over --input_data_pattern (every 5-frame segment with --segment_labels)."""
     return _dataset(config, config.input_data_pattern, "input_data_pattern", shuffle=False, num_epochs=1,
-                    rated=False)
+                    rated=False, corrupt_records=corrupt_records)
 
 
-def _dataset(config: Config, pattern: str, flag: str, *, shuffle: bool, num_epochs, rated: bool):
+def _dataset(config: Config, pattern: str, flag: str, *, shuffle: bool, num_epochs, rated: bool,
+             corrupt_records=None):
     options = dict(num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=config.batch_size,
-                   shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, flag=flag)
+                   shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, flag=flag,
+                   corrupt_records=corrupt_records)
     if config.segment_labels:
         if not config.frame_features:
             raise UserError("--segment_labels reads 5-frame segments of frame-level records; add --frame_features")

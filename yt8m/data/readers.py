@@ -40,18 +40,16 @@ _ASSERTION = re.compile(r"assertion failed: \[(.*?)\]")
 def video_dataset(pattern: str, *, num_classes: int, feature_spec: schema.FeatureSpec,
                   batch_size: int, shuffle: bool = False, seed: int = 0,
                   num_epochs: int | None = 1, drop_remainder: bool = False,
-                  flag: str = "train_data_pattern") -> tf.data.Dataset:
+                  flag: str = "train_data_pattern",
+                  corrupt_records: "CorruptRecords | None" = None) -> tf.data.Dataset:
     """Video-level Examples -> ({id, features float32 (B, D)}, multi-hot (B, C), ones (B, C))."""
     batches = _serialized_batches(pattern, flag=flag, batch_size=batch_size, shuffle=shuffle,
                                   seed=seed, num_epochs=num_epochs,
                                   shuffle_buffer=VIDEO_SHUFFLE_BUFFER,
-                                  drop_remainder=drop_remainder)
+                                  drop_remainder=drop_remainder, corrupt_records=corrupt_records)
 
     def parse(serialized):
-        parsed = tf.io.parse_example(serialized, _video_keys(feature_spec))
-        labels = _multi_hot(parsed[schema.LABELS_KEY], num_classes)
-        features = {schema.ID_KEY: parsed[schema.ID_KEY],
-                    schema.VIDEO_INPUT: _video_features(parsed, feature_spec)}
+        features, labels = parse_video_batch(serialized, feature_spec, num_classes)
         return features, labels, tf.ones_like(labels)
 
     return _finish(batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
@@ -61,7 +59,8 @@ def frame_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Featur
                   batch_size: int, shuffle: bool = False, seed: int = 0,
                   num_epochs: int | None = 1, max_frames: int = schema.MAX_FRAMES,
                   pad_to_max: bool = False, drop_remainder: bool = False,
-                  flag: str = "train_data_pattern") -> tf.data.Dataset:
+                  flag: str = "train_data_pattern",
+                  corrupt_records: "CorruptRecords | None" = None) -> tf.data.Dataset:
     """Frame-level SequenceExamples -> ({id, frames uint8 (B, T, D), num_frames}, multi-hot, ones).
 
     T is the batch's longest video (at most `max_frames`), or `max_frames` when
@@ -70,14 +69,10 @@ def frame_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Featur
     batches = _serialized_batches(pattern, flag=flag, batch_size=batch_size, shuffle=shuffle,
                                   seed=seed, num_epochs=num_epochs,
                                   shuffle_buffer=FRAME_SHUFFLE_BUFFER,
-                                  drop_remainder=drop_remainder)
+                                  drop_remainder=drop_remainder, corrupt_records=corrupt_records)
 
     def parse(serialized):
-        video = _parse_videos(serialized, feature_spec, num_classes, rated=False)
-        frames, num_frames = _pad_frames(video["frames"], max_frames, pad_to_max)
-        labels = _multi_hot(video[schema.LABELS_KEY], num_classes)
-        features = {schema.ID_KEY: video[schema.ID_KEY], schema.FRAMES_INPUT: frames,
-                    schema.NUM_FRAMES_INPUT: num_frames}
+        features, labels = parse_frame_batch(serialized, feature_spec, num_classes, max_frames, pad_to_max)
         return features, labels, tf.ones_like(labels)
 
     return _finish(batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
@@ -87,7 +82,8 @@ def segment_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Feat
                     batch_size: int, shuffle: bool = False, seed: int = 0,
                     num_epochs: int | None = 1, rated: bool = True,
                     drop_remainder: bool = False,
-                    flag: str = "train_data_pattern") -> tf.data.Dataset:
+                    flag: str = "train_data_pattern",
+                    corrupt_records: "CorruptRecords | None" = None) -> tf.data.Dataset:
     """Segment examples (5 frames each) cut from frame-level SequenceExamples.
 
     rated=True (validate files): one example per rated (segment, class); labels are
@@ -103,7 +99,8 @@ def segment_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Feat
     video_batch_size = max(1, batch_size // per_video)
     batches = _serialized_batches(pattern, flag=flag, batch_size=video_batch_size,
                                   shuffle=shuffle, seed=seed, num_epochs=num_epochs,
-                                  shuffle_buffer=FRAME_SHUFFLE_BUFFER, drop_remainder=False)
+                                  shuffle_buffer=FRAME_SHUFFLE_BUFFER, drop_remainder=False,
+                                  corrupt_records=corrupt_records)
 
     def parse(serialized):
         video = _parse_videos(serialized, feature_spec, num_classes, rated=rated)
@@ -132,6 +129,24 @@ def make_dataset(kind: str, pattern: str, **options) -> tf.data.Dataset:
     if kind not in readers:
         raise ValueError(f"unknown reader kind {kind!r}; choose one of {sorted(readers)}")
     return readers[kind](pattern, **options)
+
+
+def parse_video_batch(serialized, feature_spec: schema.FeatureSpec, num_classes: int):
+    """A batch of serialized video-level Examples -> ({id, features}, multi-hot labels), in-graph
+    (the readers' parse, also the serving signature's of yt8m/export.py)."""
+    parsed = tf.io.parse_example(serialized, _video_keys(feature_spec))
+    features = {schema.ID_KEY: parsed[schema.ID_KEY], schema.VIDEO_INPUT: _video_features(parsed, feature_spec)}
+    return features, _multi_hot(parsed[schema.LABELS_KEY], num_classes)
+
+
+def parse_frame_batch(serialized, feature_spec: schema.FeatureSpec, num_classes: int,
+                      max_frames: int = schema.MAX_FRAMES, pad_to_max: bool = False):
+    """A batch of serialized SequenceExamples -> ({id, frames uint8, num_frames}, multi-hot labels)."""
+    video = _parse_videos(serialized, feature_spec, num_classes, rated=False)
+    frames, num_frames = _pad_frames(video["frames"], max_frames, pad_to_max)
+    features = {schema.ID_KEY: video[schema.ID_KEY], schema.FRAMES_INPUT: frames,
+                schema.NUM_FRAMES_INPUT: num_frames}
+    return features, _multi_hot(video[schema.LABELS_KEY], num_classes)
 
 
 def model_inputs(features: dict) -> dict:
@@ -164,18 +179,72 @@ def data_errors(pattern: str, flag: str = "train_data_pattern"):
             "the files are YouTube-8M records of the expected level and --feature_names") from None
 
 
+class CorruptRecords:
+    """Skips and counts corrupt records (`--skip_corrupt_records`); pass one to a reader.
+
+    A corrupt or truncated record ends its file: TFRecord framing after a bad record
+    cannot be trusted, so the rest of that file is skipped too. Each file read to
+    less than its size counts one corrupt record and its unread bytes. Counts are
+    int64 variables on the host, read with `report()` after the pass.
+    """
+
+    def __init__(self):
+        with tf.init_scope(), tf.device("/cpu:0"):
+            self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="corrupt_records")
+            self.skipped_bytes = tf.Variable(0, dtype=tf.int64, trainable=False, name="corrupt_bytes")
+
+    def records(self, file, size) -> tf.data.Dataset:
+        """The records of `file` (`size` bytes) up to its first corrupt one, which is counted."""
+        framed = tf.data.TFRecordDataset(file).ignore_errors().map(
+            lambda record: (record, tf.cast(tf.strings.length(record), tf.int64) + 16, False))
+        end = tf.data.Dataset.from_tensors((tf.constant(b""), tf.constant(0, tf.int64), True))
+
+        def tally(read, element):
+            record, length, last = element
+            return read + length, (record, read + length, last)
+
+        def count_short_file(record, read, last):
+            short = tf.logical_and(last, read < size)
+            with tf.control_dependencies([
+                    self.count.assign_add(tf.cast(short, tf.int64)),
+                    self.skipped_bytes.assign_add(tf.where(short, size - read, tf.constant(0, tf.int64)))]):
+                return tf.identity(record), last
+
+        return (framed.concatenate(end).scan(tf.constant(0, tf.int64), tally)
+                .map(count_short_file).filter(lambda record, last: tf.logical_not(last))
+                .map(lambda record, last: record))
+
+    def report(self, pattern: str, flag: str) -> str:
+        count, skipped = int(self.count.numpy()), int(self.skipped_bytes.numpy())
+        if not count:
+            return f"no corrupt records in --{flag}={pattern!r}"
+        return (f"skipped {count} corrupt record(s) in --{flag}={pattern!r} (--skip_corrupt_records), "
+                f"with the rest of their files: {skipped} bytes unread")
+
+
 # ------------------------------------------------------------- file reading
 
 
 def _serialized_batches(pattern, *, flag, batch_size, shuffle, seed, num_epochs,
-                        shuffle_buffer, drop_remainder) -> tf.data.Dataset:
-    """Batches of serialized records: files interleaved, shuffled with `seed`, repeated."""
+                        shuffle_buffer, drop_remainder, corrupt_records=None) -> tf.data.Dataset:
+    """Batches of serialized records: files interleaved, shuffled with `seed`, repeated.
+
+    With a `CorruptRecords`, a file's corrupt record ends that file (the TFRecord framing
+    after it cannot be trusted) and is counted there instead of stopping the run.
+    """
     files = fileio.match_files(pattern, flag)
+    if corrupt_records is None:
+        records = tf.data.TFRecordDataset
+    else:
+        sizes = tf.constant([tf.io.gfile.stat(f).length for f in files], tf.int64)
+        index = tf.constant(files)
+        records = lambda file: corrupt_records.records(file, tf.gather(  # noqa: E731
+            sizes, tf.argmax(tf.cast(tf.equal(index, file), tf.int32))))
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed)
     dataset = dataset.interleave(
-        tf.data.TFRecordDataset, cycle_length=min(len(files), MAX_PARALLEL_FILES),
+        records, cycle_length=min(len(files), MAX_PARALLEL_FILES),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
