@@ -11,7 +11,7 @@ from yt8m.errors import UserError
 
 STAGES = ("pretrain", "finetune")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-LOSSES = ("bce",)
+LOSSES = ("bce", "class_balanced",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +53,7 @@ class Config:
     max_steps: int | None = None
     steps_per_epoch: int = 1000
     loss: str = "bce"
+    beta: float = 1.0
     strategy: str = "default"
     # Speed (GPU path) and fault handling.
     mixed_precision: bool = False

@@ -73,6 +73,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("steps_per_epoch", d.steps_per_epoch,
                          "With --max_steps: steps between checkpoints (a Keras epoch).")
     flags.DEFINE_enum("loss", d.loss, LOSSES, "Training loss.")
+    flags.DEFINE_float("beta", d.beta, "--loss=class_balanced: w = y e^{beta(1-p)} + (1-y) e^{beta p} (CMA Eq.12).")
     flags.DEFINE_enum("strategy", d.strategy, STRATEGIES, "tf.distribute strategy.")
     flags.DEFINE_bool("mixed_precision", d.mixed_precision, "Compute in float16 (keras mixed_float16 policy, "
                       "loss scaling); variables and the output probabilities stay float32. For GPUs.")
