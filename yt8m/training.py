@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from models import registry
 from yt8m import augment, distribute, losses, multi_worker
-from yt8m.config import Config
+from yt8m import swa
+from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
 from yt8m.labels import context
@@ -33,12 +34,18 @@ def train(config: Config) -> TrainResult:
     """Runs one stage under config.train_dir; resumes from its backup after a kill."""
     if not config.train_dir:
         raise UserError("--train_dir is empty; give the directory the run writes to")
+    if config.model == ENSEMBLE:  # trained members combined, no gradient step (yt8m/ensemble.py)
+        from yt8m import ensemble
+
+        return ensemble.write_run(config)
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief()
     work_dir = config.train_dir if chief else os.path.join(config.train_dir, "workers", _task_index())
     tf.io.gfile.makedirs(work_dir)
     if chief:
         config.save(os.path.join(work_dir, CONFIG_FILE))
+    else:
+        _resume_from_chief_backup(config.train_dir, work_dir)
     keras.utils.set_random_seed(config.seed)
     print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
 
@@ -59,6 +66,9 @@ def train(config: Config) -> TrainResult:
     ]
     if chief:
         callbacks.append(SaveModelAtomically(os.path.join(work_dir, MODEL_FILE), nan_guard))
+        if config.swa_from_step:  # after the epoch-end save: at the end, the average replaces it
+            callbacks.append(swa.StochasticWeightAveraging(config.swa_from_step, os.path.join(work_dir, MODEL_FILE),
+                                                           nan_guard=nan_guard))
     if config.max_steps:
         steps_per_epoch = min(config.steps_per_epoch, config.max_steps)
         epochs = math.ceil(config.max_steps / steps_per_epoch)
@@ -145,6 +155,21 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
     schedule = keras.optimizers.schedules.ExponentialDecay(
         config.base_learning_rate, decay_steps, config.learning_rate_decay, staircase=True)
     return keras.optimizers.Adam(schedule, global_clipnorm=config.clip_gradient_norm or None)
+
+
+def _resume_from_chief_backup(train_dir: str, work_dir: str) -> None:
+    """A restarted non-chief worker restores the chief's backup, not its own: a kill can land
+    after the chief saved an epoch and before this worker did, and workers that resume at
+    different epochs wait on each other's collectives forever. (Before any epoch ends nobody
+    writes a backup, so the chief's is complete while the job starts.)"""
+    chief_backup, own_backup = os.path.join(train_dir, "backup"), os.path.join(work_dir, "backup")
+    if not tf.io.gfile.exists(os.path.join(chief_backup, "training_metadata.json")):
+        return
+    if tf.io.gfile.exists(own_backup):
+        tf.io.gfile.rmtree(own_backup)
+    tf.io.gfile.makedirs(own_backup)
+    for name in tf.io.gfile.listdir(chief_backup):
+        tf.io.gfile.copy(os.path.join(chief_backup, name), os.path.join(own_backup, name), overwrite=True)
 
 
 def _task_index() -> str:

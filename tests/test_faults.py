@@ -1,0 +1,163 @@
+"""Faults at scale: kill -9 and resume (weights, not just the step), a restarted multi-worker job,
+corrupt records skipped and counted, an inference killed mid-run. (Kill + resume to the same
+step and a plain multi-worker fit: tests/test_distributed.py; NaN loss: tests/test_training.py.)"""
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tests.helpers import ROOT, frame_config
+from tests.test_distributed import ENV, _finish, _free_ports, _start
+from yt8m import evaluation, training
+from yt8m.config import Config
+from yt8m.data import readers
+
+
+def _wait_for_epoch(process, metadata, epoch, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= epoch:
+            return
+        time.sleep(0.1)
+    assert process.poll() is None, "training finished before it could be killed; make the run longer"
+    raise AssertionError(f"no backup of epoch {epoch} within {timeout} s")
+
+
+def _kill(process):
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+
+
+def _trainable(model):
+    return [w.numpy() for w in model.trainable_weights]
+
+
+def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    config = frame_config(synthetic_data, run, max_steps=60, steps_per_epoch=3)
+    process = _start(config, tmp_path)
+    _wait_for_epoch(process, run / "backup" / "training_metadata.json", 2)
+    _kill(process)
+    killed_at = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
+    backup = training.load_trained_model(str(run))
+    backup.load_weights(str(run / "backup" / "latest.weights.h5"))
+    expected = _trainable(backup)
+
+    # Resume at learning rate 0: Adam moves nothing, so the weights the run ends with are the
+    # ones it restored; a restart from scratch would end at fresh initial weights instead.
+    resumed = training.train(config.replace(base_learning_rate=0.0, max_steps=(killed_at + 1) * 3))
+    assert resumed.steps == (killed_at + 1) * 3   # one epoch more than the backup: it resumed
+    final = _trainable(training.load_trained_model(str(run)))
+    for got, want in zip(final, expected):
+        np.testing.assert_array_equal(got, want)
+    keras.utils.set_random_seed(config.seed)
+    fresh = training._initial_model(config)
+    assert not all(np.array_equal(a, b) for a, b in zip(_trainable(fresh), expected))
+
+
+def test_a_multi_worker_job_restarted_after_a_worker_dies_completes(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    config = frame_config(synthetic_data, run, strategy="multi_worker", max_steps=24, steps_per_epoch=3)
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+
+    def start_workers():
+        return [_start(config, tmp_path, env={"TF_CONFIG": json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}) for i in range(2)]
+
+    chief, other = start_workers()
+    _wait_for_epoch(chief, run / "backup" / "training_metadata.json", 1)
+    _kill(other)      # a worker dies; the collectives of the chief cannot go on without it,
+    _kill(chief)      # so the cluster manager restarts the job, as MultiWorkerMirroredStrategy expects
+    killed_at = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
+    results = [_finish(p) for p in start_workers()]
+    assert [(r["steps"], r["replicas"]) for r, _ in results] == [(24, 2), (24, 2)]
+    chief_log = results[0][1]
+    assert f"Epoch {killed_at + 1}/8" in chief_log and "Epoch 1/8" not in chief_log   # resumed, not restarted
+    assert killed_at >= 1
+
+
+def _corrupt_copy(source, destination):
+    """A copy with 64 zero bytes in the middle; returns (records wholly before them, their bytes)."""
+    data = bytearray(open(source, "rb").read())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)
+    open(destination, "wb").write(bytes(data))
+    offset, before = 0, 0
+    for record in tf.data.TFRecordDataset(source):
+        if offset + len(record.numpy()) + 16 > middle:
+            return before, offset
+        offset += len(record.numpy()) + 16   # 8 length, 4 its CRC, the record, 4 its CRC
+        before += 1
+    raise AssertionError("unreachable: the middle lies inside some record")
+
+
+def test_skip_corrupt_records_counts_and_skips_what_follows_in_that_file(synthetic_data, tmp_path):
+    first, second = sorted(glob.glob(synthetic_data.frame_train))[:2]
+    (tmp_path / "data").mkdir()
+    before, good_bytes = _corrupt_copy(first, tmp_path / "data" / "a.tfrecord")
+    shutil.copy(second, tmp_path / "data" / "b.tfrecord")
+    in_second = sum(1 for _ in tf.data.TFRecordDataset(second))
+    pattern = str(tmp_path / "data" / "*.tfrecord")
+    config = frame_config(synthetic_data, tmp_path / "run", train_data_pattern=pattern)
+    corrupt = readers.CorruptRecords()
+    dataset = readers.frame_dataset(pattern, num_classes=config.num_classes, feature_spec=config.feature_spec,
+                                    batch_size=16, corrupt_records=corrupt)
+    assert sum(int(labels.shape[0]) for _, labels, _ in dataset) == before + in_second
+    assert int(corrupt.count.numpy()) == 1
+    assert int(corrupt.skipped_bytes.numpy()) == os.path.getsize(first) - good_bytes
+    assert "skipped 1 corrupt record(s)" in corrupt.report(pattern, "train_data_pattern")
+
+
+def test_training_with_skip_corrupt_records_reports_the_count(synthetic_data, tmp_path, capsys):
+    (tmp_path / "data").mkdir()
+    _corrupt_copy(sorted(glob.glob(synthetic_data.frame_train))[0], tmp_path / "data" / "a.tfrecord")
+    config = frame_config(synthetic_data, tmp_path / "run", train_data_pattern=str(tmp_path / "data" / "*"),
+                          max_steps=None, num_epochs=1, skip_corrupt_records=True)
+    result = training.train(config)
+    assert result.steps > 0
+    assert "skipped 1 corrupt record(s) in --train_data_pattern" in capsys.readouterr().out
+
+
+def _read_until_output(process, seen: threading.Event):
+    while process.stdout.read(1):
+        seen.set()
+
+
+def test_an_inference_killed_mid_run_leaves_no_csv_and_the_next_run_cleans_up(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    training.train(frame_config(synthetic_data, run, max_steps=2, steps_per_epoch=2))
+    output = tmp_path / "submission.csv"
+    args = [sys.executable, str(ROOT / "inference.py"), f"--train_dir={run}", "--segment_labels",
+            f"--input_data_pattern={synthetic_data.frame_test}", f"--output_file={output}", "--batch_size=8"]
+    process = subprocess.Popen(args, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    seen = threading.Event()
+    threading.Thread(target=_read_until_output, args=(process, seen), daemon=True).start()
+    assert seen.wait(120), "inference printed nothing"   # the progress bar: it is predicting
+    _kill(process)
+    assert not output.exists()
+    # What a kill -9 inside the final write leaves: the writer's temporary file, named by its pid.
+    stale = tmp_path / f"submission.csv.tmp-{process.pid}"
+    stale.write_text("Class,Segments\n1,partial")
+    config = Config.load(str(run / "config.json")).replace(
+        segment_labels=True, input_data_pattern=synthetic_data.frame_test, output_file=str(output), batch_size=8)
+    evaluation.write_submission(config, progress=False)   # the next run, in-process (faster)
+    assert output.read_text().startswith("Class,Segments\n")
+    assert not stale.exists() and not glob.glob(f"{output}.tmp-*")
+
+
+def test_stale_temp_files_of_live_processes_are_kept(tmp_path):
+    live = tmp_path / f"out.csv.tmp-{os.getpid()}"
+    live.write_text("mine")
+    dead = tmp_path / "out.csv.tmp-999999999"
+    dead.write_text("theirs")
+    assert evaluation.remove_stale_temp_files(str(tmp_path / "out.csv")) == [str(dead)]
+    assert live.exists() and not dead.exists()
