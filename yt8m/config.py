@@ -11,7 +11,8 @@ from yt8m.errors import UserError
 
 STAGES = ("pretrain", "finetune")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-LOSSES = ("bce", "class_balanced",)
+LOSSES = ("bce", "class_balanced", "reweighted",)
+LABEL_SMOOTHINGS = ("none", "correlation")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +55,12 @@ class Config:
     steps_per_epoch: int = 1000
     loss: str = "bce"
     beta: float = 1.0
+    reweight_m: float = 2.5                 # seed 003 Eq.2-3: weight of the rated classes
+    reweight_n: float = 0.1                 # ... and of the others
+    label_smoothing: str = "none"           # "correlation": seed 003 Eq.4-6 targets
+    tau: float = 0.5                        # threshold of P' (Eq.5)
+    noise_std: float = 0.0                  # Gaussian noise on the dequantised frames (training only)
+    noise_mask_rate: float = 0.5            # share of the elements that get noise
     strategy: str = "default"
     # Speed (GPU path) and fault handling.
     mixed_precision: bool = False
@@ -73,6 +80,14 @@ class Config:
             raise UserError(f"--strategy={self.strategy!r} is not one of {', '.join(STRATEGIES)}")
         if self.loss not in LOSSES:
             raise UserError(f"--loss={self.loss!r} is not one of {', '.join(LOSSES)}")
+        if self.label_smoothing not in LABEL_SMOOTHINGS:
+            raise UserError(f"--label_smoothing={self.label_smoothing!r} is not one of {', '.join(LABEL_SMOOTHINGS)}")
+        for name in ("tau", "noise_mask_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"--{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("reweight_m", "reweight_n", "noise_std"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.stage == "finetune" and not self.init_from:
             raise UserError("--stage=finetune needs --init_from=DIR, the train_dir of a pretrain run")
         for name in ("batch_size", "num_classes", "max_frames", "steps_per_epoch", "num_epochs"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from absl import flags
 
 from yt8m.errors import UserError
-from yt8m.config import LOSSES, STAGES, STRATEGIES, Config, parse_model_params
+from yt8m.config import LABEL_SMOOTHINGS, LOSSES, STAGES, STRATEGIES, Config, parse_model_params
 
 FLAGS = flags.FLAGS
 
@@ -74,6 +74,17 @@ def define_flags() -> None:
                          "With --max_steps: steps between checkpoints (a Keras epoch).")
     flags.DEFINE_enum("loss", d.loss, LOSSES, "Training loss.")
     flags.DEFINE_float("beta", d.beta, "--loss=class_balanced: w = y e^{beta(1-p)} + (1-y) e^{beta p} (CMA Eq.12).")
+    flags.DEFINE_float("reweight_m", d.reweight_m, "--loss=reweighted: BCE weight of the rated class (every class "
+                       "for video labels) (seed 003 Eq.2-3).")
+    flags.DEFINE_float("reweight_n", d.reweight_n, "--loss=reweighted: BCE weight of the other classes, whose "
+                       "targets are the video labels.")
+    flags.DEFINE_enum("label_smoothing", d.label_smoothing, LABEL_SMOOTHINGS, "correlation: targets "
+                      "y' = min(1, y + y P') with P' the label correlations >= --tau (seed 003 Eq.4-6); "
+                      "needs the label statistics (--label_stats).")
+    flags.DEFINE_float("tau", d.tau, "--label_smoothing=correlation: threshold of P(j|i).")
+    flags.DEFINE_float("noise_std", d.noise_std, "Training only: add N(0, std^2) noise to a random "
+                       "--noise_mask_rate of the dequantised frame features (seed 003: finetune stage).")
+    flags.DEFINE_float("noise_mask_rate", d.noise_mask_rate, "Share of the frame-feature elements that get noise.")
     flags.DEFINE_enum("strategy", d.strategy, STRATEGIES, "tf.distribute strategy.")
     flags.DEFINE_bool("mixed_precision", d.mixed_precision, "Compute in float16 (keras mixed_float16 policy, "
                       "loss scaling); variables and the output probabilities stay float32. For GPUs.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
 from yt8m.config import Config
@@ -56,12 +57,100 @@ class ClassBalancedCrossentropy(MultiLabelCrossentropy):
         return {**super().get_config(), "frequencies": self.frequencies.tolist(), "beta": self.beta}
 
 
-def make_loss(config: Config) -> keras.losses.Loss:
-    """The loss named by --loss."""
-    if config.loss == "class_balanced":
-        from yt8m.labels import context
+class ReweightedCrossentropy(MultiLabelCrossentropy):
+    """Seed 003's finetuning loss: reweighted BCE (Eq.2-3) on correlation-smoothed targets (Eq.4-6).
 
-        return ClassBalancedCrossentropy(context.label_statistics(config).frequencies(), config.beta)
+    The reader's (B, C) weights mark the rated classes (> 0): the one-hot of the
+    rated class for segment ratings, every class for video labels. Each element's
+    BCE is weighted `m` on a rated class and `n` elsewhere, so in segment finetuning
+    the other classes DO count, with weight n and the video labels as targets.
+    With `smoothing` (P' of `graphs.thresholded_correlation`, (C, C)) the targets
+    become y' = min(1, y + y P'): only positive entries spread. With
+    `keep_rated_scores` (segment ratings) a rated class keeps its own score, so a
+    rated negative stays 0. m = 1, n = 0 without smoothing is plain weighted BCE.
+    Not serialisable with its matrix (losses are rebuilt from the config).
+    """
+
+    def __init__(self, m: float = 2.5, n: float = 0.1, smoothing=None, keep_rated_scores: bool = True,
+                 epsilon: float = 1e-7, name: str = "reweighted_crossentropy", **kwargs):
+        super().__init__(epsilon=epsilon, name=name, **kwargs)
+        self.m, self.n, self.keep_rated_scores = float(m), float(n), keep_rated_scores
+        self.smoothing = None
+        if smoothing is not None:
+            rows, cols = np.nonzero(smoothing)  # P' is sparse: only correlations >= tau survive
+            self.smoothing = tf.sparse.reorder(tf.SparseTensor(  # transposed: y P' = (P'^T y^T)^T
+                np.stack([cols, rows], 1).astype("int64"), np.asarray(smoothing)[rows, cols].astype("float32"),
+                np.shape(smoothing)[::-1]))
+
+    def smoothed_targets(self, y_true, rated):
+        """y' = min(1, y + y P') (Eq.6), the rated classes' scores kept when asked."""
+        if self.smoothing is None:
+            return y_true
+        spread = tf.transpose(tf.sparse.sparse_dense_matmul(self.smoothing, y_true, adjoint_b=True))
+        smoothed = ops.minimum(1.0, y_true + spread)
+        return ops.where(rated > 0, y_true, smoothed) if self.keep_rated_scores else smoothed
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "float32")
+        rated = ops.ones_like(y_true) if sample_weight is None else ops.cast(
+            ops.cast(sample_weight, "float32") > 0, "float32")
+        weights = self.n + (self.m - self.n) * rated
+        return super().__call__(self.smoothed_targets(y_true, rated), y_pred, sample_weight=weights)
+
+    def get_config(self):
+        return {**super().get_config(), "m": self.m, "n": self.n, "keep_rated_scores": self.keep_rated_scores}
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class ClassBalancedCrossentropy(MultiLabelCrossentropy):
+    """CMA Eq.12: BCE weighted per element by w_k = y_k e^{beta (1 - p_k)} + (1 - y_k) e^{beta p_k},
+    p_k the label's training frequency (LabelStatistics.frequencies()): a rare label's positives
+    and a frequent label's negatives weigh more. beta = 0 is plain BCE (the paper's printed
+    "(1 - log y*)" read as log(1 - y*))."""
+
+    def __init__(self, frequencies, beta: float = 1.0, epsilon: float = 1e-7,
+                 name: str = "class_balanced_crossentropy", **kwargs):
+        super().__init__(epsilon=epsilon, name=name, **kwargs)
+        self.frequencies = np.asarray(frequencies, np.float32)
+        self.beta = float(beta)
+
+    def call(self, y_true, y_pred):
+        y_true = ops.cast(y_true, y_pred.dtype)
+        p = ops.cast(self.frequencies, y_pred.dtype)
+        weights = y_true * ops.exp(self.beta * (1.0 - p)) + (1.0 - y_true) * ops.exp(self.beta * p)
+        return weights * super().call(y_true, y_pred)
+
+    def get_config(self):
+        return {**super().get_config(), "frequencies": self.frequencies.tolist(), "beta": self.beta}
+
+
+def needs_label_statistics(config: Config) -> bool:
+    """Whether make_loss needs `label_statistics` (correlation smoothing, class frequencies)."""
+    return config.label_smoothing == "correlation" or config.loss == "class_balanced"
+
+
+def make_loss(config: Config, label_statistics=None) -> keras.losses.Loss:
+    """The loss named by --loss; `label_statistics` (a LabelStatistics) when needs_label_statistics(config)."""
+    smoothing = None
+    if config.label_smoothing == "correlation":
+        from yt8m.labels import graphs
+
+        if label_statistics is None:
+            raise ValueError("--label_smoothing=correlation needs the label statistics")
+        smoothing = graphs.thresholded_correlation(label_statistics, config.tau)
+    if config.loss == "reweighted":
+        return ReweightedCrossentropy(config.reweight_m, config.reweight_n, smoothing,
+                                      keep_rated_scores=config.segment_labels)
+    if config.loss == "class_balanced":
+        if smoothing is not None:
+            raise ValueError("--label_smoothing=correlation works with --loss=bce or reweighted, not class_balanced")
+        if label_statistics is None:
+            from yt8m.labels import context
+
+            label_statistics = context.label_statistics(config)
+        return ClassBalancedCrossentropy(label_statistics.frequencies(), config.beta)
+    if config.loss == "bce" and smoothing is not None:  # weighted BCE on smoothed targets
+        return ReweightedCrossentropy(1.0, 0.0, smoothing, keep_rated_scores=config.segment_labels)
     if config.loss == "bce":
         return MultiLabelCrossentropy()
     raise ValueError(f"unknown loss {config.loss!r}")

@@ -1,0 +1,45 @@
+"""DBoF + GCN (seed 003 Fig.4): per-class classifiers from two graph convolutions over label nodes."""
+import keras
+import numpy as np
+
+from models import registry
+from models.layers.dbof import DbofPooling
+from models.layers.frame_sampling import FrameSampler
+from models.layers.gcn import GCNStack, LabelNodes
+from models.layers.inputs import Dequantize, frame_inputs
+from models.layers.label_classifier import LabelDotProduct
+from yt8m.data import schema
+
+
+@registry.register("DbofGCNModel", frame_level=True)
+def dbof_gcn_model(*, num_classes: int, feature_size: int, cluster_size: int = 8192, hidden_size: int = 1024,
+                   sample_frames: int = 30, add_batch_norm: bool = True, activation: str = "relu6",
+                   pooling: str = "max", gcn_hidden_size: int = 1024, embedding_dim: int = 300,
+                   label_statistics=None, label_embeddings=None, seed: int = 0) -> keras.Model:
+    """The DBoF video feature x (B, hidden_size); two GCN layers over the label embeddings with a
+    learnable adjacency, initialised from P + I (P = P(j|i) of `label_statistics`), give the
+    per-class classifiers W (C, hidden_size); p = sigmoid(x W^T + b).
+
+    Without `label_statistics` the adjacency starts as I, without `label_embeddings` the
+    embeddings (width `embedding_dim`) do; both are weights of the model once built.
+    """
+    inputs = frame_inputs(feature_size)
+    frames, num_frames = FrameSampler(sample_frames, name="frame_sampler")(
+        inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT])
+    frames = Dequantize(name="dequantize")(frames)
+    x = DbofPooling(cluster_size, add_batch_norm, activation, pooling, name="dbof")(frames, num_frames)
+    x = keras.layers.Dense(hidden_size, use_bias=not add_batch_norm, name="hidden")(x)
+    if add_batch_norm:
+        x = keras.layers.BatchNormalization(name="hidden_bn")(x)
+    x = keras.layers.Activation(activation, name="hidden_activation")(x)
+
+    adjacency = np.eye(num_classes)  # self-loops; P(j|i) of the statistics added when given
+    if label_statistics is not None:
+        adjacency = adjacency + label_statistics.conditional_probability()
+    if label_embeddings is not None:
+        embedding_dim = np.shape(label_embeddings)[1]
+    nodes, graph = LabelNodes(num_classes, embedding_dim, embeddings=label_embeddings, adjacency=adjacency,
+                              learn_adjacency=True, seed=seed, name="label_nodes")(x)
+    classifiers = GCNStack([gcn_hidden_size, hidden_size], name="gcn")(nodes, graph)[-1]
+    outputs = LabelDotProduct(name="predictions")(x, classifiers)
+    return keras.Model(inputs, outputs, name="DbofGCNModel")

@@ -1,0 +1,229 @@
+"""Seed 003 (3rd YouTube-8M challenge): NeXtVLAD, Attention-GRU, the mixture, label reweighting,
+correlation-smoothed targets, input noise, DBoF+GCN, and the two stages end to end."""
+import math
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+import models  # noqa: F401  (registers the layers)
+from models import registry
+from models.layers.attention_gru import AttentionGRU
+from models.layers.nextvlad import ContextGating, NeXtVLAD
+from models.nextvlad import attention_weights_model
+from tests.helpers import frame_config
+from yt8m import augment, evaluation, losses, training
+from yt8m.config import Config
+from yt8m.labels import graphs
+from yt8m.labels.statistics import LabelStatistics
+
+TINY_MIXTURE = {"cluster_size_0": 4, "cluster_size_1": 6, "cluster_size_2": 4, "hidden_size": 8, "groups": 2,
+                "gating_reduction_0": 2, "gating_reduction_1": 2, "gating_reduction_2": 4, "dropout": 0.1,
+                "gru_units": 8, "attention_units": 4}
+
+
+def _frames_with_garbage_padding(rng, num_frames, steps, size):
+    """Float frames (B, T, D) and the same frames with different garbage after num_frames."""
+    frames = rng.normal(size=(len(num_frames), steps, size)).astype("float32")
+    other = frames.copy()
+    padding = np.arange(steps)[None, :] >= np.asarray(num_frames)[:, None]
+    other[padding] = rng.normal(scale=5.0, size=(padding.sum(), size))
+    return frames, other
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_nextvlad_shape_and_padded_frames_change_nothing(training):
+    rng = np.random.default_rng(0)
+    num_frames = np.array([7, 3, 0, 10], "int32")
+    frames, garbage = _frames_with_garbage_padding(rng, num_frames, 10, 12)
+    layer = NeXtVLAD(clusters=5, groups=4, expansion=2)
+    out = keras.ops.convert_to_numpy(layer(frames, num_frames, training=training))
+    assert out.shape == (4, 5 * 2 * 12 // 4) == layer.compute_output_shape(frames.shape)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(garbage, num_frames, training=training)), out,
+                               rtol=1e-5, atol=1e-5)
+    # Truncating the padding away changes nothing either.
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(frames[:1, :7], num_frames[:1], training=False)),
+                               keras.ops.convert_to_numpy(layer(frames, num_frames, training=False))[:1],
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_nextvlad_rejects_groups_that_do_not_divide_the_expanded_features():
+    with pytest.raises(ValueError, match="divisible by groups"):
+        NeXtVLAD(clusters=4, groups=5)(np.zeros((1, 2, 3), "float32"), np.array([2], "int32"))
+
+
+def test_context_gating_keeps_the_width_and_scales_by_gates_in_0_1():
+    x = np.random.default_rng(0).normal(size=(6, 16)).astype("float32")
+    out = keras.ops.convert_to_numpy(ContextGating(reduction=4)(x))
+    assert out.shape == x.shape
+    ratio = out / x
+    assert np.all((ratio > 0) & (ratio < 1))
+
+
+def test_attention_gru_weights_are_a_distribution_over_valid_frames_only():
+    rng = np.random.default_rng(1)
+    num_frames = np.array([5, 1, 0, 8], "int32")
+    frames, garbage = _frames_with_garbage_padding(rng, num_frames, 8, 6)
+    layer = AttentionGRU(units=4, attention_units=3)
+    pooled, weights = (keras.ops.convert_to_numpy(t) for t in layer(frames, num_frames))
+    assert pooled.shape == (4, 4) and weights.shape == (4, 8)
+    np.testing.assert_allclose(weights.sum(axis=1), [1, 1, 0, 1], rtol=1e-6)
+    assert np.all(weights[np.arange(8)[None, :] >= num_frames[:, None]] == 0)
+    np.testing.assert_array_equal(pooled[2], 0)
+    again = [keras.ops.convert_to_numpy(t) for t in layer(garbage, num_frames)]
+    np.testing.assert_allclose(again[0], pooled, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(again[1], weights, rtol=1e-5, atol=1e-6)
+
+
+def test_attention_weights_come_out_of_a_trained_model():
+    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, **TINY_MIXTURE)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 6, 4)).astype("uint8")
+    weights = attention_weights_model(model).predict({"frames": frames, "num_frames": np.array([6, 2], "int32")},
+                                                     verbose=0)
+    assert weights.shape == (2, 6)
+    np.testing.assert_allclose(weights.sum(axis=1), 1, rtol=1e-5)
+    assert np.all(weights[1, 2:] == 0)
+
+
+def test_mixture_weights_sum_to_one_and_mix_the_branch_probabilities():
+    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, **TINY_MIXTURE)
+    mixture = model.get_layer("mixture")
+    assert mixture.num_inputs == 4  # three NeXtVLADs and the Attention-GRU
+    mixture.logits.assign([0.3, -1.0, 2.0, 0.1])
+    weights = keras.ops.convert_to_numpy(mixture.mixture_weights())
+    assert weights.sum() == pytest.approx(1.0, abs=1e-6) and np.all(weights > 0)
+    names = ["branch0_predictions", "branch1_predictions", "branch2_predictions", "gru_predictions"]
+    branches = keras.Model(model.input, [model.get_layer(n).output for n in names])
+    inputs = {"frames": np.random.default_rng(0).integers(0, 256, (3, 6, 4)).astype("uint8"),
+              "num_frames": np.array([6, 2, 4], "int32")}
+    expected = sum(w * p for w, p in zip(weights, branches.predict(inputs, verbose=0)))
+    np.testing.assert_allclose(model.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_mixture_drops_branches_with_zero_clusters_and_needs_one():
+    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4,
+                           **{**TINY_MIXTURE, "cluster_size_1": 0, "attention_gru": False})
+    assert model.get_layer("mixture").num_inputs == 2
+    with pytest.raises(ValueError, match="at least one branch"):
+        registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, cluster_size_0=0, cluster_size_1=0,
+                       cluster_size_2=0, attention_gru=False)
+
+
+def test_paper_sizes_are_the_defaults():
+    params = registry.params("NeXtVLADMixture")
+    assert [params[f"cluster_size_{i}"] for i in range(3)] == [112, 136, 112]
+    assert [params[f"gating_reduction_{i}"] for i in range(3)] == [16, 16, 8]
+    assert (params["hidden_size"], params["groups"], params["expansion"]) == (2048, 8, 2)
+
+
+# Three classes by hand: N = (10, 5, 4), M_01 = 4, M_02 = 2, M_12 = 3.
+# P = [[0, .4, .2], [.8, 0, .6], [.5, .75, 0]]; with tau = .5: P' = [[0, 0, 0], [.8, 0, .6], [.5, .75, 0]].
+HAND_STATS = LabelStatistics(np.array([10, 5, 4]), np.array([[0, 4, 2], [4, 0, 3], [2, 3, 0]]), 12)
+
+
+def test_thresholded_correlation_by_hand():
+    np.testing.assert_allclose(graphs.thresholded_correlation(HAND_STATS, 0.5),
+                               [[0, 0, 0], [0.8, 0, 0.6], [0.5, 0.75, 0]])
+    np.testing.assert_allclose(graphs.thresholded_correlation(HAND_STATS, 0.7),
+                               [[0, 0, 0], [0.8, 0, 0], [0, 0.75, 0]])
+
+
+def _bce(y, p):
+    return -(y * math.log(p) + (1 - y) * math.log(1 - p))
+
+
+def test_reweighted_smoothed_segment_loss_by_hand():
+    config = Config(loss="reweighted", label_smoothing="correlation", tau=0.5, segment_labels=True)
+    loss = losses.make_loss(config, HAND_STATS)
+    # Row 1: video labels {1}, rated class 2 scored 0. y P' = (.8, 0, .6) -> y' = (.8, 1, .6), but the
+    # rated class keeps its 0. Row 2: video labels {2}, rated class 2 scored 1 -> y' = (.5, .75, 1).
+    y = np.array([[0, 1, 0], [0, 0, 1]], "float32")
+    rated = np.array([[0, 0, 1], [0, 0, 1]], "float32")
+    p = np.array([[0.6, 0.7, 0.2], [0.3, 0.4, 0.9]], "float32")
+    row1 = 0.1 * _bce(0.8, 0.6) + 0.1 * _bce(1, 0.7) + 2.5 * _bce(0, 0.2)
+    row2 = 0.1 * _bce(0.5, 0.3) + 0.1 * _bce(0.75, 0.4) + 2.5 * _bce(1, 0.9)
+    assert float(loss(y, p, sample_weight=rated)) == pytest.approx((row1 + row2) / 2, rel=1e-5)
+    targets = keras.ops.convert_to_numpy(loss.smoothed_targets(y, rated))
+    np.testing.assert_allclose(targets, [[0.8, 1, 0], [0.5, 0.75, 1]], rtol=1e-6)
+
+
+def test_smoothing_of_video_labels_caps_at_one_and_reweighting_alone_scales_bce():
+    smoothed = losses.make_loss(Config(label_smoothing="correlation", tau=0.5), HAND_STATS)  # video labels
+    y = np.array([[1, 1, 0]], "float32")  # y + y P' = (1.8, 1, .6) -> (1, 1, .6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(smoothed.smoothed_targets(y, np.ones_like(y))),
+                               [[1, 1, 0.6]], rtol=1e-6)
+    p = np.array([[0.6, 0.7, 0.2]], "float32")
+    assert float(smoothed(y, p, sample_weight=np.ones_like(y))) == pytest.approx(
+        _bce(1, 0.6) + _bce(1, 0.7) + _bce(0.6, 0.2), rel=1e-5)
+    # Without smoothing: segment data weighs m / n; video data (all rated) is m x BCE.
+    plain = losses.make_loss(Config(loss="reweighted", reweight_m=2.0, reweight_n=0.5), None)
+    rated = np.array([[0, 1, 0]], "float32")
+    assert float(plain(y, p, sample_weight=rated)) == pytest.approx(
+        0.5 * _bce(1, 0.6) + 2.0 * _bce(1, 0.7) + 0.5 * _bce(0, 0.2), rel=1e-5)
+    assert float(plain(y, p, sample_weight=np.ones_like(y))) == pytest.approx(
+        2.0 * float(losses.MultiLabelCrossentropy()(y, p)), rel=1e-5)
+
+
+def test_smoothing_without_statistics_and_bad_flags_are_refused():
+    with pytest.raises(ValueError, match="label statistics"):
+        losses.make_loss(Config(label_smoothing="correlation"))
+    from yt8m.errors import UserError
+    for bad in ({"label_smoothing": "word2vec"}, {"tau": 1.5}, {"reweight_n": -1.0}, {"noise_mask_rate": 2.0}):
+        with pytest.raises(UserError):
+            Config(**bad)
+
+
+def test_masked_noise_only_in_training_on_about_the_asked_share():
+    layer = augment.MaskedGaussianNoise(stddev=0.5, mask_rate=0.5, seed=3)
+    x = np.zeros((8, 50, 64), "float32")
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)
+    noisy = keras.ops.convert_to_numpy(layer(x, training=True))
+    changed = noisy != 0
+    assert 0.45 < changed.mean() < 0.55
+    assert noisy[changed].std() == pytest.approx(0.5, rel=0.05)
+
+
+def test_add_input_noise_keeps_predictions_and_weights():
+    model = registry.build("NeXtVLADModel", num_classes=5, feature_size=4, cluster_size=3, hidden_size=8, groups=2,
+                           gating_reduction=2)
+    noisy = augment.add_input_noise(model, 0.3, 0.5, seed=0)
+    assert any(isinstance(layer, keras.Sequential) for layer in noisy.layers)
+    inputs = {"frames": np.random.default_rng(0).integers(0, 256, (2, 6, 4)).astype("uint8"),
+              "num_frames": np.array([6, 3], "int32")}
+    np.testing.assert_allclose(noisy.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=1e-6)
+    assert noisy.trainable_weights[0] is model.trainable_weights[0]
+    assert not np.allclose(keras.ops.convert_to_numpy(noisy(inputs, training=True)),
+                           keras.ops.convert_to_numpy(noisy(inputs, training=False)))
+
+
+def test_dbof_gcn_adjacency_starts_from_p_plus_identity():
+    embeddings = np.random.default_rng(0).normal(size=(3, 5)).astype("float32")
+    model = registry.build("DbofGCNModel", num_classes=3, feature_size=4, cluster_size=8, hidden_size=6,
+                           gcn_hidden_size=7, sample_frames=2, label_statistics=HAND_STATS,
+                           label_embeddings=embeddings)
+    nodes = model.get_layer("label_nodes")
+    assert nodes.adjacency.trainable
+    np.testing.assert_allclose(nodes.adjacency.numpy(), HAND_STATS.conditional_probability() + np.eye(3),
+                               rtol=1e-6)
+    np.testing.assert_allclose(nodes.embeddings.numpy(), embeddings)
+
+
+def test_mixture_pretrain_then_reweighted_smoothed_noisy_finetune_and_submission(synthetic_data, tmp_path):
+    # One NeXtVLAD branch keeps the three graph compilations short; the harness covers all four branches.
+    params = {**TINY_MIXTURE, "cluster_size_1": 0, "cluster_size_2": 0, "attention_gru": False, "sample_frames": 8}
+    pretrain = frame_config(synthetic_data, tmp_path / "pre", model="NeXtVLADMixture", model_params=params,
+                            max_steps=4, steps_per_epoch=4)
+    training.train(pretrain)
+    finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+                                train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
+                                loss="reweighted", label_smoothing="correlation", tau=0.5, noise_std=0.1)
+    result = training.train(finetune)
+    assert result.steps == 4 and np.isfinite(result.final_loss)
+    csv = str(tmp_path / "submission.csv")
+    evaluation.write_submission(finetune.replace(input_data_pattern=synthetic_data.frame_test, output_file=csv),
+                                progress=False)
+    table = pd.read_csv(csv)
+    assert list(table.columns) == ["Class", "Segments"] and len(table) > 0
+    assert os.path.exists(os.path.join(finetune.train_dir, "model.keras"))
