@@ -18,9 +18,9 @@ TINY_PARAMS = {
     "DbofGCNModel": {"cluster_size": 16, "hidden_size": 8, "sample_frames": 4, "gcn_hidden_size": 8,
                      "embedding_dim": 6},
     "CmaSNetModel": {"filters": 16, "transformer_units": 16, "embedding_dim": 8},
-    "CmaFCModel": {"hidden_size": 16, "transformer_units": 16, "embedding_dim": 8},
+    "CmaFCModel": {"hidden_size": 16, "transformer_units": 16, "embedding_dim": 8, "sample_frames": 4},
     "SelfAttentionSNetModel": {"filters": 16, "transformer_units": 16, "attention_dim": 8},
-    "SelfAttentionFCModel": {"hidden_size": 16, "transformer_units": 16, "attention_dim": 8},
+    "SelfAttentionFCModel": {"hidden_size": 16, "transformer_units": 16, "attention_dim": 8, "sample_frames": 4},
 }
 
 

@@ -97,7 +97,10 @@ class _PerClassAttentionHead(keras.layers.Layer):
             width = dense.units
         self.class_kernel = self.add_weight(name="class_kernel", shape=(self.num_classes, features_shape[-1]),
                                             initializer="glorot_uniform")
-        self.class_bias = self.add_weight(name="class_bias", shape=(self.num_classes,), initializer="zeros")
+        # Prior-probability start (1 / C): with thousands of classes a zero bias begins at p = 0.5
+        # everywhere and spends its first hundreds of steps pushing absent classes down.
+        self.class_bias = self.add_weight(name="class_bias", shape=(self.num_classes,),
+                                          initializer=keras.initializers.Constant(-np.log(max(self.num_classes - 1, 1))))
 
     def transform(self, features, mask, training):
         """I_s = CMT(I) (Eq.6): per step Dense -> BN (valid steps' statistics) -> ReLU."""
