@@ -5,3 +5,4 @@ Importing this package registers every model family and every layer.
 from models import dbof, logistic, registry  # noqa: F401  (registers the families)
 from models import dbof_gcn, nextvlad  # noqa: F401,E402
 from models import cma  # noqa: F401,E402  (CMA / self-attention x SNet / FC)
+from models import srdl  # noqa: F401,E402  (SRDLModel: CAR + interval erasing)

@@ -21,6 +21,7 @@ TINY_PARAMS = {
     "CmaFCModel": {"hidden_size": 16, "transformer_units": 16, "embedding_dim": 8, "sample_frames": 4},
     "SelfAttentionSNetModel": {"filters": 16, "transformer_units": 16, "attention_dim": 8},
     "SelfAttentionFCModel": {"hidden_size": 16, "transformer_units": 16, "attention_dim": 8, "sample_frames": 4},
+    "SRDLModel": {"hidden_size": 8, "gcn_hidden_size": 8, "embedding_dim": 6, "class_block": 7},
 }
 
 

@@ -1,0 +1,171 @@
+"""SRDL on the time axis: category-specific attentional regions (CAR) and object (interval) erasing (OE).
+
+Our temporal reading of SRDL (docs/ARCHITECTURE.md, "SRDL"): the image's spatial
+positions are a video's frames. With F (B, T, d) the non-negative frame features
+(padding zeroed) and H (C, d) the GCN-contextualised label vectors (Eq.3, computed
+outside this layer by the shared GCN over a learned adjacency):
+
+- channel attention (Eq.4): CA[b, c] = sigmoid(maxpool_t F[b] * H[c])            (B, C, d)
+- temporal attention (Eq.5): SA[b, c, t] = sigmoid(F[b, t] . H[c] / sqrt(d))      (B, C, T)
+- fusion (Eq.6): F_c = 0.5 F * SA_c + 0.5 F * CA_c, max-pooled over the valid frames
+  to one vector per class, then a per-class linear classifier: y_c = sigmoid(w_c . v_c + b_c).
+- erasing (Eq.7-10), training only: the temporal attention of the top-K predicted
+  classes, min-max normalised per class over the valid frames, max over the K
+  classes; the run of frames >= alpha that holds the global peak (the widest run
+  when several runs reach the peak) is removed and the classifier runs again on
+  the remaining frames: the erased prediction of L = L_ori + L_era (Eq.11-13).
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+def normalized_attention(attention, num_frames):
+    """(B, K, T) temporal attention -> (B, T): each class's curve min-max normalised over
+    its valid frames (a flat curve becomes 0), then the max over the K classes (Eq.7-8)."""
+    valid = tf.sequence_mask(num_frames, tf.shape(attention)[-1])[:, None, :]
+    low = tf.reduce_min(tf.where(valid, attention, tf.float32.max), axis=-1, keepdims=True)
+    high = tf.reduce_max(tf.where(valid, attention, tf.float32.min), axis=-1, keepdims=True)
+    spread = high - low
+    normalized = tf.math.divide_no_nan(attention - low, tf.where(spread > 0, spread, tf.zeros_like(spread)))
+    normalized = tf.where(valid, normalized, tf.zeros_like(normalized))
+    return tf.reduce_max(normalized, axis=1)
+
+
+def erase_interval(curve, num_frames, alpha: float):
+    """Bool (B, T): the frames to erase (Eq.9-10 on time).
+
+    The maximal runs of valid frames with curve >= alpha; of those that reach the
+    curve's global peak (over the valid frames), the widest (the earliest among
+    equally wide ones). Nothing when every valid frame is below alpha.
+    """
+    steps = tf.shape(curve)[1]
+    valid = tf.sequence_mask(num_frames, steps)
+    above = valid & (curve >= alpha)
+    previous = tf.pad(above, [[0, 0], [1, 0]])[:, :-1]
+    run = tf.cumsum(tf.cast(above & ~previous, tf.int32), axis=1) * tf.cast(above, tf.int32)  # 1.., 0 below
+    # Width of every run: counts of (example, run id) pairs.
+    batch = tf.shape(curve)[0]
+    segment = tf.range(batch)[:, None] * (steps + 1) + run
+    counts = tf.math.unsorted_segment_sum(tf.ones_like(run), segment, batch * (steps + 1))
+    width = tf.gather(tf.reshape(counts, (batch, steps + 1)), run, batch_dims=1)
+    peak_value = tf.reduce_max(tf.where(valid, curve, tf.float32.min), axis=1, keepdims=True)
+    peak = above & (curve >= peak_value)
+    best_frame = tf.argmax(tf.where(peak, width, -1), axis=1, output_type=tf.int32)  # first on ties
+    chosen = tf.gather(run, best_frame, batch_dims=1)
+    return above & (run == chosen[:, None])
+
+
+def class_max_pool(features, spatial, channel, class_block: int):
+    """v[b, c] = max_t 0.5 F[b, t] * (SA[b, c, t] + CA[b, c]) (Eq.6), as (B, C, d).
+
+    The argmax over time is found without gradient, a block of classes at a time
+    (memory B x class_block x T x d); the values are then gathered, so value and
+    gradient equal max pooling's while the (B, C, T, d) product is never kept.
+    """
+    f, sa, ca = (tf.stop_gradient(x) for x in (features, spatial, channel))
+    num_classes = channel.shape[1]
+
+    def argmax(block):
+        sa_block, ca_block = block
+        fused = f[:, None, :, :] * (sa_block[..., None] + ca_block[:, :, None, :])  # (B, k, T, d)
+        return tf.argmax(fused, axis=2, output_type=tf.int32)
+
+    if num_classes <= class_block:
+        index = argmax((sa, ca))
+    else:
+        blocks = -(-num_classes // class_block)
+        pad = blocks * class_block - num_classes
+
+        def split(x):  # (B, C, ...) -> (blocks, B, class_block, ...)
+            x = tf.pad(x, [[0, 0], [0, pad], [0, 0]])
+            x = tf.reshape(x, tf.concat([tf.shape(x)[:1], [blocks, class_block], tf.shape(x)[2:]], 0))
+            return tf.transpose(x, [1, 0, 2, 3])
+
+        index = tf.map_fn(argmax, (split(sa), split(ca)), fn_output_signature=tf.int32)
+        index = tf.transpose(index, [1, 0, 2, 3])
+        index = tf.reshape(index, tf.concat([tf.shape(index)[:1], [blocks * class_block], tf.shape(index)[3:]], 0))
+        index = index[:, :num_classes]
+    picked_features = tf.transpose(tf.gather(tf.transpose(features, [0, 2, 1]),
+                                             tf.transpose(index, [0, 2, 1]), batch_dims=2), [0, 2, 1])
+    picked_spatial = tf.gather(spatial, index, batch_dims=2)
+    return 0.5 * picked_features * (picked_spatial + channel)
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class CategoryAttention(keras.layers.Layer):
+    """CAR (Eq.4-6) with a per-class classifier, and OE (Eq.7-10) in training.
+
+    `(features (B, T, d), num_frames (B,), label_vectors (C, d)) -> probabilities (B, C)`.
+    Features must be non-negative (e.g. after a ReLU): padding is zeroed, so the
+    masked max pools are plain max pools. In training with `erase_top_k > 0`, the
+    erased prediction is kept in `erased_probabilities` for the model's loss
+    (`take_erased_probabilities`); at inference the erasing is never built.
+    """
+
+    def __init__(self, num_classes: int, erase_top_k: int = 3, erase_alpha: float = 0.5,
+                 class_block: int = 256, **kwargs):
+        super().__init__(**kwargs)
+        if erase_top_k < 0:
+            raise ValueError(f"srdl_top_k must be >= 0 (0: no erasing), got {erase_top_k}")
+        if not 0.0 < erase_alpha <= 1.0:
+            raise ValueError(f"srdl_alpha must be in (0, 1], got {erase_alpha}")
+        if class_block < 1:
+            raise ValueError(f"class_block must be >= 1, got {class_block}")
+        self.num_classes = num_classes
+        self.erase_top_k = erase_top_k
+        self.erase_alpha = erase_alpha
+        self.class_block = class_block
+        self.erased_probabilities = None
+
+    def build(self, features_shape, num_frames_shape=None, label_vectors_shape=None):
+        width = features_shape[-1]
+        self.kernel = self.add_weight(name="kernel", shape=(self.num_classes, width), initializer="glorot_uniform")
+        self.bias = self.add_weight(name="bias", shape=(self.num_classes,), initializer="zeros")
+
+    def attention(self, features, label_vectors):
+        """(CA (B, C, d), SA (B, C, T)) of Eq.4-5, both in [0, 1]; features already masked."""
+        pooled = tf.reduce_max(features, axis=1)  # (B, d); >= 0, so padding (zeros) never wins
+        channel = tf.sigmoid(pooled[:, None, :] * label_vectors[None, :, :])
+        scale = tf.math.rsqrt(tf.cast(tf.shape(features)[-1], features.dtype))
+        spatial = tf.sigmoid(tf.einsum("btd,cd->bct", features, label_vectors) * scale)
+        return channel, spatial
+
+    def classify(self, features, label_vectors):
+        """(probabilities (B, C), SA (B, C, T)) of masked, non-negative features."""
+        channel, spatial = self.attention(features, label_vectors)
+        pooled = class_max_pool(features, spatial, channel, self.class_block)
+        logits = tf.einsum("bcd,cd->bc", pooled, self.kernel) + self.bias
+        return tf.sigmoid(logits), spatial
+
+    def erasing_mask(self, probabilities, spatial, num_frames):
+        """Bool (B, T): the interval OE removes, from the top-K predicted classes' attention."""
+        k = min(self.erase_top_k, self.num_classes)
+        top = tf.math.top_k(tf.stop_gradient(probabilities), k=k).indices
+        curves = tf.gather(tf.stop_gradient(spatial), top, batch_dims=1)  # (B, K, T)
+        return erase_interval(normalized_attention(curves, num_frames), num_frames, self.erase_alpha)
+
+    def call(self, features, num_frames, label_vectors, training=None):
+        mask = tf.sequence_mask(num_frames, tf.shape(features)[1], dtype=features.dtype)
+        features = features * mask[..., None]
+        probabilities, spatial = self.classify(features, label_vectors)
+        self.erased_probabilities = None
+        if training and self.erase_top_k > 0:
+            with tf.name_scope("object_erasing"):
+                erase = self.erasing_mask(probabilities, spatial, num_frames)
+                kept = features * (1.0 - tf.cast(erase, features.dtype))[..., None]
+                self.erased_probabilities, _ = self.classify(kept, label_vectors)
+        return probabilities
+
+    def take_erased_probabilities(self):
+        """The erased prediction of the last training call (then forgotten), or None."""
+        erased, self.erased_probabilities = self.erased_probabilities, None
+        return erased
+
+    def compute_output_spec(self, features, num_frames, label_vectors, training=None):
+        return keras.KerasTensor((features.shape[0], self.num_classes), dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "erase_top_k": self.erase_top_k,
+                "erase_alpha": self.erase_alpha, "class_block": self.class_block}

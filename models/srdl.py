@@ -1,0 +1,68 @@
+"""SRDL on video: category-specific attentional regions over frames and interval erasing (training only)."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from models import registry
+from models.layers.frame_sampling import FrameSampler
+from models.layers.gcn import GCNStack, LabelNodes
+from models.layers.inputs import Dequantize, frame_inputs
+from models.layers.srdl import CategoryAttention
+from yt8m.data import schema
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class SRDL(keras.Model):
+    """A functional model whose training loss adds the erased branch: L = L_ori + L_era (Eq.11-13).
+
+    Its one output is the original prediction, at training and at inference, so a
+    saved model predicts exactly like any other. In a training step the `car` layer
+    also computes the erased prediction; `compute_loss` scores it with the compiled
+    loss (the same per-element loss, targets and reader weights as the original, so
+    any `--loss` composes) and adds it. Evaluation and inference never build it.
+    """
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        total = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        erased = self.get_layer("car").take_erased_probabilities()
+        if training and erased is not None and y is not None and self._compile_loss is not None:
+            total = total + self._compile_loss(y, erased, sample_weight)  # L_era, the compiled loss
+        return total
+
+
+@registry.register("SRDLModel", frame_level=True)
+def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gcn_hidden_size: int = 64,
+               embedding_dim: int = 300, srdl_top_k: int = 3, srdl_alpha: float = 0.5, sample_frames: int = 0,
+               class_block: int = 256, label_embeddings: np.ndarray | None = None) -> keras.Model:
+    """SRDL (CAR + OE) over frames.
+
+    Frames -> ReLU projection to `hidden_size` channels (F). Label embeddings (the
+    run's `label_embeddings`, else seeded random vectors of `embedding_dim`) go
+    through the shared GCN (`gcn_hidden_size` hidden units, 0 for one layer) over
+    a randomly initialised, learnable adjacency to `hidden_size`-wide label vectors
+    (Eq.3). CAR: per-class channel and temporal attention, fused, max-pooled, per-class
+    classifiers (Eq.4-6). OE (training only, `srdl_top_k` > 0): erase the interval of
+    the top-`srdl_top_k` classes' normalised attention >= `srdl_alpha` around the
+    global peak and add the erased prediction's loss (Eq.7-13); `srdl_top_k=0` is
+    CAR alone. `sample_frames` > 0 trains on one random run of that many consecutive
+    frames (intervals stay intervals); `class_block` bounds the memory of the
+    per-class pooling (B x class_block x T x hidden_size floats).
+    """
+    if label_embeddings is not None:
+        label_embeddings = np.asarray(label_embeddings, np.float32)
+        embedding_dim = label_embeddings.shape[1]
+    inputs = frame_inputs(feature_size)
+    frames, num_frames = inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT]
+    if sample_frames:
+        frames, num_frames = FrameSampler(sample_frames, random_sequence=True, name="frame_sampler")(
+            frames, num_frames)
+    frames = Dequantize(name="dequantize")(frames)
+    features = keras.layers.Dense(hidden_size, activation="relu", name="frame_encoder")(frames)
+    nodes, adjacency = LabelNodes(num_classes, embedding_dim, embeddings=label_embeddings, learn_adjacency=True,
+                                  name="label_nodes")(features)
+    units = [gcn_hidden_size, hidden_size] if gcn_hidden_size else [hidden_size]
+    label_vectors = GCNStack(units, name="label_gcn")(nodes, adjacency)[-1]
+    probabilities = CategoryAttention(num_classes, srdl_top_k, srdl_alpha, class_block, name="car")(
+        features, num_frames, label_vectors)
+    return SRDL(inputs, probabilities, name="SRDLModel")
