@@ -13,6 +13,9 @@ from typing import Callable
 import keras
 
 REQUIRED_ARGS = ("num_classes", "feature_size")
+# What a model reads: video-level `features`, frame-level `frames`/`num_frames`,
+# or a raw RGB `clip` (uint8 (B, T, H, W, 3), read with --clip_data_pattern).
+INPUT_KINDS = ("features", "frames", "clip")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +23,7 @@ class _Entry:
     builder: Callable[..., keras.Model]
     frame_level: bool
     defaults: dict
+    input_kind: str = "features"
 
 
 _ENTRIES: dict[str, _Entry] = {}
@@ -43,12 +47,20 @@ def _defaults_of(name: str, builder: Callable) -> dict:
     return defaults
 
 
-def register(name: str, *, frame_level: bool):
-    """Decorator registering `builder` under `name`; returns the builder unchanged."""
+def register(name: str, *, frame_level: bool, input_kind: str | None = None):
+    """Decorator registering `builder` under `name`; returns the builder unchanged.
+
+    `input_kind` defaults to "frames" for frame-level models, else "features";
+    clip models (raw RGB frames) say `frame_level=True, input_kind="clip"`.
+    """
+    kind = input_kind or ("frames" if frame_level else "features")
+    if kind not in INPUT_KINDS:
+        raise ValueError(f"input_kind {kind!r} is not one of {', '.join(INPUT_KINDS)}")
+
     def decorate(builder):
         if name in _ENTRIES:
             raise ValueError(f"model {name!r} is already registered")
-        _ENTRIES[name] = _Entry(builder, frame_level, _defaults_of(name, builder))
+        _ENTRIES[name] = _Entry(builder, frame_level, _defaults_of(name, builder), kind)
         return builder
     return decorate
 
@@ -67,6 +79,11 @@ def names() -> tuple[str, ...]:
 def is_frame_level(name: str) -> bool:
     """True when the model takes `frames`/`num_frames`, False for video-level `features`."""
     return _entry(name).frame_level
+
+
+def input_kind(name: str) -> str:
+    """"features" (video-level), "frames" (frame-level features) or "clip" (raw RGB clips)."""
+    return _entry(name).input_kind
 
 
 def params(name: str) -> dict:

@@ -4,7 +4,8 @@
 label space and checks the contract of docs/ARCHITECTURE.md ("Models"): inputs,
 output shape/range, predicting from a reader-like `tf.data.Dataset`, config and
 `.keras` round trips, a few optimizer steps lowering the loss and, for
-frame-level models, that padding beyond `num_frames` changes nothing.
+frame-level models, that padding beyond `num_frames` changes nothing. Clip models
+(`registry.input_kind(name) == "clip"`) get tiny uint8 RGB clips instead.
 """
 import pathlib
 
@@ -20,6 +21,22 @@ FEATURE_SIZE = 12
 BATCH_SIZE = 4
 # Three batches: segments (T=5, with an empty video), full-length videos (T=300), short ones.
 FRAME_COUNTS = (5, 1, 5, 0, 17, 300, 9, 40, 3, 60, 5, 2)
+# Clip models: 12 clips of (frames, height, width), the size the clip reader gives in the tests
+# (one size: every further shape would retrace the model's large train step).
+CLIP_SHAPE, NUM_CLIPS = (8, 32, 32), 12
+
+
+def learnable_clips(seed: int = 0):
+    """`(examples, labels)` for clip models: each clip is a flat random colour plus pixel noise;
+    labels are a fixed function of that colour."""
+    rng = np.random.default_rng(seed)
+    colours = rng.uniform(-1.0, 1.0, size=(NUM_CLIPS, 3))
+    labels = (colours @ rng.normal(size=(3, NUM_CLASSES)) > 0).astype(np.float32)
+    examples = []
+    for colour in colours:
+        pixels = 128 + 90 * colour + 10 * rng.normal(size=(*CLIP_SHAPE, 3))
+        examples.append({schema.CLIP_INPUT: np.clip(np.round(pixels), 0, 255).astype(np.uint8)})
+    return examples, labels
 
 
 def learnable_examples(frame_level: bool, frame_counts=FRAME_COUNTS, seed: int = 0):
@@ -42,8 +59,8 @@ def learnable_examples(frame_level: bool, frame_counts=FRAME_COUNTS, seed: int =
 
 def reader_like_dataset(examples: list, labels: np.ndarray) -> tf.data.Dataset:
     """`(inputs, labels, weights)` batches, frames padded to each batch's longest video."""
-    spec = {key: tf.TensorSpec((None, FEATURE_SIZE) if key == schema.FRAMES_INPUT else np.shape(value),
-                               tf.as_dtype(np.asarray(value).dtype))
+    shapes = {schema.FRAMES_INPUT: (None, FEATURE_SIZE), schema.CLIP_INPUT: (None, None, None, 3)}
+    spec = {key: tf.TensorSpec(shapes.get(key, np.shape(value)), tf.as_dtype(np.asarray(value).dtype))
             for key, value in examples[0].items()}
     label_spec = tf.TensorSpec((NUM_CLASSES,), tf.float32)
 
@@ -65,12 +82,17 @@ def predict_batches(model: keras.Model, batches: list) -> np.ndarray:
     return np.concatenate([keras.ops.convert_to_numpy(model(b, training=False)) for b in batches])
 
 
-def check_inputs_and_output(model: keras.Model, frame_level: bool, batches: list):
+def check_inputs_and_output(model: keras.Model, frame_level: bool, batches: list, input_kind: str | None = None):
     expected = ({schema.FRAMES_INPUT: "uint8", schema.NUM_FRAMES_INPUT: "int32"} if frame_level
                 else {schema.VIDEO_INPUT: "float32"})
+    if input_kind == "clip":
+        expected = {schema.CLIP_INPUT: "uint8"}
     actual = {name: tensor.dtype for name, tensor in model.input.items()}
     assert actual == expected, f"model inputs {actual}, contract says {expected}"
-    if frame_level:
+    if input_kind == "clip":
+        assert tuple(model.input[schema.CLIP_INPUT].shape[1:]) == (None, None, None, 3), \
+            "time and space axes must be dynamic, 3 RGB channels"
+    elif frame_level:
         assert model.input[schema.FRAMES_INPUT].shape[1] is None, "the time axis must be dynamic"
     for batch in batches:
         probabilities = model(batch, training=False)
@@ -136,15 +158,17 @@ def check_training_lowers_loss(model: keras.Model, dataset: tf.data.Dataset, num
 def check_model(name: str, params: dict, tmp_path: pathlib.Path):
     """Builds `name` with `params` and runs every check."""
     frame_level = registry.is_frame_level(name)
+    input_kind = registry.input_kind(name)
     keras.utils.set_random_seed(0)
     model = registry.build(name, num_classes=NUM_CLASSES, feature_size=FEATURE_SIZE, **params)
-    dataset = reader_like_dataset(*learnable_examples(frame_level))
+    examples = learnable_clips() if input_kind == "clip" else learnable_examples(frame_level)
+    dataset = reader_like_dataset(*examples)
     batches = batch_inputs(dataset)
 
-    check_inputs_and_output(model, frame_level, batches)
+    check_inputs_and_output(model, frame_level, batches, input_kind)
     expected = check_predict_on_dataset(model, dataset, batches)
     check_config_round_trip(model, batches, expected)
     check_saving(model, batches, expected, tmp_path)
-    if frame_level:
+    if input_kind == "frames":
         check_padding_changes_nothing(model, batches, expected)
     check_training_lowers_loss(model, dataset, len(batches))

@@ -30,6 +30,11 @@ class Config:
     num_classes: int = NUM_CLASSES
     max_frames: int = 300
     pad_to_max_frames: bool = False
+    # RGB clips (3-D models: KSSNetI3D, I3DModel), the Charades frames layout.
+    clip_data_pattern: str = ""
+    clip_frames: int = 16
+    clip_size: int = 224
+    i3d_weights: str = ""
     seed: int = 0
     # Model.
     model: str = "LogisticModel"
@@ -38,6 +43,10 @@ class Config:
     label_stats: str = ""
     label_embeddings: str = ""
     label_embedding_dim: int = 300
+    ks_lambda: float = 0.6           # KSSNet label graph (Eq.2-4), yt8m/labels/graphs.py
+    ks_tau: float = 0.03
+    ks_eta: float = 0.4
+    knowledge_edges: str = ""
     vocabulary_file: str = ""
     asge_steps: int = 300
     asge_alpha: float = 0.1
@@ -95,6 +104,12 @@ class Config:
                 raise UserError(f"--{name} must be positive, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise UserError(f"--max_steps must be positive, got {self.max_steps}")
+        if self.clip_frames <= 0 or self.clip_size <= 0:
+            raise UserError(f"--clip_frames and --clip_size must be positive, got {self.clip_frames}, "
+                            f"{self.clip_size}")
+        for name in ("ks_lambda", "ks_eta"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise UserError(f"--{name} is a mixing weight in [0, 1], got {getattr(self, name)}")
 
     @property
     def feature_spec(self) -> FeatureSpec:

@@ -41,6 +41,16 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_frames", d.max_frames, "Frames kept per video.")
     flags.DEFINE_bool("pad_to_max_frames", d.pad_to_max_frames,
                       "Pad every batch to --max_frames (fixed shapes for XLA/TPU) instead of its longest video.")
+    flags.DEFINE_string("clip_data_pattern", "", "File patterns of training RGB clip records (SequenceExamples "
+                        "with one JPEG frame per step in image/encoded, the Charades frames layout) for the 3-D "
+                        "models (--model=KSSNetI3D or I3DModel); --eval_data_pattern/--input_data_pattern are "
+                        "then read as clips too.")
+    flags.DEFINE_integer("clip_frames", d.clip_frames, "Consecutive frames per clip (random start in training, "
+                         "centred in eval).")
+    flags.DEFINE_integer("clip_size", d.clip_size, "Clip crop size in pixels (frames scaled to a shorter side of "
+                         "8/7 of it first).")
+    flags.DEFINE_string("i3d_weights", "", "An .npz/.h5 of Inception weights keyed '<layer>/<weight>' to initialise "
+                        "the I3D backbone (2-D kernels are inflated); never downloaded.")
     flags.DEFINE_integer("seed", d.seed, "Seed of shuffling, sampling and initialisation.")
     # Model.
     flags.DEFINE_string("model", d.model, "Model name in the registry (models/registry.py).")
@@ -54,6 +64,13 @@ def define_flags() -> None:
                         "records once and saved as label_stats.npz in --train_dir")
     flags.DEFINE_string("label_embeddings", "", "Initial label embeddings for graph models: a (C, dim) .npy.")
     flags.DEFINE_integer("label_embedding_dim", d.label_embedding_dim, "Width of default label embeddings.")
+    flags.DEFINE_float("ks_lambda", d.ks_lambda, "KSSNet graph: weight of the statistical graph against the "
+                       "knowledge graph (Eq.2); 1 = statistics only, 0 = knowledge only.")
+    flags.DEFINE_float("ks_tau", d.ks_tau, "KSSNet graph: superimposed entries below tau are dropped (Eq.4).")
+    flags.DEFINE_float("ks_eta", d.ks_eta, "KSSNet graph: A_KS = eta A_tau + (1 - eta) I (Eq.4); 0 = no graph.")
+    flags.DEFINE_string("knowledge_edges", "", "KSSNet knowledge graph: CSV head,relation,tail,weight (class "
+                        "indices or vocabulary names); default: classes sharing a vertical of --vocabulary_file "
+                        "(default: vocabulary.csv beside --train_data_pattern or its parent directory).")
     flags.DEFINE_string("vocabulary_file", "", "vocabulary.csv whose class names map a word-vector --label_embeddings.")
     flags.DEFINE_integer("asge_steps", d.asge_steps, "Adam steps of the ASGE label-embedding stage (the default "
                          "embeddings when --label_embeddings is empty).")
@@ -103,7 +120,8 @@ def define_flags() -> None:
 
 
 def data_flags_given() -> bool:
-    return any(FLAGS[name].present for name in ("train_data_pattern", "eval_data_pattern", "input_data_pattern"))
+    return any(FLAGS[name].present for name in ("train_data_pattern", "eval_data_pattern", "input_data_pattern",
+                                                "clip_data_pattern"))
 
 
 def config_from_flags() -> Config:

@@ -70,7 +70,8 @@ def train(config: Config) -> TrainResult:
     else:
         steps_per_epoch, epochs = None, config.num_epochs
     verbose = 2 if os.environ.get("CI") else "auto"
-    with readers.data_errors(config.train_data_pattern):
+    with readers.data_errors(*((config.clip_data_pattern, "clip_data_pattern") if config.clip_data_pattern
+                               else (config.train_data_pattern,))):
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             history = multi_worker.fit(model, loss, dataset, callbacks=callbacks, epochs=epochs,
                                        steps_per_epoch=steps_per_epoch, verbose=verbose)
@@ -104,15 +105,48 @@ def _initial_model(config: Config) -> keras.Model:
         return load_trained_model(config.init_from, flag="init_from")
     try:
         frame_level = registry.is_frame_level(config.model)
-        if frame_level != config.frame_features:
+        clips = registry.input_kind(config.model) == "clip"
+        if clips != bool(config.clip_data_pattern):
+            raise UserError(f"--model={config.model} reads RGB clips; give --clip_data_pattern" if clips else
+                            f"--clip_data_pattern feeds clip models (KSSNetI3D, I3DModel); --model={config.model} "
+                            f"reads YouTube-8M features, give --train_data_pattern instead")
+        if not clips and frame_level != config.frame_features:
             fix = "add --frame_features" if frame_level else "drop --frame_features"
             raise UserError(f"--model={config.model} reads {'frame' if frame_level else 'video'}-level "
                             f"features; {fix}")
         label_params = context.label_params(config, registry.params(config.model))
         return registry.build(config.model, num_classes=config.num_classes,
-                              feature_size=config.feature_spec.total_size, **label_params, **config.model_params)
+                              feature_size=config.feature_spec.total_size, **label_params,
+                              **_pretrained_weights(config), **config.model_params)
     except ValueError as exc:
         raise UserError(str(exc)) from None
+
+
+def _pretrained_weights(config: Config) -> dict:
+    """{"inflated_weights": arrays} from --i3d_weights (.npz or .h5, keys '<layer>/<weight>') for models
+    that take them; nothing is downloaded."""
+    if not config.i3d_weights:
+        return {}
+    if "inflated_weights" not in registry.params(config.model):
+        raise UserError(f"--i3d_weights is for the I3D models; --model={config.model} takes no backbone weights")
+    if not tf.io.gfile.exists(config.i3d_weights):
+        raise UserError(f"--i3d_weights={config.i3d_weights} does not exist")
+    with tf.io.gfile.GFile(config.i3d_weights, "rb") as handle:
+        data = handle.read()
+    import io
+
+    if config.i3d_weights.endswith(".npz"):
+        with np.load(io.BytesIO(data)) as arrays:
+            return {"inflated_weights": {key: arrays[key] for key in arrays.files}}
+    if config.i3d_weights.endswith((".h5", ".hdf5")):
+        import h5py
+
+        arrays = {}
+        with h5py.File(io.BytesIO(data), "r") as h5:
+            h5.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+        return {"inflated_weights": arrays}
+    raise UserError(f"--i3d_weights={config.i3d_weights}: give an .npz or .h5 file")
 
 
 def _with_precision(config: Config, build, *args) -> keras.Model:

@@ -32,6 +32,14 @@ def inference_dataset(config: Config, corrupt_records: readers.CorruptRecords | 
 
 def _dataset(config: Config, pattern: str, flag: str, *, shuffle: bool, num_epochs, rated: bool,
              corrupt_records=None):
+    if config.clip_data_pattern:  # a clip run: every split is read as RGB clips
+        from yt8m.data import clips
+
+        if flag == "train_data_pattern":
+            pattern, flag = config.clip_data_pattern, "clip_data_pattern"
+        return clips.clip_dataset(pattern, num_classes=config.num_classes, batch_size=config.batch_size,
+                                  clip_frames=config.clip_frames, clip_size=config.clip_size, training=shuffle,
+                                  shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, flag=flag)
     options = dict(num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=config.batch_size,
                    shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, flag=flag,
                    corrupt_records=corrupt_records)

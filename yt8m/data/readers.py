@@ -150,8 +150,8 @@ def parse_frame_batch(serialized, feature_spec: schema.FeatureSpec, num_classes:
 
 
 def model_inputs(features: dict) -> dict:
-    """Only the keys a model takes: `features`, or `frames` and `num_frames`."""
-    model_keys = (schema.VIDEO_INPUT, schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT)
+    """Only the keys a model takes: `features`, or `frames` and `num_frames`, or `clip`."""
+    model_keys = (schema.VIDEO_INPUT, schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT, schema.CLIP_INPUT)
     return {key: value for key, value in features.items() if key in model_keys}
 
 

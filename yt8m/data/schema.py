@@ -29,6 +29,11 @@ FEATURE_SIZES = (1024, 128)
 VIDEO_INPUT = "features"      # float32 (B, D), D = sum(feature_sizes)
 FRAMES_INPUT = "frames"       # uint8 (B, T, D)
 NUM_FRAMES_INPUT = "num_frames"  # int32 (B,)
+CLIP_INPUT = "clip"           # uint8 (B, T, H, W, 3) RGB clips (the Charades-style clip records)
+
+# Clip records (Charades frames layout): a SequenceExample with context `id`,
+# `labels` and one JPEG-encoded RGB frame per step in the feature list below.
+CLIP_FRAME_KEY = "image/encoded"
 
 
 @dataclasses.dataclass(frozen=True)

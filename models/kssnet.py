@@ -1,0 +1,166 @@
+"""KSSNet (Wang et al., AAAI 2020, "Multi-Label Classification with Label Graph Superimposing").
+
+A GCN over the knowledge + statistics (KS) label graph whose hidden layers enter
+the backbone through lateral connections (Eq.7), and whose last layer gives the
+per-class classifiers (ML-GCN style). Three models:
+- `KSSNetI3D`: Inception-I3D on raw clips, LCs after Conv3d_2c_3x3 (192 ch),
+  Mixed_3c (480) and Mixed_4f (832), a 4-layer GCN 192-480-832-1024 (the
+  official mathkey/mssnet widths).
+- `I3DModel`: the same I3D alone (the baseline).
+- `KSSNetTemporal`: the same idea on YouTube-8M frame features: a 1-D conv
+  backbone over frames with LCs, for the segment task.
+
+The graph arrives as `label_graph` (the unnormalised A_KS of yt8m/labels/graphs.py,
+normalised D^-1/2 A D^-1/2 on the fly) and the initial node features as
+`label_embeddings`; without them (tests) the graph is the identity and the
+embeddings seeded random. Following the official code, the classifier is
+tanh(E_last) and a plain linear head is added to the graph classifier's logits
+(`linear_head`).
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import ops
+
+from models import registry
+from models.layers.gcn import GCNStack, LabelNodes
+from models.layers.inception_i3d import (ClipPreprocess, check_endpoints, endpoint_channels,
+                                         inception_i3d_features, load_inflated_weights)
+from models.layers.inputs import Dequantize, frame_inputs
+from models.layers.lateral_connection import LateralConnection
+from yt8m.data import schema
+
+# Where the I3D's lateral connections go (the official code's merge points).
+I3D_LATERAL_ENDPOINTS = "Conv3d_2c_3x3,Mixed_3c,Mixed_4f"
+
+
+def clip_inputs() -> dict:
+    """`{"clip": uint8 (B, T, H, W, 3)}` with T, H, W dynamic."""
+    return {schema.CLIP_INPUT: keras.Input((None, None, None, 3), dtype="uint8", name=schema.CLIP_INPUT)}
+
+
+def _label_graph(num_classes: int, embedding_dim: int, label_graph, label_embeddings, anchor):
+    """(E0 (C, E), Â (C, C)) from LabelNodes: the given arrays, else identity graph and seeded embeddings."""
+    adjacency = np.eye(num_classes, dtype="float32") if label_graph is None else np.asarray(label_graph, "float32")
+    if label_embeddings is not None:
+        embedding_dim = int(np.shape(label_embeddings)[1])
+    return LabelNodes(num_classes, embedding_dim, embeddings=label_embeddings, adjacency=adjacency,
+                      normalize=True, seed=0, name="label_nodes")(anchor)
+
+
+def _graph_logits(pooled, classifiers, num_classes: int, linear_head: bool):
+    """Probabilities from pooled features (B, F): pooled . tanh(W_gcn)^T (+ a linear head), sigmoid."""
+    logits = ops.matmul(pooled, ops.transpose(ops.tanh(classifiers)))
+    if linear_head:
+        logits = logits + keras.layers.Dense(num_classes, name="linear_head")(pooled)
+    return keras.layers.Activation("sigmoid", dtype="float32", name="predictions")(logits)
+
+
+def _load(model: keras.Model, inflated_weights) -> keras.Model:
+    if inflated_weights is not None:
+        load_inflated_weights(model, inflated_weights)
+    return model
+
+
+@registry.register("KSSNetI3D", frame_level=True, input_kind="clip")
+def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float = 1.0,
+               embedding_dim: int = 300, dropout: float = 0.5, linear_head: bool = True,
+               lateral_endpoints: str = I3D_LATERAL_ENDPOINTS, final_endpoint: str = "Mixed_5c",
+               label_graph=None, label_embeddings=None, inflated_weights=None) -> keras.Model:
+    """KSSNet on Inception-I3D: clips {"clip": uint8 (B, T, H, W, 3)} -> (B, C).
+
+    `feature_size` is unused (clips are RGB). A GCN with one layer per lateral
+    endpoint (comma-separated, in network order) plus the classifier layer, each as
+    wide as the backbone there (192-480-832-1024 by default); dropout after the
+    global average pool. `final_endpoint` truncates the backbone (small tests).
+    `inflated_weights`: arrays for the backbone (`load_inflated_weights`), handed
+    over by training from --i3d_weights.
+    """
+    del feature_size
+    laterals = [e.strip() for e in lateral_endpoints.split(",") if e.strip()]
+    inputs = clip_inputs()
+    clip = ClipPreprocess(name="preprocess")(inputs[schema.CLIP_INPUT])
+    nodes, adjacency = _label_graph(num_classes, embedding_dim, label_graph, label_embeddings, clip)
+    check_endpoints([*laterals, final_endpoint])
+    widths = [endpoint_channels(e, width_multiplier) for e in (*laterals, final_endpoint)]
+    layers = GCNStack(widths, name="gcn")(nodes, adjacency)
+    after = {endpoint: (lambda x, e=endpoint, i=i: LateralConnection(name=f"lateral_{e}")(x, layers[i]))
+             for i, endpoint in enumerate(laterals)}
+    features = inception_i3d_features(clip, width_multiplier, after=after, final_endpoint=final_endpoint)
+    pooled = keras.layers.GlobalAveragePooling3D(name="pool")(features)
+    pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)
+    outputs = _graph_logits(pooled, layers[-1], num_classes, linear_head)
+    return _load(keras.Model(inputs, outputs, name="KSSNetI3D"), inflated_weights)
+
+
+@registry.register("I3DModel", frame_level=True, input_kind="clip")
+def i3d_model(*, num_classes: int, feature_size: int, width_multiplier: float = 1.0, dropout: float = 0.5,
+              final_endpoint: str = "Mixed_5c", inflated_weights=None) -> keras.Model:
+    """Inception-I3D baseline: global average pool, dropout, a sigmoid 1x1x1 logits layer."""
+    del feature_size
+    inputs = clip_inputs()
+    clip = ClipPreprocess(name="preprocess")(inputs[schema.CLIP_INPUT])
+    features = inception_i3d_features(clip, width_multiplier, final_endpoint=final_endpoint)
+    pooled = keras.layers.GlobalAveragePooling3D(name="pool")(features)
+    pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)
+    outputs = keras.layers.Dense(num_classes, activation="sigmoid", dtype="float32", name="predictions")(pooled)
+    return _load(keras.Model(inputs, outputs, name="I3DModel"), inflated_weights)
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class MaskFrames(keras.layers.Layer):
+    """(x (B, T, F), num_frames (B,)) -> x with the frames past num_frames set to zero."""
+
+    def call(self, x, num_frames):
+        mask = ops.arange(ops.shape(x)[1])[None, :] < ops.cast(num_frames, "int32")[:, None]
+        return x * ops.cast(mask, x.dtype)[:, :, None]
+
+    def compute_output_shape(self, x_shape, num_frames_shape=None):
+        return x_shape
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class MaskedMeanPool(keras.layers.Layer):
+    """Mean over the valid frames (zero for an empty video) of frames already zeroed past num_frames."""
+
+    def call(self, x, num_frames):
+        count = ops.maximum(ops.cast(num_frames, x.dtype), 1.0)
+        return ops.sum(x, axis=1) / count[:, None]
+
+    def compute_output_shape(self, x_shape, num_frames_shape=None):
+        return (x_shape[0], x_shape[-1])
+
+
+@registry.register("KSSNetTemporal", frame_level=True)
+def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, num_stages: int = 3,
+                    kernel_size: int = 3, gcn_layers: int = 4, embedding_dim: int = 300, dropout: float = 0.5,
+                    linear_head: bool = True, label_graph=None, label_embeddings=None) -> keras.Model:
+    """KSSNet on frame features: `num_stages` x (Conv1D `width`, LayerNorm, ReLU) over the valid
+    frames, a `gcn_layers`-deep GCN (all layers `width` wide) whose hidden layers enter the deepest
+    stages through lateral connections, masked mean pool, dropout, the GCN classifier.
+
+    Frames past `num_frames` are zeroed before every convolution, so padding changes
+    nothing (and LayerNorm keeps training free of cross-frame statistics).
+    """
+    if not 1 <= gcn_layers <= num_stages + 1:
+        raise ValueError(f"gcn_layers={gcn_layers} needs 1 <= gcn_layers <= num_stages + 1 ({num_stages + 1}): "
+                         f"each hidden GCN layer feeds one backbone stage")
+    inputs = frame_inputs(feature_size)
+    num_frames = inputs[schema.NUM_FRAMES_INPUT]
+    x = Dequantize(name="dequantize")(inputs[schema.FRAMES_INPUT])
+    nodes, adjacency = _label_graph(num_classes, embedding_dim, label_graph, label_embeddings, x)
+    layers = GCNStack([width] * gcn_layers, name="gcn")(nodes, adjacency)
+    first_lateral = num_stages - (gcn_layers - 1)
+    for stage in range(num_stages):
+        x = MaskFrames(name=f"mask_{stage}")(x, num_frames)
+        x = keras.layers.Conv1D(width, kernel_size, padding="same", name=f"conv_{stage}")(x)
+        x = keras.layers.LayerNormalization(name=f"norm_{stage}")(x)
+        x = keras.layers.ReLU(name=f"relu_{stage}")(x)
+        if stage >= first_lateral:
+            x = LateralConnection(name=f"lateral_{stage}")(x, layers[stage - first_lateral])
+    x = MaskFrames(name="mask_out")(x, num_frames)
+    pooled = MaskedMeanPool(name="pool")(x, num_frames)
+    pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)
+    outputs = _graph_logits(pooled, layers[-1], num_classes, linear_head)
+    return keras.Model(inputs, outputs, name="KSSNetTemporal")

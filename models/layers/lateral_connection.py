@@ -1,0 +1,39 @@
+"""KSSNet's lateral connection: label-graph embeddings injected into a backbone's features."""
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class LateralConnection(keras.layers.Layer):
+    """KSSNet Eq.7: y = g(reshape(x) @ tanh(E)^T) + x.
+
+    Called as `layer(x, embeddings)` with x (B, ..., C) channels-last features of any
+    rank — (B, T, C) frames or (B, T, H, W, C) clips — and embeddings E (N, C), one
+    row per label (a hidden GCN layer's output). Every position's C-vector is scored
+    against the N labels; g, a 1x1(x1) convolution without bias (a Dense on the
+    channel axis, the official code's `merge_conv`), maps the N scores back to C
+    channels, added to x. Output shape = x's shape; position-wise, so padded
+    frames stay the caller's business.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    def build(self, features_shape, embeddings_shape=None):
+        channels, num_labels = features_shape[-1], embeddings_shape[0]
+        if embeddings_shape[-1] != channels:
+            raise ValueError(f"LateralConnection: the label embeddings have width {embeddings_shape[-1]} but "
+                             f"the features have {channels} channels; make the GCN layer as wide")
+        self.merge = self.add_weight(name="merge", shape=(num_labels, channels), initializer="glorot_uniform")
+
+    def call(self, features, embeddings):
+        scores = ops.matmul(features, ops.transpose(ops.tanh(embeddings)))   # (B, ..., N)
+        return features + ops.matmul(scores, self.merge)
+
+    def compute_output_shape(self, features_shape, embeddings_shape=None):
+        return features_shape
+
+    def get_config(self):
+        return super().get_config()

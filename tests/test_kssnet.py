@@ -1,0 +1,180 @@
+"""KSSNet: label graphs by hand, the lateral connection, I3D shapes, clip data, runs end to end."""
+import os
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import registry
+from models.layers.inception_i3d import endpoint_channels, inception_i3d_features, load_inflated_weights
+from models.layers.lateral_connection import LateralConnection
+from yt8m import evaluation, training
+from yt8m.config import Config
+from yt8m.data import clips, synthetic_clips, vocabulary
+from yt8m.labels import graphs
+from yt8m.labels.statistics import LabelStatistics
+
+
+@pytest.fixture(scope="module")
+def clip_data(tmp_path_factory):
+    config = synthetic_clips.SyntheticClipConfig(num_train_videos=24, num_validate_videos=8)
+    return synthetic_clips.generate(str(tmp_path_factory.mktemp("clips")), config)
+
+
+# ---------------------------------------------------------------- graphs
+
+
+def test_mlgcn_adjacency_of_coco_sums_to_the_reference(reference_dir):
+    stats = LabelStatistics.load(str(reference_dir / "coco_label_graph.npz"))
+    adjacency = graphs.mlgcn_adjacency(stats.conditional_probability(), t=0.4, p=0.25)
+    assert adjacency.sum() == pytest.approx(85.75, abs=1e-3)
+    normalized = graphs.mlgcn_normalize(adjacency)
+    degree = adjacency.sum(axis=1)
+    i, j = 3, 7
+    assert normalized[i, j] == pytest.approx(adjacency[j, i] / np.sqrt(degree[i] * degree[j]))  # the transpose
+
+
+def test_ks_graph_by_hand_on_four_labels():
+    statistical = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], float)   # A'_S = A_S
+    knowledge = np.zeros((4, 4))
+    knowledge[0, 2] = knowledge[2, 0] = knowledge[2, 3] = knowledge[3, 2] = 1.0   # degrees 1, 0, 2, 1
+    # A = 0.5 A'_S + 0.5 A'_K: (0,1) = 0.5; (0,2) = (2,3) = 0.5 / sqrt(2) = 0.3536.
+    kept_all = graphs.ks_adjacency(statistical, knowledge, lam=0.5, tau=0.3, eta=0.4)
+    np.testing.assert_allclose(kept_all[0, 1], 0.4 * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(kept_all[2, 3], 0.4 * 0.5 / np.sqrt(2), rtol=1e-6)
+    np.testing.assert_allclose(np.diag(kept_all), 0.6, rtol=1e-6)
+    # tau = 0.4 drops the knowledge edges (0.3536 < 0.4): eta A_tau + (1 - eta) I by hand.
+    expected = np.diag([0.6] * 4)
+    expected[0, 1] = expected[1, 0] = 0.2
+    np.testing.assert_allclose(graphs.ks_adjacency(statistical, knowledge, lam=0.5, tau=0.4, eta=0.4), expected,
+                               rtol=1e-6)
+    np.testing.assert_allclose(graphs.ks_adjacency(statistical, knowledge, eta=0.0), np.eye(4))   # no graph
+
+
+def test_knowledge_from_an_edge_list_takes_the_max_over_relations(tmp_path):
+    path = tmp_path / "edges.csv"
+    pd.DataFrame({"head": ["0", "1", "cat", "0"], "relation": ["IsA", "IsA", "RelatedTo", "RelatedTo"],
+                  "tail": ["1", "0", "2", "1"], "weight": [0.5, 0.3, 2.0, 0.9]}).to_csv(path, index=False)
+    edges = graphs.read_knowledge_edges(str(path), 3, names={"cat": 1})
+    adjacency = graphs.knowledge_adjacency(edges, 3, relation_weights={"RelatedTo": 0.5})
+    # (0,1): max(IsA 0.5, IsA reversed 0.3, RelatedTo 0.9 * 0.5) = 0.5; (1,2): RelatedTo 2.0 * 0.5.
+    np.testing.assert_allclose(adjacency, [[0, 0.5, 0], [0.5, 0, 1.0], [0, 1.0, 0]])
+
+
+def test_vertical_knowledge_of_the_synthetic_vocabulary(synthetic_data):
+    table = vocabulary.read_vocabulary(synthetic_data.vocabulary)
+    adjacency = graphs.vertical_knowledge_adjacency(vocabulary.verticals(table), synthetic_data.num_classes)
+    ids, verticals = table["Index"].to_numpy(), table["Vertical1"].to_numpy()
+    same = verticals[:, None] == verticals[None, :]
+    np.fill_diagonal(same, False)
+    np.testing.assert_array_equal(adjacency[np.ix_(ids, ids)], same * graphs.PRIMARY_VERTICAL_WEIGHT)
+    assert adjacency.sum() == same.sum()   # nothing outside the vocabulary's classes
+    assert graphs.default_vocabulary_file(synthetic_data.frame_train) == synthetic_data.vocabulary
+
+
+# ---------------------------------------------------------------- layers
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 6), (2, 3, 4, 4, 6)])
+def test_lateral_connection_keeps_shape_and_follows_the_embeddings(shape):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=shape).astype("float32")
+    embeddings = rng.normal(size=(7, 6)).astype("float32")
+    layer = LateralConnection()
+    y = keras.ops.convert_to_numpy(layer(x, embeddings))
+    assert y.shape == shape
+    # Eq.7 by hand: x + (x . tanh(E)^T) G
+    np.testing.assert_allclose(y, x + (x @ np.tanh(embeddings).T) @ layer.merge.numpy(), rtol=1e-4, atol=1e-5)
+    changed = keras.ops.convert_to_numpy(layer(x, embeddings + 1.0))
+    assert np.abs(changed - y).max() > 1e-3
+
+
+def test_i3d_shapes_for_a_small_clip():
+    clip = keras.Input((8, 32, 32, 3))
+    seen = {}
+    features = inception_i3d_features(clip, 0.125, after={e: (lambda x, e=e: seen.setdefault(e, x))
+                                                          for e in ("Conv3d_2c_3x3", "Mixed_3c", "Mixed_4f")})
+    # T/8, H/32, W/32 at Mixed_5c; the LC endpoints at T/2 H/8, T/2 H/8, T/4 H/16.
+    assert tuple(features.shape) == (None, 1, 1, 1, endpoint_channels("Mixed_5c", 0.125))
+    assert tuple(seen["Conv3d_2c_3x3"].shape) == (None, 4, 8, 8, 24)
+    assert tuple(seen["Mixed_3c"].shape) == (None, 4, 4, 4, endpoint_channels("Mixed_3c", 0.125))
+    assert tuple(seen["Mixed_4f"].shape) == (None, 2, 2, 2, endpoint_channels("Mixed_4f", 0.125))
+    assert [endpoint_channels(e) for e in ("Conv3d_2c_3x3", "Mixed_3c", "Mixed_4f", "Mixed_5c")] == [192, 480, 832,
+                                                                                                    1024]
+    model = registry.build("KSSNetI3D", num_classes=5, feature_size=1, width_multiplier=0.125, embedding_dim=8)
+    clip_batch = np.random.default_rng(0).integers(0, 256, (2, 8, 32, 32, 3), dtype=np.uint8)
+    assert tuple(model({"clip": clip_batch}).shape) == (2, 5)
+
+
+def test_inflated_2d_weights_are_repeated_over_time_and_divided():
+    model = registry.build("I3DModel", num_classes=3, feature_size=1, width_multiplier=0.125,
+                           final_endpoint="Conv3d_2c_3x3")
+    kernel_2d = np.random.default_rng(0).normal(size=(7, 7, 3, 8)).astype("float32")
+    gamma = np.full(8, 2.0, "float32")
+    assert load_inflated_weights(model, {"Conv3d_1a_7x7_conv/kernel": kernel_2d, "Conv3d_1a_7x7_bn/gamma": gamma}) == 2
+    kernel = model.get_layer("Conv3d_1a_7x7_conv").kernel.numpy()
+    np.testing.assert_allclose(kernel, np.repeat(kernel_2d[None] / 7, 7, axis=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="names no weight"):
+        load_inflated_weights(model, {"Conv3d_9z_conv/kernel": kernel_2d})
+
+
+# ---------------------------------------------------------------- clip data and runs
+
+
+def test_clip_reader_samples_crops_and_labels(clip_data):
+    train = clips.clip_dataset(clip_data.train, num_classes=clip_data.num_classes, batch_size=5, clip_frames=8,
+                               clip_size=32, training=True, shuffle=True)
+    features, labels, weights = next(iter(train))
+    assert features["clip"].shape == (5, 8, 32, 32, 3) and features["clip"].dtype == "uint8"
+    assert labels.shape == (5, clip_data.num_classes) and float(weights.numpy().min()) == 1.0
+    evaluation_batches = [clips.clip_dataset(clip_data.validate, num_classes=clip_data.num_classes, batch_size=4,
+                                             clip_frames=20, clip_size=32, training=False) for _ in range(2)]
+    first, second = (next(iter(d))[0]["clip"].numpy() for d in evaluation_batches)
+    np.testing.assert_array_equal(first, second)   # centred, hence deterministic
+    for clip in first:   # 20 frames of a 10..16-frame video: it loops with its own length as period
+        assert any(np.array_equal(clip[:20 - period], clip[period:]) for period in range(10, 17))
+        assert not np.array_equal(clip[0], clip[1])   # the shapes move
+
+
+def test_kssnet_i3d_trains_and_evaluates_on_clips(clip_data, tmp_path):
+    config = Config(clip_data_pattern=clip_data.train, eval_data_pattern=clip_data.validate,
+                    knowledge_edges=clip_data.knowledge_edges, num_classes=clip_data.num_classes, clip_frames=8,
+                    clip_size=32, model="KSSNetI3D", label_embeddings=_random_embeddings(tmp_path, clip_data, 8),
+                    model_params={"width_multiplier": 0.125, "embedding_dim": 8, "final_endpoint": "Mixed_3b",
+                                  "lateral_endpoints": "Conv3d_2b_1x1,Conv3d_2c_3x3"},
+                    batch_size=8, max_steps=4, steps_per_epoch=4, train_dir=str(tmp_path / "run"))
+    result = training.train(config)
+    assert result.steps == 4 and np.isfinite(result.final_loss)
+    metrics = evaluation.evaluate(config, progress=False)
+    assert metrics["num_examples"] == 8 and 0.0 <= metrics["gap"] <= 1.0
+    graph = keras.models.load_model(result.model_path).get_layer("label_nodes").adjacency.numpy()
+    assert graph[1, 0] > 0 and graph[1, 4] == 0   # IsA child -> parent kept, other groups unrelated
+
+
+def test_kssnet_temporal_runs_on_frame_features(synthetic_data, tmp_path):
+    config = Config(train_data_pattern=synthetic_data.frame_train, frame_features=True,
+                    feature_names=("rgb", "audio"), feature_sizes=(1024, 128), num_classes=synthetic_data.num_classes,
+                    model="KSSNetTemporal", label_embeddings=_random_embeddings(tmp_path, synthetic_data, 8),
+                    model_params={"width": 8, "embedding_dim": 8}, batch_size=16, max_steps=3,
+                    steps_per_epoch=3, train_dir=str(tmp_path / "run"))
+    result = training.train(config)
+    assert result.steps == 3 and np.isfinite(result.final_loss)
+    output = str(tmp_path / "submission.csv")
+    evaluation.write_submission(config.replace(input_data_pattern=synthetic_data.frame_test, segment_labels=True,
+                                               output_file=output), progress=False)
+    assert open(output).readline().strip() == "Class,Segments"
+
+
+def test_a_clip_model_without_clips_says_so(synthetic_data, tmp_path):
+    config = Config(train_data_pattern=synthetic_data.frame_train, frame_features=True,
+                    feature_names=("rgb", "audio"), feature_sizes=(1024, 128), model="I3DModel",
+                    train_dir=str(tmp_path))
+    with pytest.raises(Exception, match="reads RGB clips; give --clip_data_pattern"):
+        training.train(config)
+
+
+def _random_embeddings(tmp_path, data, dim):
+    path = os.path.join(str(tmp_path), "embeddings.npy")
+    np.save(path, np.random.default_rng(0).normal(size=(data.num_classes, dim)).astype("float32"))
+    return path
