@@ -8,6 +8,8 @@ Pipelines, each a full pass over the files, best of --passes:
   bare parse   TFRecordDataset -> batch -> parse_sequence_example -> decode_raw, nothing else
   per-example  parse_single_sequence_example per record, float32 frames padded to
                max_frames, then batch (the official starter's per-example path)
+Then the input-bound share of a training step: Model.fit step time with the real
+reader against the same batches cached in memory (--step_steps=0 skips it).
 """
 from __future__ import annotations
 
@@ -75,6 +77,38 @@ def examples_per_second(dataset, count_of) -> float:
     return examples / (time.perf_counter() - start)
 
 
+def input_bound_share(pattern, batch_size, num_classes, steps, rounds):
+    """Training step time with the real reader vs the same batches cached in memory.
+
+    A small DbofModel (cluster 256, hidden 256, 30 frames, MoE 2) through Model.fit, so the
+    reader's share shows; a bigger model only lowers it. Returns (real s/step, cached s/step).
+    """
+    from models import registry
+    from yt8m import losses, training
+    from yt8m.config import Config
+
+    config = Config(frame_features=True, feature_names=("rgb", "audio"), num_classes=num_classes,
+                    batch_size=batch_size, base_learning_rate=1e-3)
+    spec = schema.FeatureSpec.parse(None, None, frame_features=True)
+    real = readers.frame_dataset(pattern, num_classes=num_classes, feature_spec=spec, batch_size=batch_size,
+                                 shuffle=True, num_epochs=None, flag="data_pattern")
+    real = real.map(lambda f, y, w: (readers.model_inputs(f), y, w))
+    cached = real.take(steps).cache()
+    for _ in cached:  # fill the cache: the same batches, in memory
+        pass
+    model = registry.build("DbofModel", num_classes=num_classes, feature_size=spec.total_size, cluster_size=256,
+                           hidden_size=256, sample_frames=30, num_mixtures=2)
+    model.compile(optimizer=training._optimizer(config), loss=losses.make_loss(config))
+    model.fit(cached, steps_per_epoch=2, epochs=1, verbose=0)  # trace
+    best = {"real": float("inf"), "cached": float("inf")}
+    for _ in range(rounds):
+        for name, dataset in (("real", real), ("cached", cached.repeat())):
+            start = time.perf_counter()
+            model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+            best[name] = min(best[name], (time.perf_counter() - start) / steps)
+    return best["real"], best["cached"]
+
+
 def demo_pattern() -> str:
     from yt8m.data import synthetic
 
@@ -90,6 +124,8 @@ def main() -> None:
     parser.add_argument("--epochs_per_pass", type=int, default=4,
                         help="reads of the files per timed pass (longer passes, less noise)")
     parser.add_argument("--num_classes", type=int, default=schema.NUM_CLASSES)
+    parser.add_argument("--step_steps", type=int, default=20,
+                        help="steps per timed training pass for the input-bound share (0: skip)")
     args = parser.parse_args()
 
     pattern = args.data_pattern or demo_pattern()
@@ -117,6 +153,11 @@ def main() -> None:
               f"{rate / best['per-example']:>8.2f}x")
     print(f"target: reader >= 0.90x bare parse -> "
           f"{'met' if best['reader'] >= 0.9 * best['bare parse'] else 'NOT met'}")
+    if args.step_steps:
+        real, cached = input_bound_share(pattern, args.batch_size, args.num_classes, args.step_steps, 3)
+        print(f"\ntraining step (small DbofModel, batch {args.batch_size}, best of 3 x {args.step_steps} steps): "
+              f"real reader {real * 1000:.0f} ms/step, same batches cached {cached * 1000:.0f} ms/step "
+              f"-> input-bound share {max(0.0, 1 - cached / real):.0%}")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ what the Keras model predicts on the same records."""
 import glob
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -63,3 +64,19 @@ def test_video_level_export_takes_examples(synthetic_data, tmp_path):
     assert list(served["video_id"].numpy()) == ids
     np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
     assert os.path.exists(os.path.join(config.export_dir, "saved_model.pb"))
+
+
+def test_mixed_precision_trains_on_cpu_and_serves_float32(synthetic_data, tmp_path):
+    config = frame_config(synthetic_data, tmp_path / "run", max_steps=3, steps_per_epoch=3, mixed_precision=True,
+                          export_dir=str(tmp_path / "exported"))
+    result = training.train(config)
+    # The loss scale starts high, so the first steps may overflow and be skipped (not counted).
+    assert result.steps >= 1 and np.isfinite(result.final_loss)
+    model = training.load_trained_model(config.train_dir)
+    assert model.get_layer("dbof").compute_dtype == "float16" and model.output.dtype == "float32"
+    assert all(w.dtype == "float32" for w in model.trainable_weights)
+    export.export_run(config)
+    served = tf.saved_model.load(config.export_dir).signatures[export.SIGNATURE](
+        serialized=tf.constant(_records(synthetic_data.frame_train, 3)))
+    assert served["probabilities"].dtype == tf.float32
+    assert keras.config.dtype_policy().name == "float32"   # the global policy is restored
