@@ -17,6 +17,8 @@ outside this layer by the shared GCN over a learned adjacency):
 """
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
@@ -122,7 +124,10 @@ class CategoryAttention(keras.layers.Layer):
     def build(self, features_shape, num_frames_shape=None, label_vectors_shape=None):
         width = features_shape[-1]
         self.kernel = self.add_weight(name="kernel", shape=(self.num_classes, width), initializer="glorot_uniform")
-        self.bias = self.add_weight(name="bias", shape=(self.num_classes,), initializer="zeros")
+        # Biases start at the 1/C prior, so the first steps are not spent pushing C sigmoids down from 0.5.
+        prior = -math.log(max(self.num_classes - 1, 1))
+        self.bias = self.add_weight(name="bias", shape=(self.num_classes,),
+                                    initializer=keras.initializers.Constant(prior))
 
     def attention(self, features, label_vectors):
         """(CA (B, C, d), SA (B, C, T)) of Eq.4-5, both in [0, 1]; features already masked."""
