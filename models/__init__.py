@@ -7,3 +7,4 @@ from models import dbof_gcn, nextvlad  # noqa: F401,E402
 from models import cma  # noqa: F401,E402  (CMA / self-attention x SNet / FC)
 from models import srdl  # noqa: F401,E402  (SRDLModel: CAR + interval erasing)
 from models import kssnet  # noqa: F401,E402  (KSSNetI3D, I3DModel, KSSNetTemporal)
+from models import ensemble  # noqa: F401,E402  (MemberCombination: --model=Ensemble, built from trained runs in yt8m/ensemble.py)

@@ -36,15 +36,18 @@ def config_for_trained_run() -> Config:
     features, label space or model flags the run was trained with.
     """
     from_flags = flags.config_from_flags()
-    saved = os.path.join(from_flags.train_dir, "config.json")
-    if not from_flags.train_dir or not os.path.exists(saved):
+    saved = os.path.join(from_flags.train_dir, "config.json") if from_flags.train_dir else ""
+    if not (saved and os.path.exists(saved)) and from_flags.members:
+        saved = os.path.join(from_flags.members[0], "config.json")  # an in-memory ensemble: the data settings
+    if not saved or not os.path.exists(saved):                     # of its first member, not its train_dir
         return from_flags
     given = {name for name in Config.__dataclass_fields__ if name in flags.FLAGS and flags.FLAGS[name].present}
     if flags.FLAGS["feature_names"].present or flags.FLAGS["feature_sizes"].present or "frame_features" in given:
         given |= {"feature_names", "feature_sizes"}
     base = Config.load(saved)
-    return base.replace(stage="pretrain", init_from="",
-                        **{name: getattr(from_flags, name) for name in given if name not in ("stage", "init_from")})
+    return base.replace(stage="pretrain", init_from="", train_dir=from_flags.train_dir,
+                        **{name: getattr(from_flags, name) for name in given
+                           if name not in ("stage", "init_from", "train_dir")})
 
 
 def print_table(title: str, values: dict) -> None:

@@ -11,8 +11,10 @@ from yt8m.errors import UserError
 
 STAGES = ("pretrain", "finetune")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-LOSSES = ("bce", "class_balanced", "reweighted",)
+LOSSES = ("bce", "class_balanced", "reweighted", "weak_negative",)
 LABEL_SMOOTHINGS = ("none", "correlation")
+ENSEMBLE = "Ensemble"                      # --model=Ensemble: --members combined (yt8m/ensemble.py)
+ENSEMBLE_METHODS = ("mean", "rank")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +82,16 @@ class Config:
     output_file: str = ""
     segment_label_ids_file: str = ""
     export_dir: str = ""
+    # Beyond the seeds (issue 9): candidate gating, weak negatives, ensembles, SWA.
+    candidate_top_k: int = 0                # segments scored only for the video's top-k classes (0: off)
+    candidate_threshold: float = 0.0        # ... whose video-level probability is >= this
+    video_model_dir: str = ""               # train_dir of the video-level candidate model (default: the run's)
+    weak_negative_alpha: float | None = None  # None: 1.0 for --loss=weak_negative, 0 otherwise
+    members: tuple[str, ...] = ()           # --model=Ensemble: train_dirs of the member runs
+    weights: tuple[float, ...] = ()         # ... their weights (default equal)
+    ensemble_method: str = "mean"
+    fit_weights_on: str = ""                # rated segments the member weights are fitted on
+    swa_from_step: int = 0                  # average the epoch-end weights from this step on (0: off)
 
     def __post_init__(self):
         self.feature_spec  # validates names against sizes
@@ -97,6 +109,7 @@ class Config:
         for name in ("reweight_m", "reweight_n", "noise_std"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        self._check_beyond_the_seeds()
         if self.stage == "finetune" and not self.init_from:
             raise UserError("--stage=finetune needs --init_from=DIR, the train_dir of a pretrain run")
         for name in ("batch_size", "num_classes", "max_frames", "steps_per_epoch", "num_epochs"):
@@ -110,6 +123,37 @@ class Config:
         for name in ("ks_lambda", "ks_eta"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"--{name} is a mixing weight in [0, 1], got {getattr(self, name)}")
+
+    def _check_beyond_the_seeds(self) -> None:
+        """Issue 9's flags: gating, weak negatives, ensembles, SWA (lists normalised to tuples)."""
+        try:
+            object.__setattr__(self, "weights", tuple(float(w) for w in self.weights))
+        except ValueError:
+            raise UserError(f"--weights={','.join(map(str, self.weights))} must be numbers") from None
+        object.__setattr__(self, "members", tuple(str(m) for m in self.members))
+        if self.candidate_top_k < 0 or not 0.0 <= self.candidate_threshold <= 1.0 or self.swa_from_step < 0:
+            raise UserError("--candidate_top_k and --swa_from_step must be >= 0, --candidate_threshold in [0, 1]")
+        if self.ensemble_method not in ENSEMBLE_METHODS:
+            raise UserError(f"--ensemble_method={self.ensemble_method!r} is not one of {', '.join(ENSEMBLE_METHODS)}")
+        if self.model == ENSEMBLE and len(self.members) < 1:
+            raise UserError("--model=Ensemble needs --members=DIR,DIR,... (train_dirs of trained runs)")
+        if self.weights and (len(self.weights) != len(self.members) or min(self.weights) < 0
+                             or sum(self.weights) <= 0):
+            raise UserError(f"--weights needs one non-negative weight per --members entry "
+                            f"({len(self.members)}), not all zero")
+        if self.weak_negative_alpha is not None:
+            if self.weak_negative_alpha < 0:
+                raise UserError(f"--weak_negative_alpha must be >= 0, got {self.weak_negative_alpha}")
+            if self.weak_negative_alpha > 0 and self.loss not in ("weak_negative", "reweighted"):
+                raise UserError(f"--weak_negative_alpha adds to --loss=weak_negative or reweighted, "
+                                f"not {self.loss}")
+
+    @property
+    def effective_weak_negative_alpha(self) -> float:
+        """--weak_negative_alpha, default 1.0 with --loss=weak_negative and 0 (off) otherwise."""
+        if self.weak_negative_alpha is not None:
+            return float(self.weak_negative_alpha)
+        return 1.0 if self.loss == "weak_negative" else 0.0
 
     @property
     def feature_spec(self) -> FeatureSpec:
@@ -140,8 +184,9 @@ class Config:
             raise UserError(f"no run config at {path}; is --train_dir a directory written by train.py?")
         with open(path) as handle:
             values = json.load(handle)
-        for key in ("feature_names", "feature_sizes"):
-            values[key] = tuple(values[key])
+        for key in ("feature_names", "feature_sizes", "members", "weights"):
+            if key in values:
+                values[key] = tuple(values[key])
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 

@@ -9,13 +9,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from yt8m import metrics, submission
-from yt8m.config import Config
+from yt8m import candidates, metrics, submission
+from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output
-from yt8m.training import load_trained_model
+from yt8m.training import MODEL_FILE, load_trained_model
 
 
 def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, flag: str,
@@ -33,18 +33,39 @@ def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, 
     bar.update(seen, finalize=True)
 
 
+def trained_model(config: Config, progress: bool = True) -> keras.Model:
+    """--train_dir's model.keras; with --model=Ensemble and no model.keras there, the ensemble of
+    --members built in memory (yt8m/ensemble.py)."""
+    if config.model == ENSEMBLE and config.members and not (
+            config.train_dir and tf.io.gfile.exists(os.path.join(config.train_dir, MODEL_FILE))):
+        from yt8m import ensemble
+
+        return ensemble.build(config, progress)[0]
+    return load_trained_model(config.train_dir)
+
+
+def _candidate_table(config: Config, model: keras.Model, pattern: str, flag: str, progress: bool):
+    """--candidate_top_k > 0: the first pass choosing each video's candidate classes, else None."""
+    if not (config.segment_labels and config.candidate_top_k):
+        return None
+    return candidates.video_candidates(config, pattern, flag, segment_model=model, progress=progress)
+
+
 def evaluate(config: Config, progress: bool = True) -> dict:
     """Scores config.train_dir's model on --eval_data_pattern and writes the metrics JSON.
 
     Segment ratings: MAP@K over the rated segments (the 2019 metric). Video labels:
     GAP@20, MAP, Hit@1 and PERR of the starter.
     """
-    model = load_trained_model(config.train_dir)
+    if not (config.output_file or config.train_dir):
+        raise UserError("--output_file and --train_dir are empty; give one for the metrics JSON")
+    model = trained_model(config, progress)
+    table = _candidate_table(config, model, config.eval_data_pattern, "eval_data_pattern", progress)
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
     dataset = inputs.eval_dataset(config, corrupt)
     batches = predict_batches(model, dataset, config.eval_data_pattern, "eval_data_pattern", progress)
     if config.segment_labels:
-        result = _segment_metrics(batches, config.submission_top_k)
+        result = _segment_metrics(batches, config.submission_top_k, table)
     else:
         video = metrics.VideoMetrics(config.num_classes, top_k=20)
         for _, labels, probabilities in batches:
@@ -59,20 +80,30 @@ def evaluate(config: Config, progress: bool = True) -> dict:
     return {**result, "output_file": output}
 
 
-def _segment_metrics(batches, k: int) -> dict:
-    classes, scores, ratings = [], [], []
+def _segment_metrics(batches, k: int, table: candidates.CandidateTable | None = None) -> dict:
+    classes, scores, ratings, kept = [], [], [], []
     for features, labels, probabilities in batches:
         rated = features["segment_class"]
         rows = np.arange(len(rated))
         classes.append(rated)
         scores.append(probabilities[rows, rated])
         ratings.append(labels[rows, rated])
+        if table is not None:
+            kept.append(table.contains(features["id"], rated))
     if not classes:
         raise UserError("--eval_data_pattern has no rated segments; --segment_labels needs the "
                         "validate files of the 2019 challenge (segment_labels, segment_start_times, segment_scores)")
     class_ids, score, rating = (np.concatenate(a) for a in (classes, scores, ratings))
-    return {"segment_map_at_k": metrics.rated_segment_map(class_ids, score, rating, k=k),
-            "num_rated_segments": len(class_ids)}
+    result = {"segment_map_at_k": metrics.rated_segment_map(class_ids, score, rating, k=k),
+              "num_rated_segments": len(class_ids)}
+    if table is not None:  # the gated ranking: non-candidates demoted below every candidate
+        kept = np.concatenate(kept)
+        result = {"segment_map_at_k": metrics.rated_segment_map(
+                      class_ids, np.where(kept, score, score - candidates.DEMOTION), rating, k=k),
+                  "ungated_segment_map_at_k": result["segment_map_at_k"],
+                  "candidate_recall": float(kept[rating > 0].mean()) if (rating > 0).any() else float("nan"),
+                  "num_rated_segments": len(class_ids)}
+    return result
 
 
 def remove_stale_temp_files(path: str) -> list[str]:
@@ -110,7 +141,8 @@ def write_submission(config: Config, progress: bool = True) -> str:
     if not config.output_file:
         raise UserError("--output_file is empty; give the CSV path to write")
     remove_stale_temp_files(config.output_file)
-    model = load_trained_model(config.train_dir)
+    model = trained_model(config, progress)
+    table = _candidate_table(config, model, config.input_data_pattern, "input_data_pattern", progress)
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
     dataset = inputs.inference_dataset(config, corrupt)
     batches = predict_batches(model, dataset, config.input_data_pattern, "input_data_pattern", progress)
@@ -121,6 +153,8 @@ def write_submission(config: Config, progress: bool = True) -> str:
                             f"--num_classes={config.num_classes}")
         top = submission.SegmentTopK(class_ids, k=config.submission_top_k)
         for features, _, probabilities in batches:
+            if table is not None:
+                probabilities = table.gate(features["id"], probabilities)
             top.update(features["id"], probabilities)
         submission.write_segment_csv(config.output_file, top)
     else:

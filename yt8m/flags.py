@@ -8,7 +8,7 @@ from __future__ import annotations
 from absl import flags
 
 from yt8m.errors import UserError
-from yt8m.config import LABEL_SMOOTHINGS, LOSSES, STAGES, STRATEGIES, Config, parse_model_params
+from yt8m.config import ENSEMBLE_METHODS, LABEL_SMOOTHINGS, LOSSES, STAGES, STRATEGIES, Config, parse_model_params
 
 FLAGS = flags.FLAGS
 
@@ -117,11 +117,31 @@ def define_flags() -> None:
                         "submission lists; default the 1000 rated classes of the 2019 challenge.")
     flags.DEFINE_string("export_dir", "", "inference.py: write a TF SavedModel (serving signature on serialized "
                         "records, parsing inside the graph) to this directory instead of a CSV.")
+    # Beyond the seeds (issue 9).
+    flags.DEFINE_integer("candidate_top_k", d.candidate_top_k, "Segment eval/inference: rank a video's segments "
+                         "for a class first only if the class is among the video's top k video-level predictions "
+                         "(the others follow, below every candidate); 0: off.")
+    flags.DEFINE_float("candidate_threshold", d.candidate_threshold, "With --candidate_top_k: a candidate also "
+                       "needs a video-level probability >= this.")
+    flags.DEFINE_string("video_model_dir", "", "train_dir of the (frame- or video-level) model whose whole-video "
+                        "predictions choose the candidates; default the segment model itself.")
+    flags.DEFINE_float("weak_negative_alpha", None, "Weight of the mean cross-entropy towards 0 over the classes "
+                       "not in the video's labels (2019 2nd place); default 1.0 with --loss=weak_negative, and "
+                       "added to --loss=reweighted when given.")
+    flags.DEFINE_list("members", [], "--model=Ensemble: train_dirs of the member runs.")
+    flags.DEFINE_list("weights", [], "--model=Ensemble: one non-negative weight per member (default equal).")
+    flags.DEFINE_enum("ensemble_method", d.ensemble_method, ENSEMBLE_METHODS, "--model=Ensemble: mean of the "
+                      "probabilities, or of per-class ranks (quantiles on --fit_weights_on).")
+    flags.DEFINE_string("fit_weights_on", "", "--model=Ensemble: rated segment records to fit the member weights "
+                        "on (coordinate search maximising segment MAP).")
+    flags.DEFINE_integer("swa_from_step", d.swa_from_step, "Stochastic weight averaging: average the weights at "
+                         "each epoch end from this step on and save the average as model.keras (0: off).")
+
 
 
 def data_flags_given() -> bool:
     return any(FLAGS[name].present for name in ("train_data_pattern", "eval_data_pattern", "input_data_pattern",
-                                                "clip_data_pattern"))
+                                                "clip_data_pattern", "members"))  # members: train.py --model=Ensemble
 
 
 def config_from_flags() -> Config:

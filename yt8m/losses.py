@@ -124,6 +124,39 @@ class ClassBalancedCrossentropy(MultiLabelCrossentropy):
         return {**super().get_config(), "frequencies": self.frequencies.tolist(), "beta": self.beta}
 
 
+class WeakNegativeCrossentropy(ReweightedCrossentropy):
+    """2019 2nd place: cross-entropy on the rated class plus `alpha` times the MEAN cross-entropy
+    towards 0 over the weak negatives, the classes neither rated nor in the video's labels.
+
+    Per element (B, C): weight m on the rated classes (the reader's weights > 0), n on the other
+    classes (targets: the video labels) and, added on the weak negatives N (not rated, target 0
+    after any smoothing), alpha / |N|. So m = 1, n = 0 (--loss=weak_negative) is the 2nd place's
+    loss, and m, n of seed 003 (--loss=reweighted --weak_negative_alpha=a) is the reweighted loss
+    plus the weak-negative term; --label_smoothing=correlation changes the targets first, and a
+    class it makes positive is no weak negative. Video labels (every class rated) have no weak
+    negatives: the loss is m x BCE. Not serialisable with its matrix (rebuilt from the config).
+    """
+
+    def __init__(self, alpha: float = 1.0, m: float = 1.0, n: float = 0.0, smoothing=None,
+                 keep_rated_scores: bool = True, epsilon: float = 1e-7,
+                 name: str = "weak_negative_crossentropy", **kwargs):
+        super().__init__(m, n, smoothing, keep_rated_scores, epsilon=epsilon, name=name, **kwargs)
+        self.alpha = float(alpha)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        y_true = ops.cast(y_true, "float32")
+        rated = ops.ones_like(y_true) if sample_weight is None else ops.cast(
+            ops.cast(sample_weight, "float32") > 0, "float32")
+        targets = self.smoothed_targets(y_true, rated)
+        weak = (1.0 - rated) * ops.cast(targets <= 0, "float32")
+        count = ops.maximum(ops.sum(weak, axis=-1, keepdims=True), 1.0)
+        weights = self.n + (self.m - self.n) * rated + self.alpha * weak / count
+        return MultiLabelCrossentropy.__call__(self, targets, y_pred, sample_weight=weights)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
 def needs_label_statistics(config: Config) -> bool:
     """Whether make_loss needs `label_statistics` (correlation smoothing, class frequencies)."""
     return config.label_smoothing == "correlation" or config.loss == "class_balanced"
@@ -138,6 +171,10 @@ def make_loss(config: Config, label_statistics=None) -> keras.losses.Loss:
         if label_statistics is None:
             raise ValueError("--label_smoothing=correlation needs the label statistics")
         smoothing = graphs.thresholded_correlation(label_statistics, config.tau)
+    alpha = config.effective_weak_negative_alpha
+    if config.loss == "weak_negative" or (config.loss == "reweighted" and alpha > 0):
+        m, n = (1.0, 0.0) if config.loss == "weak_negative" else (config.reweight_m, config.reweight_n)
+        return WeakNegativeCrossentropy(alpha, m, n, smoothing, keep_rated_scores=config.segment_labels)
     if config.loss == "reweighted":
         return ReweightedCrossentropy(config.reweight_m, config.reweight_n, smoothing,
                                       keep_rated_scores=config.segment_labels)

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from models import registry
 from yt8m import augment, distribute, losses, multi_worker
-from yt8m.config import Config
+from yt8m import swa
+from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
 from yt8m.labels import context
@@ -33,6 +34,10 @@ def train(config: Config) -> TrainResult:
     """Runs one stage under config.train_dir; resumes from its backup after a kill."""
     if not config.train_dir:
         raise UserError("--train_dir is empty; give the directory the run writes to")
+    if config.model == ENSEMBLE:  # trained members combined, no gradient step (yt8m/ensemble.py)
+        from yt8m import ensemble
+
+        return ensemble.write_run(config)
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief()
     work_dir = config.train_dir if chief else os.path.join(config.train_dir, "workers", _task_index())
@@ -61,6 +66,9 @@ def train(config: Config) -> TrainResult:
     ]
     if chief:
         callbacks.append(SaveModelAtomically(os.path.join(work_dir, MODEL_FILE), nan_guard))
+        if config.swa_from_step:  # after the epoch-end save: at the end, the average replaces it
+            callbacks.append(swa.StochasticWeightAveraging(config.swa_from_step, os.path.join(work_dir, MODEL_FILE),
+                                                           nan_guard=nan_guard))
     if config.max_steps:
         steps_per_epoch = min(config.steps_per_epoch, config.max_steps)
         epochs = math.ceil(config.max_steps / steps_per_epoch)
