@@ -34,29 +34,6 @@ class MultiLabelCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-@keras.saving.register_keras_serializable(package="yt8m")
-class ClassBalancedCrossentropy(MultiLabelCrossentropy):
-    """CMA Eq.12: BCE weighted per element by w_k = y_k e^{beta (1 - p_k)} + (1 - y_k) e^{beta p_k},
-    p_k the label's training frequency (LabelStatistics.frequencies()): a rare label's positives
-    and a frequent label's negatives weigh more. beta = 0 is plain BCE (the paper's printed
-    "(1 - log y*)" read as log(1 - y*))."""
-
-    def __init__(self, frequencies, beta: float = 1.0, epsilon: float = 1e-7,
-                 name: str = "class_balanced_crossentropy", **kwargs):
-        super().__init__(epsilon=epsilon, name=name, **kwargs)
-        self.frequencies = np.asarray(frequencies, np.float32)
-        self.beta = float(beta)
-
-    def call(self, y_true, y_pred):
-        y_true = ops.cast(y_true, y_pred.dtype)
-        p = ops.cast(self.frequencies, y_pred.dtype)
-        weights = y_true * ops.exp(self.beta * (1.0 - p)) + (1.0 - y_true) * ops.exp(self.beta * p)
-        return weights * super().call(y_true, y_pred)
-
-    def get_config(self):
-        return {**super().get_config(), "frequencies": self.frequencies.tolist(), "beta": self.beta}
-
-
 class ReweightedCrossentropy(MultiLabelCrossentropy):
     """Seed 003's finetuning loss: reweighted BCE (Eq.2-3) on correlation-smoothed targets (Eq.4-6).
 
