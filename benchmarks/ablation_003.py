@@ -150,6 +150,7 @@ def _random_map(truth) -> float:
 
 
 def _markdown(scores, tables, seeds, args, random_map: float) -> str:
+    seeds = seeds[:max((len(v) for v in scores.values()), default=0)]  # the seeds with results so far
     lines = ["## Seed 003 ablations (3rd YouTube-8M challenge): `benchmarks/ablation_003.py`", "",
              f"Demo synthetic set, segment MAP@K on the test truth; seeds {', '.join(map(str, seeds))}; "
              f"pretrain {args.pretrain_steps} steps, finetune {args.finetune_steps} steps on the validate "
@@ -163,9 +164,9 @@ def _markdown(scores, tables, seeds, args, random_map: float) -> str:
             values = scores.get((table, row), [])
             if not values:
                 continue
-            spread = (max(values) - min(values)) / 2
-            lines.append(f"| {row} | " + " | ".join(f"{v:.4f}" for v in values)
-                         + f" | {np.mean(values):.4f} ± {spread:.4f} |")
+            mean, spread = np.mean(values), (max(values) - min(values)) / 2
+            cells = [f"{v:.4f}" for v in values] + ["-"] * (len(seeds) - len(values))
+            lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean:.4f} ± {spread:.4f} |")
         lines.append("")
     return "\n".join(lines)
 
