@@ -12,15 +12,17 @@ import keras
 import tensorflow as tf
 
 
-def fit(model: keras.Model, loss: keras.losses.Loss, dataset: tf.data.Dataset, *, callbacks, epochs: int,
-        steps_per_epoch: int, verbose) -> keras.callbacks.History:
+def fit(model: keras.Model, dataset: tf.data.Dataset, *, callbacks, epochs: int, steps_per_epoch: int,
+        verbose) -> keras.callbacks.History:
     """Trains `model` (compiled inside the strategy's scope) for `epochs` x `steps_per_epoch` steps."""
     strategy = model.distribute_strategy
-    with strategy.scope():
+    x, y, sample_weight = next(iter(dataset.take(1)))
+    with strategy.scope():  # create the optimizer's and the compiled loss's variables before tracing
         model.optimizer.build(model.trainable_variables)
+        model.compute_loss(x=x, y=y, y_pred=model(x, training=False), sample_weight=sample_weight)
     callback_list = keras.callbacks.CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=model,
                                                  verbose=verbose, epochs=epochs, steps=steps_per_epoch)
-    step = _train_step(model, loss, strategy)
+    step = _train_step(model, strategy)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
     model.stop_training = False
     callback_list.on_train_begin()
@@ -41,17 +43,16 @@ def fit(model: keras.Model, loss: keras.losses.Loss, dataset: tf.data.Dataset, *
     return model.history
 
 
-def _train_step(model, loss_fn, strategy):
+def _train_step(model, strategy):
     @tf.function
     def step(iterator):
         def replica_step(batch):
             x, y, sample_weight = batch
             with tf.GradientTape() as tape:
                 predictions = model(x, training=True)
-                # The loss is already scaled by 1/replicas (Keras's sum_over_batch_size under tf.distribute).
-                loss = loss_fn(y, predictions, sample_weight=sample_weight)
-                if model.losses:
-                    loss += tf.add_n(model.losses) / strategy.num_replicas_in_sync
+                # As fit computes it (the model's own additions included, e.g. SRDL's erased branch),
+                # already scaled by 1/replicas.
+                loss = model.compute_loss(x=x, y=y, y_pred=predictions, sample_weight=sample_weight)
             gradients = tape.gradient(loss, model.trainable_variables)
             model.optimizer.apply_gradients(zip(gradients, model.trainable_variables))
             return loss

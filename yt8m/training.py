@@ -81,7 +81,7 @@ def train(config: Config) -> TrainResult:
     with readers.data_errors(*((config.clip_data_pattern, "clip_data_pattern") if config.clip_data_pattern
                                else (config.train_data_pattern,))):
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            history = multi_worker.fit(model, loss, dataset, callbacks=callbacks, epochs=epochs,
+            history = multi_worker.fit(model, dataset, callbacks=callbacks, epochs=epochs,
                                        steps_per_epoch=steps_per_epoch, verbose=verbose)
         else:
             history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
