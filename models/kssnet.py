@@ -138,7 +138,7 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
                     linear_head: bool = True, label_graph=None, label_embeddings=None) -> keras.Model:
     """KSSNet on frame features: `num_stages` x (Conv1D `width`, LayerNorm, ReLU) over the valid
     frames, a `gcn_layers`-deep GCN (all layers `width` wide) whose hidden layers enter the deepest
-    stages through lateral connections, masked mean pool, dropout, the GCN classifier.
+    stages through lateral connections, LayerNorm, masked mean pool, dropout, the GCN classifier.
 
     Frames past `num_frames` are zeroed before every convolution, so padding changes
     nothing (and LayerNorm keeps training free of cross-frame statistics).
@@ -159,6 +159,9 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
         x = keras.layers.ReLU(name=f"relu_{stage}")(x)
         if stage >= first_lateral:
             x = LateralConnection(name=f"lateral_{stage}")(x, layers[stage - first_lateral])
+    # The last LC has no normalisation after it: without this one its residual grew unboundedly in
+    # training (the ablation's depth-2 run drove every logit below -88, all probabilities 0).
+    x = keras.layers.LayerNormalization(name="norm_out")(x)
     x = MaskFrames(name="mask_out")(x, num_frames)
     pooled = MaskedMeanPool(name="pool")(x, num_frames)
     pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)

@@ -82,6 +82,8 @@ def test_lateral_connection_keeps_shape_and_follows_the_embeddings(shape):
     x = rng.normal(size=shape).astype("float32")
     embeddings = rng.normal(size=(7, 6)).astype("float32")
     layer = LateralConnection()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x, embeddings)), x, rtol=1e-6)   # g starts at 0
+    layer.merge.assign(rng.normal(size=(7, 6)).astype("float32"))   # as after training
     y = keras.ops.convert_to_numpy(layer(x, embeddings))
     assert y.shape == shape
     # Eq.7 by hand: x + (x . tanh(E)^T) G

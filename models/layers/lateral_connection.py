@@ -26,7 +26,9 @@ class LateralConnection(keras.layers.Layer):
         if embeddings_shape[-1] != channels:
             raise ValueError(f"LateralConnection: the label embeddings have width {embeddings_shape[-1]} but "
                              f"the features have {channels} channels; make the GCN layer as wide")
-        self.merge = self.add_weight(name="merge", shape=(num_labels, channels), initializer="glorot_uniform")
+        # Zero-initialised, so the branch starts as the identity: N label scores of size ~sqrt(C) summed
+        # through a random g would swamp x (and pretrained backbone weights) at step 0; g learns from step 1.
+        self.merge = self.add_weight(name="merge", shape=(num_labels, channels), initializer="zeros")
 
     def call(self, features, embeddings):
         scores = ops.matmul(features, ops.transpose(ops.tanh(embeddings)))   # (B, ..., N)
