@@ -55,3 +55,13 @@ def test_a_learned_adjacency_trains():
     history = model.fit(x, y, epochs=15, verbose=0)
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert not np.allclose(model.get_layer(index=1).adjacency.numpy(), before)
+
+
+def test_a_random_adjacency_keeps_labels_apart():
+    """The default random start must not average every label into one vector (C = 500 here)."""
+    nodes = LabelNodes(500, 16, learn_adjacency=True, seed=0)
+    embeddings, adjacency = nodes(np.zeros((1, 1), "float32"))
+    mixed = ops.convert_to_numpy(ops.matmul(adjacency, embeddings))
+    unit = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
+    mean_cosine = (unit @ unit.T)[~np.eye(500, dtype=bool)].mean()
+    assert abs(mean_cosine) < 0.5

@@ -88,12 +88,23 @@ class GCNStack(keras.layers.Layer):
                 "activate_last": self.activate_last}
 
 
+def _identity_plus_noise(seed):
+    def initializer(shape, dtype=None):
+        noise = keras.random.uniform(shape, 0.0, 1.0 / shape[0], seed=seed)
+        return ops.eye(shape[0], dtype=dtype) + ops.cast(noise, dtype)
+
+    return initializer
+
+
 @keras.saving.register_keras_serializable(package="yt8m")
 class LabelNodes(keras.layers.Layer):
     """The label graph's nodes as weights: embeddings (C, E) and adjacency (C, C).
 
     Arrays computed offline (label statistics, word vectors, ASGE) initialise the
     weights; they travel in the saved model's weights, never in its config.
+    Without an array, A starts random as I + U(0, 1/C): each label mostly itself
+    with a little of every other (a dense U(0, 1) start would average all C
+    embeddings into one vector after normalisation).
     `learn_adjacency` makes A a trainable weight (DbofGCN, SRDL); `normalize`
     applies D^-1/2 A D^-1/2 on every call (to |A| when A is learned, so it stays a
     valid graph). Called on any model tensor (only to place it in the graph), it
@@ -126,7 +137,7 @@ class LabelNodes(keras.layers.Layer):
             initializer=initializer("embeddings", keras.initializers.RandomNormal(stddev=1.0, seed=self.seed)))
         self.adjacency = self.add_weight(
             name="adjacency", shape=(self.num_labels, self.num_labels), trainable=self.learn_adjacency,
-            initializer=initializer("adjacency", keras.initializers.RandomUniform(0.0, 1.0, seed=self.seed)))
+            initializer=initializer("adjacency", _identity_plus_noise(self.seed)))
         self._initial = {"embeddings": None, "adjacency": None}  # weights hold them now
 
     def call(self, inputs=None):
