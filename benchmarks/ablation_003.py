@@ -5,9 +5,11 @@
 
 Each architecture is pretrained once per seed on the video labels; every
 finetuning variant of that architecture starts from the same checkpoint, so the
-rows of tables 3 and 4 differ only in the finetuning loss. Sizes are tiny (a few
-minutes per seed on 2 CPU cores), so the numbers show directions, not the
-paper's values. With --write_results the table replaces this benchmark's section
+rows of tables 3 and 4 differ only in the finetuning loss (rows repeating a
+finetuning reuse it). Sizes are tiny, so the numbers show directions, not the
+paper's values; still, 5 pretrainings and 11 finetunings take ~20 min per seed
+on 2 shared CPU cores (graph building is a large part); `--seeds=0
+--tables=3,4` is the quick look. With --write_results the table replaces this benchmark's section
 of docs/results.md.
 """
 from __future__ import annotations
