@@ -19,6 +19,18 @@ def dbof_model(*, num_classes: int, feature_size: int, cluster_size: int = 8192,
     False; 0 uses every frame), at inference every valid frame; cluster projection,
     masked pooling, hidden layer, then the MoE head."""
     inputs = frame_inputs(feature_size)
+    x = dbof_features(inputs, cluster_size=cluster_size, hidden_size=hidden_size, sample_frames=sample_frames,
+                      sample_random_frames=sample_random_frames, add_batch_norm=add_batch_norm,
+                      activation=activation, pooling=pooling)
+    outputs = MixtureOfExperts(num_classes, num_mixtures, l2_penalty, name="predictions")(x)
+    return keras.Model(inputs, outputs, name="DbofModel")
+
+
+def dbof_features(inputs: dict, *, cluster_size: int, hidden_size: int, sample_frames: int,
+                  sample_random_frames: bool = True, add_batch_norm: bool = True, activation: str = "relu6",
+                  pooling: str = "max"):
+    """The DBoF video feature (B, hidden_size) of frame inputs: sampled frames, dequantized,
+    cluster projection, masked pooling, hidden layer."""
     frames, num_frames = FrameSampler(sample_frames, random_sequence=not sample_random_frames,
                                       name="frame_sampler")(
         inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT])
@@ -27,6 +39,4 @@ def dbof_model(*, num_classes: int, feature_size: int, cluster_size: int = 8192,
     x = keras.layers.Dense(hidden_size, use_bias=not add_batch_norm, name="hidden")(x)
     if add_batch_norm:
         x = keras.layers.BatchNormalization(name="hidden_bn")(x)
-    x = keras.layers.Activation(activation, name="hidden_activation")(x)
-    outputs = MixtureOfExperts(num_classes, num_mixtures, l2_penalty, name="predictions")(x)
-    return keras.Model(inputs, outputs, name="DbofModel")
+    return keras.layers.Activation(activation, name="hidden_activation")(x)

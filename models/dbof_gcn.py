@@ -3,12 +3,10 @@ import keras
 import numpy as np
 
 from models import registry
-from models.layers.dbof import DbofPooling
-from models.layers.frame_sampling import FrameSampler
+from models.dbof import dbof_features
 from models.layers.gcn import GCNStack, LabelNodes
-from models.layers.inputs import Dequantize, frame_inputs
+from models.layers.inputs import frame_inputs
 from models.layers.label_classifier import LabelDotProduct
-from yt8m.data import schema
 
 
 @registry.register("DbofGCNModel", frame_level=True)
@@ -24,14 +22,8 @@ def dbof_gcn_model(*, num_classes: int, feature_size: int, cluster_size: int = 8
     embeddings (width `embedding_dim`) do; both are weights of the model once built.
     """
     inputs = frame_inputs(feature_size)
-    frames, num_frames = FrameSampler(sample_frames, name="frame_sampler")(
-        inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT])
-    frames = Dequantize(name="dequantize")(frames)
-    x = DbofPooling(cluster_size, add_batch_norm, activation, pooling, name="dbof")(frames, num_frames)
-    x = keras.layers.Dense(hidden_size, use_bias=not add_batch_norm, name="hidden")(x)
-    if add_batch_norm:
-        x = keras.layers.BatchNormalization(name="hidden_bn")(x)
-    x = keras.layers.Activation(activation, name="hidden_activation")(x)
+    x = dbof_features(inputs, cluster_size=cluster_size, hidden_size=hidden_size, sample_frames=sample_frames,
+                      add_batch_norm=add_batch_norm, activation=activation, pooling=pooling)
 
     adjacency = np.eye(num_classes)  # self-loops; P(j|i) of the statistics added when given
     if label_statistics is not None:

@@ -29,6 +29,17 @@ def atomic_output(path: str, mode: str = "w"):
             tf.io.gfile.remove(tmp)
 
 
+def save_model_atomically(model, path: str) -> None:
+    """keras model.save through a temporary `.keras` file renamed into place: never a half-written model."""
+    tmp = f"{path}.tmp-{os.getpid()}.keras"
+    try:
+        model.save(tmp)
+        tf.io.gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if tf.io.gfile.exists(tmp):
+            tf.io.gfile.remove(tmp)
+
+
 def match_files(pattern: str, flag: str = "data pattern") -> list[str]:
     """Sorted files matching a comma-separated list of glob patterns (local, gs://, ...).
 

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from yt8m.fileio import atomic_output
+from yt8m.fileio import atomic_output, save_model_atomically
 
 STATE_FILE = "swa_state.npz"
 
@@ -85,12 +85,6 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             return
         for variable, value in zip(self.model.trainable_weights, self.average):
             variable.assign(value.astype(variable.dtype))
-        tmp = f"{self.model_path}.tmp-{os.getpid()}.keras"
-        try:
-            self.model.save(tmp)
-            tf.io.gfile.rename(tmp, self.model_path, overwrite=True)
-        finally:
-            if tf.io.gfile.exists(tmp):
-                tf.io.gfile.remove(tmp)
+        save_model_atomically(self.model, self.model_path)
         print(f"stochastic weight averaging: the mean of {self.count} checkpoint(s) (steps >= "
               f"{self.from_step}, up to {self.last_step}) saved to {self.model_path}")

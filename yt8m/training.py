@@ -15,6 +15,7 @@ from yt8m import swa
 from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
+from yt8m.fileio import save_model_atomically
 from yt8m.labels import context
 
 MODEL_FILE = "model.keras"
@@ -250,12 +251,6 @@ class SaveModelAtomically(keras.callbacks.Callback):
         self.nan_guard = nan_guard
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.nan_guard.bad_step is not None:
-            return
-        tmp = f"{self.path}.tmp-{os.getpid()}.keras"
-        try:
-            self.model.save(tmp)
-            tf.io.gfile.rename(tmp, self.path, overwrite=True)
-        finally:
-            if tf.io.gfile.exists(tmp):
-                tf.io.gfile.remove(tmp)
+        if self.nan_guard.bad_step is None:
+            save_model_atomically(self.model, self.path)
+
