@@ -30,7 +30,7 @@ from yt8m import metrics
 from yt8m.config import Config
 from yt8m.data import readers
 from yt8m.errors import UserError
-from yt8m.fileio import atomic_output
+from yt8m.fileio import atomic_output, save_model_atomically
 
 MAX_REFERENCE_ROWS = 4096     # segments whose full predictions give the rank quantiles
 NUM_QUANTILES = 101
@@ -93,13 +93,7 @@ def write_run(config: Config, progress: bool = True):
     tf.io.gfile.makedirs(config.train_dir)
     config.save(os.path.join(config.train_dir, CONFIG_FILE))
     path = os.path.join(config.train_dir, MODEL_FILE)
-    tmp = f"{path}.tmp-{os.getpid()}.keras"
-    try:
-        model.save(tmp)
-        tf.io.gfile.rename(tmp, path, overwrite=True)
-    finally:
-        if tf.io.gfile.exists(tmp):
-            tf.io.gfile.remove(tmp)
+    save_model_atomically(model, path)
     with atomic_output(os.path.join(config.train_dir, REPORT_FILE)) as handle:
         json.dump(report, handle, indent=2)
     print(f"ensemble of {len(config.members)} member(s), weights {report['weights']}: {path}")

@@ -51,6 +51,15 @@ def _candidate_table(config: Config, model: keras.Model, pattern: str, flag: str
     return candidates.video_candidates(config, pattern, flag, segment_model=model, progress=progress)
 
 
+def _prediction_pass(config: Config, make_dataset, pattern: str, flag: str, progress: bool):
+    """The run's model over `pattern`: its prediction batches, the candidate table (or None) and the
+    corrupt-record counter (or None) of --skip_corrupt_records."""
+    model = trained_model(config, progress)
+    table = _candidate_table(config, model, pattern, flag, progress)
+    corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
+    return predict_batches(model, make_dataset(config, corrupt), pattern, flag, progress), table, corrupt
+
+
 def evaluate(config: Config, progress: bool = True) -> dict:
     """Scores config.train_dir's model on --eval_data_pattern and writes the metrics JSON.
 
@@ -59,11 +68,8 @@ def evaluate(config: Config, progress: bool = True) -> dict:
     """
     if not (config.output_file or config.train_dir):
         raise UserError("--output_file and --train_dir are empty; give one for the metrics JSON")
-    model = trained_model(config, progress)
-    table = _candidate_table(config, model, config.eval_data_pattern, "eval_data_pattern", progress)
-    corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
-    dataset = inputs.eval_dataset(config, corrupt)
-    batches = predict_batches(model, dataset, config.eval_data_pattern, "eval_data_pattern", progress)
+    batches, table, corrupt = _prediction_pass(config, inputs.eval_dataset, config.eval_data_pattern,
+                                               "eval_data_pattern", progress)
     if config.segment_labels:
         result = _segment_metrics(batches, config.submission_top_k, table)
     else:
@@ -141,11 +147,8 @@ def write_submission(config: Config, progress: bool = True) -> str:
     if not config.output_file:
         raise UserError("--output_file is empty; give the CSV path to write")
     remove_stale_temp_files(config.output_file)
-    model = trained_model(config, progress)
-    table = _candidate_table(config, model, config.input_data_pattern, "input_data_pattern", progress)
-    corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
-    dataset = inputs.inference_dataset(config, corrupt)
-    batches = predict_batches(model, dataset, config.input_data_pattern, "input_data_pattern", progress)
+    batches, table, corrupt = _prediction_pass(config, inputs.inference_dataset, config.input_data_pattern,
+                                               "input_data_pattern", progress)
     if config.segment_labels:
         class_ids = read_segment_label_ids(config.segment_label_ids_file or None)
         if class_ids.max() >= config.num_classes:
