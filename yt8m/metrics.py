@@ -73,9 +73,17 @@ def _ranked_positive_precisions(groups: np.ndarray, scores: np.ndarray, positive
     the terms of an average precision to be summed per group.
     """
     order = np.lexsort((positives, -scores, groups))
-    groups, positives = groups[order], positives[order]
-    start = np.searchsorted(groups, groups)                         # first index of each entry's group
-    rank = np.arange(1, groups.size + 1) - start                    # 1-based rank in the group
+    return _positive_precisions_in_order(groups[order], positives[order], k)
+
+
+def _positive_precisions_in_order(groups: np.ndarray, positives: np.ndarray,
+                                  k: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`_ranked_positive_precisions` of entries already ranked: each group one contiguous run, best first."""
+    index = np.arange(groups.size)
+    first = np.ones(groups.size, dtype=bool)
+    first[1:] = groups[1:] != groups[:-1]
+    start = np.maximum.accumulate(np.where(first, index, 0))       # first index of each entry's run
+    rank = index + 1 - start                                        # 1-based rank in the group
     hits = np.cumsum(positives)
     hits_in_group = hits - (hits[start] - positives[start])         # positives ranked so far, this group
     kept = positives & (rank <= k) if k else positives
@@ -168,8 +176,8 @@ def _open_text(path: str):
 def read_segment_truth(path: str) -> pd.DataFrame:
     """The official scorer's label cache: no header, `<video_id>:<start>,<class_id>,<score>` lines.
 
-    Returns columns segment_id (str), class_id (int64), score (float64); a pair
-    given twice keeps its last score (the scorer builds a dict).
+    Returns columns segment_id (categorical str), class_id (int64), score (float64);
+    a pair given twice keeps its last score (the scorer builds a dict).
     """
     try:
         with _open_text(path) as handle:
@@ -180,7 +188,8 @@ def read_segment_truth(path: str) -> pd.DataFrame:
                         f"'<video_id>:<start>,<class_id>,<score>' lines: {exc}") from None
     if truth.isna().any().any():
         raise UserError(f"segment truth {path!r} has lines with missing fields")
-    return truth.drop_duplicates(["segment_id", "class_id"], keep="last").reset_index(drop=True)
+    truth = truth.drop_duplicates(["segment_id", "class_id"], keep="last").reset_index(drop=True)
+    return truth.astype({"segment_id": "category"})  # the scorer matches by these integer codes
 
 
 def _rated_segments_by_class(truth: pd.DataFrame) -> dict:
@@ -240,17 +249,39 @@ def segment_map_at_k(submission: Mapping[int, Sequence[str]], truth: pd.DataFram
     class_ids = np.fromiter(submission.keys(), dtype=np.int64, count=len(submission))
     lists = [np.asarray(ids, dtype=object)[:k] for ids in submission.values()]
     lengths = np.array([ids.size for ids in lists], dtype=np.int64)
-    entries = pd.DataFrame({
-        "segment_id": np.concatenate(lists) if lists else np.array([], dtype=object),
-        "class_id": np.repeat(class_ids, lengths),
-        "position": np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths),
-    })
-    rated = entries.merge(truth, on=["segment_id", "class_id"], how="inner")
-    # The submitted order is the ranking: score = -position (no ties within a class).
-    groups, precisions = _ranked_positive_precisions(
-        rated["class_id"].to_numpy(), -rated["position"].to_numpy(), (rated["score"] > 0).to_numpy())
+    segment_ids = np.concatenate(lists) if lists else np.array([], dtype=object)
+    entry_classes = np.repeat(class_ids, lengths)
+    rows = _truth_rows(truth, segment_ids, entry_classes)
+    rated = rows >= 0
+    # The submitted order is the ranking; each class's entries are one run, best first.
+    groups, precisions = _positive_precisions_in_order(
+        entry_classes[rated], truth["score"].to_numpy()[rows[rated]] > 0)
     ap_sums = _sum_by_group(groups, precisions, class_ids)
     return _mean_ap(class_ids, ap_sums, truth["class_id"].to_numpy(), (truth["score"] > 0).to_numpy())
+
+
+def _truth_rows(truth: pd.DataFrame, segment_ids: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+    """The row of `truth` rating each (segment_ids[i], class_ids[i]) pair, -1 for an unrated pair.
+
+    Each segment id string is hashed once, into the truth's integer segment codes; the
+    pairs are then matched as int64 keys code * classes + class by a binary search.
+    """
+    if truth.empty:
+        return np.full(len(segment_ids), -1, dtype=np.int64)
+    segments = truth["segment_id"]
+    if isinstance(segments.dtype, pd.CategoricalDtype):          # read_segment_truth's: coded once
+        codes, unique_segments = segments.cat.codes.to_numpy(), segments.cat.categories
+    else:
+        codes, unique_segments = pd.factorize(segments)
+    truth_classes = truth["class_id"].to_numpy(dtype=np.int64)
+    span = int(truth_classes.max()) + 1
+    truth_keys = pd.Index(codes.astype(np.int64) * span + truth_classes)
+    if not truth_keys.is_unique:
+        raise ValueError("truth rates a (segment_id, class_id) pair twice; read it with read_segment_truth")
+    entry_codes = pd.Index(unique_segments).get_indexer(segment_ids)
+    known = (entry_codes >= 0) & (class_ids >= 0) & (class_ids < span)
+    entry_keys = np.where(known, entry_codes.astype(np.int64) * span + class_ids, -1)
+    return truth_keys.get_indexer(entry_keys)
 
 
 def rated_segment_map(class_ids, scores, labels, k: int | None = 100000) -> float:
