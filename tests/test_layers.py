@@ -2,11 +2,12 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from models.layers.dbof import DbofPooling, masked_pool
 from models.layers.frame_sampling import FrameSampler
 from models.layers.inputs import Dequantize, frame_mask
-from models.layers.moe import MixtureOfExperts
+from models.layers.moe import MixtureOfExperts, SlimL2
 from yt8m.data import schema
 
 
@@ -110,6 +111,42 @@ def test_dbof_pooling_padding_changes_nothing(training):
     np.testing.assert_allclose(again, out, rtol=1e-5, atol=1e-5)
 
 
+def _unfolded_dbof_pooling(layer, frames, num_frames, training):
+    """keras's own BatchNormalization -> Dense -> BatchNormalization on the layer's weights."""
+    mask = frame_mask(num_frames, frames.shape[1])
+    x = layer.input_norm(frames, training=training, mask=mask)
+    x = layer.cluster_norm(layer.cluster(x), training=training, mask=mask)
+    return masked_pool(layer.activation_fn(x), mask, layer.pooling)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_dbof_pooling_folded_input_norm_is_keras_batch_norm_then_dense(training):
+    rng = np.random.default_rng(1)
+    frames = rng.normal(1.0, 2.0, size=(3, 7, 5)).astype(np.float32)
+    num_frames = np.array([7, 2, 0], np.int32)
+    folded = DbofPooling(6, pooling="average")
+    folded(frames, num_frames)
+    weights = [rng.normal(size=w.shape).astype(np.float32) if "variance" not in w.path
+               else rng.uniform(0.5, 2.0, size=w.shape).astype(np.float32) for w in folded.weights]
+    folded.set_weights(weights)
+    reference = DbofPooling.from_config(folded.get_config())
+    reference(frames, num_frames)
+    reference.set_weights(weights)
+    frames = tf.constant(frames)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(frames)
+        ours = folded(frames, num_frames, training=training)
+        theirs = _unfolded_dbof_pooling(reference, frames, num_frames, training)
+        ours_sum, theirs_sum = tf.reduce_sum(ours * np.arange(6)), tf.reduce_sum(theirs * np.arange(6))
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-5)
+    for mine, keras_bn in zip(folded.non_trainable_weights, reference.non_trainable_weights):
+        np.testing.assert_allclose(mine.numpy(), keras_bn.numpy(), rtol=1e-4, atol=1e-6, err_msg=mine.path)
+    for variables in ([frames], folded.trainable_weights):
+        references = [frames] if variables[0] is frames else reference.trainable_weights
+        for mine, expected in zip(tape.gradient(ours_sum, variables), tape.gradient(theirs_sum, references)):
+            np.testing.assert_allclose(mine.numpy(), expected.numpy(), rtol=1e-3, atol=1e-4)
+
+
 def test_moe_gates_sum_to_one_with_the_dummy_expert():
     moe = MixtureOfExperts(num_classes=6, num_mixtures=3)
     inputs = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
@@ -129,3 +166,16 @@ def test_moe_l2_is_the_starters_slim_penalty():
     kernels = [moe.gates.kernel, moe.experts.kernel]
     expected = sum(0.1 * np.sum(keras.ops.convert_to_numpy(k) ** 2) / 2 for k in kernels)
     np.testing.assert_allclose(sum(float(loss) for loss in moe.losses), expected, rtol=1e-5)
+
+
+def test_slim_l2_is_keras_l2_of_half_the_penalty_with_its_gradient():
+    weights = tf.Variable(np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32))
+    values, gradients = [], []
+    for regularizer in (SlimL2(0.1), keras.regularizers.L2(0.05)):
+        with tf.GradientTape() as tape:
+            values.append(regularizer(weights))
+        gradients.append(tape.gradient(values[-1], weights).numpy())
+    np.testing.assert_allclose(values[0], values[1], rtol=1e-6)
+    np.testing.assert_allclose(gradients[0], 0.1 * weights.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-6)
+    assert SlimL2.from_config(SlimL2(0.1).get_config()).penalty == 0.1
