@@ -17,6 +17,7 @@ from yt8m.data import inputs, readers
 from yt8m.errors import UserError
 from yt8m.fileio import save_model_atomically
 from yt8m.labels import context
+from yt8m.optimizers import FusedAdam
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -189,7 +190,7 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
     decay_steps = max(1, config.learning_rate_decay_examples // config.batch_size)
     schedule = keras.optimizers.schedules.ExponentialDecay(
         config.base_learning_rate, decay_steps, config.learning_rate_decay, staircase=True)
-    return keras.optimizers.Adam(schedule, global_clipnorm=config.clip_gradient_norm or None)
+    return FusedAdam(schedule, global_clipnorm=config.clip_gradient_norm or None)
 
 
 def _resume_from_chief_backup(train_dir: str, work_dir: str) -> None:
