@@ -18,6 +18,7 @@ import tensorflow as tf
 from tests.helpers import ROOT, frame_config
 from tests.test_distributed import ENV, _finish, _free_ports, _start
 from yt8m import evaluation, training
+from yt8m.backup import AtomicBackupAndRestore, backup_weights_path
 from yt8m.config import Config
 from yt8m.data import readers
 
@@ -41,6 +42,30 @@ def _trainable(model):
     return [w.numpy() for w in model.trainable_weights]
 
 
+def _tiny_model(seed):
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss="mse")
+    return model
+
+
+def test_a_backup_save_torn_by_a_kill_leaves_the_previous_backup_restorable(tmp_path):
+    x, y = np.ones((8, 3), np.float32), np.zeros((8, 2), np.float32)
+    model = _tiny_model(0)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[AtomicBackupAndRestore(str(tmp_path), delete_checkpoint=False)])
+    saved = [w.numpy() for w in model.weights]
+    # Killed inside the next save: its weights file half written, the metadata not switched yet.
+    (tmp_path / "epoch-3-batch-0.weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(88))
+    assert json.loads((tmp_path / "training_metadata.json").read_text())["epoch"] == 2
+
+    restored = _tiny_model(1)
+    history = restored.fit(x, y, epochs=2, verbose=0,
+                           callbacks=[AtomicBackupAndRestore(str(tmp_path), delete_checkpoint=False)])
+    assert history.epoch == [], "resumed after epoch 2, nothing left to train"
+    for got, want in zip(restored.weights, saved):
+        np.testing.assert_array_equal(got.numpy(), want)
+
+
 def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp_path):
     run = tmp_path / "run"
     config = frame_config(synthetic_data, run, max_steps=60, steps_per_epoch=3)
@@ -49,7 +74,7 @@ def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp
     _kill(process)
     killed_at = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
     backup = training.load_trained_model(str(run))
-    backup.load_weights(str(run / "backup" / "latest.weights.h5"))
+    backup.load_weights(backup_weights_path(str(run / "backup")))
     expected = _trainable(backup)
 
     # Resume at learning rate 0: Adam moves nothing, so the weights the run ends with are the

@@ -12,6 +12,7 @@ import tensorflow as tf
 from models import registry
 from yt8m import augment, distribute, losses, multi_worker
 from yt8m import swa
+from yt8m.backup import AtomicBackupAndRestore
 from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
@@ -63,7 +64,7 @@ def train(config: Config) -> TrainResult:
     nan_guard = StopOnNonFiniteLoss()
     callbacks = [
         nan_guard,
-        keras.callbacks.BackupAndRestore(os.path.join(work_dir, "backup"), delete_checkpoint=False),
+        AtomicBackupAndRestore(os.path.join(work_dir, "backup"), delete_checkpoint=False),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
     ]
     if chief:
