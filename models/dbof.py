@@ -3,7 +3,7 @@ import keras
 
 from models import registry
 from models.layers.dbof import DbofPooling
-from models.layers.frame_sampling import FrameSampler
+from models.layers.frame_sampling import FrameSampleCounts
 from models.layers.inputs import Dequantize, frame_inputs
 from models.layers.moe import MixtureOfExperts
 from yt8m.data import schema
@@ -29,13 +29,13 @@ def dbof_model(*, num_classes: int, feature_size: int, cluster_size: int = 8192,
 def dbof_features(inputs: dict, *, cluster_size: int, hidden_size: int, sample_frames: int,
                   sample_random_frames: bool = True, add_batch_norm: bool = True, activation: str = "relu6",
                   pooling: str = "max"):
-    """The DBoF video feature (B, hidden_size) of frame inputs: sampled frames, dequantized,
-    cluster projection, masked pooling, hidden layer."""
-    frames, num_frames = FrameSampler(sample_frames, random_sequence=not sample_random_frames,
-                                      name="frame_sampler")(
+    """The DBoF video feature (B, hidden_size) of frame inputs: sampled frames (as draw counts, so
+    each distinct drawn frame is computed once), dequantized, cluster projection, pooling, hidden layer."""
+    frames, counts = FrameSampleCounts(sample_frames, random_sequence=not sample_random_frames,
+                                       name="frame_sampler")(
         inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT])
     frames = Dequantize(name="dequantize")(frames)
-    x = DbofPooling(cluster_size, add_batch_norm, activation, pooling, name="dbof")(frames, num_frames)
+    x = DbofPooling(cluster_size, add_batch_norm, activation, pooling, name="dbof")(frames, counts)
     x = keras.layers.Dense(hidden_size, use_bias=not add_batch_norm, name="hidden")(x)
     if add_batch_norm:
         x = keras.layers.BatchNormalization(name="hidden_bn")(x)

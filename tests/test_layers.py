@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.layers.dbof import DbofPooling, masked_pool
-from models.layers.frame_sampling import FrameSampler
+from models.layers.dbof import DbofPooling, pool_rows
+from models.layers.frame_sampling import FrameSampleCounts, FrameSampler
 from models.layers.inputs import Dequantize, frame_mask
 from models.layers.moe import MixtureOfExperts, SlimL2
 from yt8m.data import schema
@@ -85,16 +85,54 @@ def test_sampler_is_random_across_calls_and_off_at_inference():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(count), num_frames)
 
 
-def test_masked_pool_ignores_padding_and_empty_videos_give_zeros():
-    values = np.array([[[1.0, -5.0], [3.0, -7.0], [99.0, 99.0]],
-                       [[9.0, 9.0], [9.0, 9.0], [9.0, 9.0]]], np.float32)
-    mask = frame_mask(np.array([2, 0], np.int32), 3)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(masked_pool(values, mask, "max")),
-                               [[3.0, -5.0], [0.0, 0.0]])
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(masked_pool(values, mask, "average")),
-                               [[2.0, -6.0], [0.0, 0.0]])
+def test_pool_rows_weighs_by_counts_and_empty_videos_give_zeros():
+    values = np.array([[1.0, -5.0], [3.0, -7.0], [9.0, 9.0]], np.float32)
+    weights = np.array([1.0, 3.0, 2.0], np.float32)
+    video = np.array([0, 0, 2], np.int64)
+    np.testing.assert_allclose(pool_rows(values, weights, video, 3, "max").numpy(),
+                               [[3.0, -5.0], [0.0, 0.0], [9.0, 9.0]])
+    # (1 * 1 + 3 * 3) / 4 = 2.5, (-5 - 21) / 4 = -6.5
+    np.testing.assert_allclose(pool_rows(values, weights, video, 3, "average").numpy(),
+                               [[2.5, -6.5], [0.0, 0.0], [9.0, 9.0]])
     with pytest.raises(ValueError, match="unknown pooling method"):
-        masked_pool(values, mask, "median")
+        pool_rows(values, weights, video, 3, "median")
+
+
+def test_frame_sample_counts_count_the_samplers_draws():
+    num_frames = np.array([5, 0, 300], np.int32)
+    frames = frames_numbered_by_index(num_frames, 300)
+    sampled, _ = FrameSampler(200, seed=3)(frames, num_frames, training=True)
+    same, counts = FrameSampleCounts(200, seed=3)(frames, num_frames, training=True)
+    assert same is frames or np.array_equal(keras.ops.convert_to_numpy(same), frames)
+    picked = frame_index(keras.ops.convert_to_numpy(sampled))
+    for row in (0, 2):
+        np.testing.assert_array_equal(counts[row], np.bincount(picked[row], minlength=300))
+    np.testing.assert_array_equal(counts[1], 0)
+    _, at_inference = FrameSampleCounts(200)(frames, num_frames, training=False)
+    np.testing.assert_array_equal(at_inference.numpy().sum(axis=1), num_frames)
+
+
+def test_dbof_pooling_on_draw_counts_equals_it_on_the_drawn_frames():
+    rng = np.random.default_rng(2)
+    num_frames = np.array([9, 40, 0], np.int32)
+    frames = rng.normal(size=(3, 40, 5)).astype(np.float32)
+    sampled, sampled_count = FrameSampler(60, seed=7)(frames, num_frames, training=True)
+    _, counts = FrameSampleCounts(60, seed=7)(frames, num_frames, training=True)
+    drawn = DbofPooling(6, pooling="average")
+    drawn(sampled, sampled_count)
+    counted = DbofPooling.from_config(drawn.get_config())
+    counted(frames, counts)
+    counted.set_weights(drawn.get_weights())
+    with tf.GradientTape(persistent=True) as tape:
+        expected = drawn(sampled, sampled_count, training=True)
+        got = counted(frames, counts, training=True)
+        expected_sum, got_sum = tf.reduce_sum(expected * np.arange(6)), tf.reduce_sum(got * np.arange(6))
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-4, atol=1e-5)
+    for mine, theirs in zip(counted.non_trainable_weights, drawn.non_trainable_weights):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-4, atol=1e-6)
+    for mine, theirs in zip(tape.gradient(got_sum, counted.trainable_weights),
+                            tape.gradient(expected_sum, drawn.trainable_weights)):
+        np.testing.assert_allclose(mine.numpy(), theirs.numpy(), rtol=1e-3, atol=1e-4)
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -112,11 +150,14 @@ def test_dbof_pooling_padding_changes_nothing(training):
 
 
 def _unfolded_dbof_pooling(layer, frames, num_frames, training):
-    """keras's own BatchNormalization -> Dense -> BatchNormalization on the layer's weights."""
-    mask = frame_mask(num_frames, frames.shape[1])
-    x = layer.input_norm(frames, training=training, mask=mask)
-    x = layer.cluster_norm(layer.cluster(x), training=training, mask=mask)
-    return masked_pool(layer.activation_fn(x), mask, layer.pooling)
+    """keras's own BatchNormalization -> Dense -> BatchNormalization on the layer's weights, then
+    the average over each video's valid frames (zeros for an empty video)."""
+    batch, steps, size = frames.shape
+    mask = tf.reshape(frame_mask(num_frames, steps), (-1,))
+    x = layer.input_norm(tf.reshape(frames, (-1, size)), training=training, mask=mask)
+    x = layer.activation_fn(layer.cluster_norm(layer.cluster(x), training=training, mask=mask))
+    x, weights = tf.reshape(x, (batch, steps, -1)), tf.reshape(tf.cast(mask, x.dtype), (batch, steps, 1))
+    return tf.math.divide_no_nan(tf.reduce_sum(x * weights, axis=1), tf.reduce_sum(weights, axis=1))
 
 
 @pytest.mark.parametrize("training", [False, True])
@@ -179,3 +220,4 @@ def test_slim_l2_is_keras_l2_of_half_the_penalty_with_its_gradient():
     np.testing.assert_allclose(gradients[0], 0.1 * weights.numpy(), rtol=1e-6)
     np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-6)
     assert SlimL2.from_config(SlimL2(0.1).get_config()).penalty == 0.1
+

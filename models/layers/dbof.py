@@ -7,56 +7,52 @@ from models.layers.inputs import frame_mask
 POOLING_METHODS = ("max", "average")
 
 
-def masked_pool(values, mask, method: str = "max"):
-    """Pool (B, T, K) over T using only frames where `mask` (B, T) is True.
-
-    A video with no valid frame pools to zeros.
-    """
-    values = tf.convert_to_tensor(values)
-    mask = tf.convert_to_tensor(mask)[..., None]
-    if method == "max":
-        lowest = tf.fill(tf.shape(values), values.dtype.min)
-        pooled = tf.reduce_max(tf.where(mask, values, lowest), axis=1)
-    elif method == "average":
-        weights = tf.cast(mask, values.dtype)
-        pooled = tf.math.divide_no_nan(tf.reduce_sum(values * weights, axis=1),
-                                       tf.reduce_sum(weights, axis=1))
-    else:
-        raise ValueError(f"unknown pooling method {method!r}; use one of {POOLING_METHODS}")
-    return tf.where(tf.reduce_any(mask, axis=1), pooled, tf.zeros_like(pooled))
-
-
-def masked_moments(values, mask):
-    """Per-feature mean and (biased) variance of (B, T, K) `values` over the frames where
-    `mask` (B, T) is True, float32. The masked sums are (B*T) x K mat-vec products, one
-    read of `values` each, rather than a broadcast mask and a select per element."""
+def weighted_moments(values, weights):
+    """Per-feature mean and (biased) variance of the rows of `values` (N, K), row i counted
+    `weights[i]` times; float32. The weighted sums are mat-vec products, one read of `values`."""
     values = tf.cast(values, tf.float32)
-    flat = tf.reshape(values, (-1, tf.shape(values)[-1]))
-    weights = tf.reshape(tf.cast(mask, tf.float32), (-1,))
     count = tf.maximum(tf.reduce_sum(weights), 1.0)
-    mean = tf.linalg.matvec(flat, weights, transpose_a=True) / count
-    variance = tf.linalg.matvec(tf.square(flat - mean), weights, transpose_a=True) / count
+    mean = tf.linalg.matvec(values, weights, transpose_a=True) / count
+    variance = tf.linalg.matvec(tf.square(values - mean), weights, transpose_a=True) / count
     return mean, variance
 
 
-def batch_statistics(norm: keras.layers.BatchNormalization, values, mask, training):
-    """The (mean, variance) that `norm` normalises `values` with: the masked batch moments in
-    training (moving averages updated as keras's BatchNormalization does), else the moving ones."""
+def batch_statistics(norm: keras.layers.BatchNormalization, values, weights, training):
+    """The (mean, variance) that `norm` normalises `values` (N, K) with: the weighted batch
+    moments in training (moving averages updated as keras's BatchNormalization does), else
+    the moving ones."""
     if not training:
         return tf.cast(norm.moving_mean, tf.float32), tf.cast(norm.moving_variance, tf.float32)
-    mean, variance = masked_moments(values, mask)
+    mean, variance = weighted_moments(values, weights)
     for moving, batch in ((norm.moving_mean, mean), (norm.moving_variance, variance)):
         moving.assign(moving * norm.momentum + batch * (1.0 - norm.momentum))
     return mean, variance
 
 
+def pool_rows(values, weights, video, num_videos, method: str = "max"):
+    """Pool the rows of `values` (N, K) into their videos (`video` (N,) in [0, num_videos)):
+    max, or the average with row i counted `weights[i]` times. A video without rows pools to zeros."""
+    if method == "max":
+        pooled = tf.math.unsorted_segment_max(values, video, num_videos)
+    elif method == "average":
+        sums = tf.math.unsorted_segment_sum(values * tf.cast(weights, values.dtype)[:, None], video, num_videos)
+        pooled = tf.math.divide_no_nan(sums, tf.cast(tf.math.unsorted_segment_sum(weights, video, num_videos),
+                                                     values.dtype)[:, None])
+    else:
+        raise ValueError(f"unknown pooling method {method!r}; use one of {POOLING_METHODS}")
+    has_rows = tf.math.unsorted_segment_sum(tf.ones_like(weights), video, num_videos) > 0
+    return tf.where(has_rows[:, None], pooled, tf.zeros_like(pooled))
+
+
 @keras.saving.register_keras_serializable(package="yt8m")
 class DbofPooling(keras.layers.Layer):
-    """`(frames float32 (B, T, D), num_frames (B,)) -> (B, cluster_size)`.
+    """`(frames float32 (B, T, D), num_frames (B,) or frame counts (B, T)) -> (B, cluster_size)`.
 
     [input BN] -> frame projection to `cluster_size` -> BN (or a bias) -> activation
-    -> masked pooling over the valid frames. Batch statistics use valid frames only,
-    so padding changes nothing in training or inference.
+    -> pooling over the frames. With `num_frames` every valid frame counts once; with
+    counts (FrameSampleCounts: how often training drew each frame) each frame counts that
+    often, in the batch statistics and the average, exactly as if it were repeated.
+    Only frames with a count (no padding, each distinct drawn frame once) are computed.
 
     The input BN is folded into the projection: BN(x) W = x (s W) + (beta - mean s) W with
     s = gamma / sqrt(variance + eps) per input feature, the same function (and gradients)
@@ -78,36 +74,41 @@ class DbofPooling(keras.layers.Layer):
         self.cluster = keras.layers.Dense(cluster_size, use_bias=not add_batch_norm, name="cluster")
         self.cluster_norm = keras.layers.BatchNormalization(name="cluster_bn") if add_batch_norm else None
 
-    def build(self, frames_shape, num_frames_shape=None):
-        cluster_input = (None, None, frames_shape[-1])
+    def build(self, frames_shape, frame_weights_shape=None):
+        cluster_input = (None, frames_shape[-1])
         if self.add_batch_norm:
             self.input_norm.build(cluster_input)
-            self.cluster_norm.build((None, None, self.cluster_size))
+            self.cluster_norm.build((None, self.cluster_size))
         self.cluster.build(cluster_input)
 
-    def call(self, frames, num_frames, training=None):
-        mask = frame_mask(num_frames, tf.shape(frames)[1])
-        if not self.add_batch_norm:
-            return masked_pool(self.activation_fn(self.cluster(frames)), mask, self.pooling)
-        x = self._normalized_projection(frames, mask, training)
-        mean, variance = batch_statistics(self.cluster_norm, x, mask, training)
-        x = tf.nn.batch_normalization(x, tf.cast(mean, x.dtype), tf.cast(variance, x.dtype),
-                                      tf.cast(self.cluster_norm.beta, x.dtype),
-                                      tf.cast(self.cluster_norm.gamma, x.dtype), self.cluster_norm.epsilon)
-        return masked_pool(self.activation_fn(x), mask, self.pooling)
+    def call(self, frames, frame_weights, training=None):
+        if frame_weights.shape.rank == 1:  # num_frames
+            frame_weights = tf.cast(frame_mask(frame_weights, tf.shape(frames)[1]), tf.float32)
+        cells = tf.where(frame_weights > 0)                     # (N, 2): (video, frame) of each computed row
+        rows, weights = tf.gather_nd(frames, cells), tf.gather_nd(tf.cast(frame_weights, tf.float32), cells)
+        if self.add_batch_norm:
+            x = self._normalized_projection(rows, weights, training)
+            mean, variance = batch_statistics(self.cluster_norm, x, weights, training)
+            x = tf.nn.batch_normalization(x, tf.cast(mean, x.dtype), tf.cast(variance, x.dtype),
+                                          tf.cast(self.cluster_norm.beta, x.dtype),
+                                          tf.cast(self.cluster_norm.gamma, x.dtype), self.cluster_norm.epsilon)
+        else:
+            x = self.cluster(rows)
+        return pool_rows(self.activation_fn(x), weights, cells[:, 0], tf.shape(frames, out_type=tf.int64)[0],
+                         self.pooling)
 
-    def _normalized_projection(self, frames, mask, training):
-        """cluster(input_bn(frames)) as one matmul with the BN folded into the kernel."""
+    def _normalized_projection(self, rows, weights, training):
+        """cluster(input_bn(rows)) as one matmul with the BN folded into the kernel."""
         norm = self.input_norm
-        mean, variance = batch_statistics(norm, frames, mask, training)
+        mean, variance = batch_statistics(norm, rows, weights, training)
         gamma, beta, kernel = (tf.cast(v, tf.float32) for v in (norm.gamma, norm.beta, self.cluster.kernel))
         scale = gamma * tf.math.rsqrt(variance + norm.epsilon)
         shift = beta - mean * scale
-        folded = tf.cast(scale[:, None] * kernel, frames.dtype)
-        bias = tf.cast(tf.linalg.matvec(kernel, shift, transpose_a=True), frames.dtype)
-        return tf.tensordot(frames, folded, 1) + bias
+        folded = tf.cast(scale[:, None] * kernel, rows.dtype)
+        bias = tf.cast(tf.linalg.matvec(kernel, shift, transpose_a=True), rows.dtype)
+        return tf.matmul(rows, folded) + bias
 
-    def compute_output_shape(self, frames_shape, num_frames_shape=None):
+    def compute_output_shape(self, frames_shape, frame_weights_shape=None):
         return (frames_shape[0], self.cluster_size)
 
     def get_config(self):

@@ -53,3 +53,27 @@ class FrameSampler(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_samples": self.num_samples,
                 "random_sequence": self.random_sequence, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class FrameSampleCounts(FrameSampler):
+    """`(frames (B, T, ...), num_frames (B,)) -> (frames, counts float32 (B, T))`.
+
+    The same draws as FrameSampler, given as how many times each frame was drawn
+    (0 for padding and frames never drawn) rather than as a gathered copy; at
+    inference (or `num_samples=0`) the count is 1 on every valid frame. A model whose
+    per-frame work does not depend on the draw order (DBoF: a per-frame projection,
+    batch statistics and pooling, all weighted by the counts) then works on each
+    distinct frame once: 300 draws with replacement from a 300-frame video hit ~190.
+    """
+
+    def call(self, frames, num_frames, training=None):
+        num_steps = tf.shape(frames)[1]
+        if not training or self.num_samples == 0:
+            return frames, tf.cast(tf.sequence_mask(num_frames, num_steps), tf.float32)
+        index = self._frame_index(tf.cast(num_frames, tf.int32))
+        counts = tf.math.bincount(index, minlength=num_steps, maxlength=num_steps, axis=-1, dtype=tf.float32)
+        return frames, tf.where((num_frames > 0)[:, None], counts, tf.zeros_like(counts))
+
+    def compute_output_shape(self, frames_shape, num_frames_shape):
+        return frames_shape, (frames_shape[0], frames_shape[1])
