@@ -7,7 +7,7 @@ import tensorflow as tf
 from models.layers.dbof import DbofPooling, pool_rows
 from models.layers.frame_sampling import FrameSampleCounts, FrameSampler
 from models.layers.inputs import Dequantize, frame_mask
-from models.layers.moe import MixtureOfExperts, SlimL2
+from models.layers.moe import MixtureOfExperts, SlimL2, wide_matmul
 from yt8m.data import schema
 
 
@@ -221,3 +221,17 @@ def test_slim_l2_is_keras_l2_of_half_the_penalty_with_its_gradient():
     np.testing.assert_allclose(gradients[0], gradients[1], rtol=1e-6)
     assert SlimL2.from_config(SlimL2(0.1).get_config()).penalty == 0.1
 
+
+def test_wide_matmul_has_matmuls_gradients():
+    rng = np.random.default_rng(0)
+    inputs, kernel = (tf.constant(rng.normal(size=shape).astype(np.float32)) for shape in ((4, 3), (3, 50)))
+    weights = rng.normal(size=(4, 50)).astype(np.float32)
+    results = []
+    for matmul in (wide_matmul, tf.matmul):
+        with tf.GradientTape() as tape:
+            tape.watch([inputs, kernel])
+            product = matmul(inputs, kernel)
+            loss = tf.reduce_sum(product * weights)
+        results.append([product.numpy(), *(g.numpy() for g in tape.gradient(loss, [inputs, kernel]))])
+    for ours, reference in zip(*results):
+        np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-5)

@@ -22,6 +22,20 @@ def slim_l2(penalty: float) -> keras.regularizers.Regularizer:
     return SlimL2(penalty)
 
 
+@tf.custom_gradient
+def wide_matmul(inputs, kernel):
+    """inputs (B, H) @ kernel (H, N) for N much larger than B: the input gradient is taken as
+    (kernel dy^T)^T, which oneDNN runs about twice as fast on CPU as dy kernel^T at these shapes."""
+    def gradient(dy):
+        return tf.transpose(tf.matmul(kernel, dy, transpose_b=True)), tf.matmul(inputs, dy, transpose_a=True)
+    return tf.matmul(inputs, kernel), gradient
+
+
+def _dense_logits(dense: keras.layers.Dense, inputs):
+    logits = wide_matmul(inputs, tf.cast(dense.kernel, inputs.dtype))
+    return logits + tf.cast(dense.bias, inputs.dtype) if dense.use_bias else logits
+
+
 @keras.saving.register_keras_serializable(package="yt8m")
 class MixtureOfExperts(keras.layers.Layer):
     """(B, H) -> class probabilities (B, C).
@@ -48,12 +62,12 @@ class MixtureOfExperts(keras.layers.Layer):
 
     def gate_probabilities(self, inputs):
         """(B, C, M + 1) softmax over the experts, the dummy expert last."""
-        logits = tf.reshape(self.gates(inputs), (-1, self.num_classes, self.num_mixtures + 1))
+        logits = tf.reshape(_dense_logits(self.gates, inputs), (-1, self.num_classes, self.num_mixtures + 1))
         return tf.nn.softmax(logits, axis=-1)
 
     def expert_probabilities(self, inputs):
         """(B, C, M) each expert's sigmoid."""
-        logits = tf.reshape(self.experts(inputs), (-1, self.num_classes, self.num_mixtures))
+        logits = tf.reshape(_dense_logits(self.experts, inputs), (-1, self.num_classes, self.num_mixtures))
         return tf.sigmoid(logits)
 
     def call(self, inputs):
