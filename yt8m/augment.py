@@ -7,6 +7,9 @@ finetune stage, whose model is loaded rather than built, training inserts it
 into any loaded or built frame-level model with `add_input_noise` when
 `--noise_std > 0`; the layer reuses every other layer (and its weights) of the
 model, and does nothing at inference, so the saved model predicts as before.
+In DBoF models the noise falls on every frame of the video once, before the
+frames the sampler drew are picked (it passes draw counts, models/layers/
+frame_sampling.py), so a frame drawn twice carries the same noise twice.
 """
 from __future__ import annotations
 
