@@ -74,18 +74,19 @@ class DbofPooling(keras.layers.Layer):
         self.cluster = keras.layers.Dense(cluster_size, use_bias=not add_batch_norm, name="cluster")
         self.cluster_norm = keras.layers.BatchNormalization(name="cluster_bn") if add_batch_norm else None
 
-    def build(self, frames_shape, frame_weights_shape=None):
+    def build(self, frames_shape, num_frames_shape=None):
         cluster_input = (None, frames_shape[-1])
         if self.add_batch_norm:
             self.input_norm.build(cluster_input)
             self.cluster_norm.build((None, self.cluster_size))
         self.cluster.build(cluster_input)
 
-    def call(self, frames, frame_weights, training=None):
-        if frame_weights.shape.rank == 1:  # num_frames
-            frame_weights = tf.cast(frame_mask(frame_weights, tf.shape(frames)[1]), tf.float32)
-        cells = tf.where(frame_weights > 0)                     # (N, 2): (video, frame) of each computed row
-        rows, weights = tf.gather_nd(frames, cells), tf.gather_nd(tf.cast(frame_weights, tf.float32), cells)
+    def call(self, frames, num_frames, training=None):
+        """`num_frames`: (B,) valid frames per video, or (B, T) how often each frame counts."""
+        counts = (tf.cast(frame_mask(num_frames, tf.shape(frames)[1]), tf.float32) if num_frames.shape.rank == 1
+                  else tf.cast(num_frames, tf.float32))
+        cells = tf.where(counts > 0)                            # (N, 2): (video, frame) of each computed row
+        rows, weights = tf.gather_nd(frames, cells), tf.gather_nd(counts, cells)
         if self.add_batch_norm:
             x = self._normalized_projection(rows, weights, training)
             mean, variance = batch_statistics(self.cluster_norm, x, weights, training)
@@ -108,7 +109,7 @@ class DbofPooling(keras.layers.Layer):
         bias = tf.cast(tf.linalg.matvec(kernel, shift, transpose_a=True), rows.dtype)
         return tf.matmul(rows, folded) + bias
 
-    def compute_output_shape(self, frames_shape, frame_weights_shape=None):
+    def compute_output_shape(self, frames_shape, num_frames_shape=None):
         return (frames_shape[0], self.cluster_size)
 
     def get_config(self):
