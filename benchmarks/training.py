@@ -10,9 +10,9 @@ there. The wheel has the yt8m model and task but not their dataloaders, so both
 models are fed from the same parsed batches: our frame reader reads a few
 batches once of a synthetic set with YouTube-8M's video lengths (120-300 frames,
 generated once under data/benchmark-long-videos; the demo set's 30-120 frames
-would flatter ours, which computes each distinct drawn frame once); ours trains on them as its reader hands
-them over (uint8 frames, sampling and dequantisation inside the model), the
-Model Garden's task.train_step on what its dataloader would hand over
+would flatter ours, which computes each distinct drawn frame once); ours trains
+on them as its reader hands them over (uint8 frames, sampling and dequantisation
+inside the model), the Model Garden's task.train_step on what its dataloader would hand over
 (`sample_frames` frames sampled per video and dequantized to float32, outside
 the timed step). Both: Adam, global clip 1.0, fp32, same cluster/hidden/mixture
 sizes, batch, 3862 classes, average pooling + ReLU (the Model Garden's
@@ -53,8 +53,8 @@ NUM_CLASSES = 3862
 # YouTube-8M videos run 120-500 s, frame features at 1 Hz capped at 300 frames; the demo set's
 # 30-120 frames would flatter ours (each distinct drawn frame is computed once).
 LONG_VIDEOS = dataclasses.replace(synthetic.SyntheticConfig.demo(), min_frames=120, max_frames=300,
-                                  num_train_videos=256,
-                                  num_validate_videos=4, num_test_videos=4, files_per_split=2)
+                                  num_train_videos=256, num_validate_videos=4, num_test_videos=4,
+                                  files_per_split=2)
 CONFIGS = {  # name: sizes shared by both models
     "default": dict(cluster_size=3000, hidden_size=2000, num_mixtures=5, sample_frames=300, batch_size=32),
     "default, 30 frames": dict(cluster_size=3000, hidden_size=2000, num_mixtures=5, sample_frames=30,
@@ -144,7 +144,8 @@ class Ours:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_pattern", default="", help="frame-level files; default: a synthetic set of 120-300-frame videos")
+    parser.add_argument("--data_pattern", default="",
+                        help="frame-level files; default: a synthetic set of 120-300-frame videos")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=8.0, help="timed seconds per model per round")
     parser.add_argument("--batches", type=int, default=4, help="distinct batches cycled through")

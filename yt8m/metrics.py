@@ -264,7 +264,7 @@ def _truth_rows(truth: pd.DataFrame, segment_ids: np.ndarray, class_ids: np.ndar
     """The row of `truth` rating each (segment_ids[i], class_ids[i]) pair, -1 for an unrated pair.
 
     Each segment id string is hashed once, into the truth's integer segment codes; the
-    pairs are then matched as int64 keys code * classes + class by a binary search.
+    pairs are then looked up as int64 keys code * classes + class in a hash index.
     """
     if truth.empty:
         return np.full(len(segment_ids), -1, dtype=np.int64)

@@ -31,17 +31,17 @@ def batch_statistics(norm: keras.layers.BatchNormalization, values, weights, tra
 
 def pool_rows(values, weights, video, num_videos, method: str = "max"):
     """Pool the rows of `values` (N, K) into their videos (`video` (N,) in [0, num_videos)):
-    max, or the average with row i counted `weights[i]` times. A video without rows pools to zeros."""
+    max, or the average with row i counted `weights[i]` (> 0) times. A video without rows
+    pools to zeros."""
+    totals = tf.math.unsorted_segment_sum(weights, video, num_videos)
     if method == "max":
         pooled = tf.math.unsorted_segment_max(values, video, num_videos)
     elif method == "average":
         sums = tf.math.unsorted_segment_sum(values * tf.cast(weights, values.dtype)[:, None], video, num_videos)
-        pooled = tf.math.divide_no_nan(sums, tf.cast(tf.math.unsorted_segment_sum(weights, video, num_videos),
-                                                     values.dtype)[:, None])
+        pooled = tf.math.divide_no_nan(sums, tf.cast(totals, values.dtype)[:, None])
     else:
         raise ValueError(f"unknown pooling method {method!r}; use one of {POOLING_METHODS}")
-    has_rows = tf.math.unsorted_segment_sum(tf.ones_like(weights), video, num_videos) > 0
-    return tf.where(has_rows[:, None], pooled, tf.zeros_like(pooled))
+    return tf.where((totals > 0)[:, None], pooled, tf.zeros_like(pooled))
 
 
 @keras.saving.register_keras_serializable(package="yt8m")

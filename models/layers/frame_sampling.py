@@ -3,6 +3,8 @@ SampleRandomFrames / SampleRandomSequence)."""
 import keras
 import tensorflow as tf
 
+from models.layers.inputs import frame_mask
+
 
 @keras.saving.register_keras_serializable(package="yt8m")
 class FrameSampler(keras.layers.Layer):
@@ -70,7 +72,7 @@ class FrameSampleCounts(FrameSampler):
     def call(self, frames, num_frames, training=None):
         num_steps = tf.shape(frames)[1]
         if not training or self.num_samples == 0:
-            return frames, tf.cast(tf.sequence_mask(num_frames, num_steps), tf.float32)
+            return frames, tf.cast(frame_mask(num_frames, num_steps), tf.float32)
         index = self._frame_index(tf.cast(num_frames, tf.int32))
         counts = tf.math.bincount(index, minlength=num_steps, maxlength=num_steps, axis=-1, dtype=tf.float32)
         return frames, tf.where((num_frames > 0)[:, None], counts, tf.zeros_like(counts))
