@@ -22,6 +22,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from models.layers.initial_arrays import check_initial_arrays, constant_or
+
 METHODS = ("mean", "rank")
 RANK_TIE_BREAK = 1e-4
 
@@ -43,26 +45,19 @@ class MemberCombination(keras.layers.Layer):
             raise ValueError("the rank method needs reference quantiles (at least 2 per class)")
         self.num_members, self.num_classes = int(num_members), int(num_classes)
         self.method, self.num_quantiles = method, int(num_quantiles) if method == "rank" else 0
-        for name, array, shape in (("member_weights", member_weights, (self.num_members,)),
-                                   ("quantiles", quantiles, (self.num_members, self.num_classes,
-                                                             self.num_quantiles))):
-            if array is not None and tuple(np.shape(array)) != shape:
-                raise ValueError(f"{name} has shape {np.shape(array)}, expected {shape}")
+        check_initial_arrays(("member_weights", member_weights, (self.num_members,)),
+                             ("quantiles", quantiles, (self.num_members, self.num_classes, self.num_quantiles)))
         if member_weights is not None and (np.min(member_weights) < 0 or np.sum(member_weights) <= 0):
             raise ValueError(f"member weights must be non-negative and not all zero, got {member_weights}")
         self._initial = {"member_weights": member_weights, "quantiles": quantiles}
 
     def build(self, input_shape=None):
-        def constant(name, default):
-            array = self._initial[name]
-            return keras.initializers.Constant(np.asarray(array, "float32")) if array is not None else default
-
         self.member_weights = self.add_weight(name="member_weights", shape=(self.num_members,), trainable=False,
-                                              initializer=constant("member_weights", "ones"))
+                                              initializer=constant_or(self._initial["member_weights"], "ones"))
         if self.method == "rank":
             self.quantiles = self.add_weight(
                 name="quantiles", shape=(self.num_members, self.num_classes, self.num_quantiles),
-                trainable=False, initializer=constant("quantiles", "zeros"))
+                trainable=False, initializer=constant_or(self._initial["quantiles"], "zeros"))
         self._initial = {"member_weights": None, "quantiles": None}
 
     def call(self, probabilities):

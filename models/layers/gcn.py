@@ -5,6 +5,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from models.layers.initial_arrays import check_initial_arrays, constant_or
+
 
 def normalize_adjacency(adjacency):
     """Â = D^-1/2 A D^-1/2 with D the row sums (Kipf & Welling; KSSNet Eq.6's normalisation)."""
@@ -121,23 +123,18 @@ class LabelNodes(keras.layers.Layer):
         self.learn_adjacency = learn_adjacency
         self.normalize = normalize
         self.seed = seed
-        for name, array, shape in (("embeddings", embeddings, (num_labels, embedding_dim)),
-                                   ("adjacency", adjacency, (num_labels, num_labels))):
-            if array is not None and tuple(np.shape(array)) != shape:
-                raise ValueError(f"{name} has shape {np.shape(array)}, expected {shape}")
+        check_initial_arrays(("embeddings", embeddings, (num_labels, embedding_dim)),
+                             ("adjacency", adjacency, (num_labels, num_labels)))
         self._initial = {"embeddings": embeddings, "adjacency": adjacency}
 
     def build(self, input_shape=None):
-        def initializer(name, default):
-            array = self._initial[name]
-            return keras.initializers.Constant(np.asarray(array, "float32")) if array is not None else default
-
         self.embeddings = self.add_weight(
             name="embeddings", shape=(self.num_labels, self.embedding_dim), trainable=self.learn_embeddings,
-            initializer=initializer("embeddings", keras.initializers.RandomNormal(stddev=1.0, seed=self.seed)))
+            initializer=constant_or(self._initial["embeddings"],
+                                    keras.initializers.RandomNormal(stddev=1.0, seed=self.seed)))
         self.adjacency = self.add_weight(
             name="adjacency", shape=(self.num_labels, self.num_labels), trainable=self.learn_adjacency,
-            initializer=initializer("adjacency", _identity_plus_noise(self.seed)))
+            initializer=constant_or(self._initial["adjacency"], _identity_plus_noise(self.seed)))
         self._initial = {"embeddings": None, "adjacency": None}  # weights hold them now
 
     def call(self, inputs=None):
