@@ -134,34 +134,72 @@ def _bce(y, p):
     return -(y * math.log(p) + (1 - y) * math.log(1 - p))
 
 
-def test_reweighted_smoothed_segment_loss_by_hand():
-    config = Config(loss="reweighted", label_smoothing="correlation", tau=0.5, segment_labels=True)
+# Two segments of three classes. Row 1: video labels {1}, rated class 2 scored 0. Row 2: video labels
+# {0, 2}, rated class 2 scored 1. The reader overwrites the rated class: y = (0, 1, 0), (1, 0, 1).
+SEGMENT_Y = np.array([[0, 1, 0], [1, 0, 1]], "float32")
+SEGMENT_RATED = np.array([[0, 0, 1], [0, 0, 1]], "float32")
+SEGMENT_P = np.array([[0.6, 0.7, 0.2], [0.3, 0.4, 0.9]], "float32")
+
+
+@pytest.mark.parametrize("smoothing", ["none", "correlation"])
+def test_paper_segment_targets_are_one_hot_like_weighted_m_and_n_by_hand(smoothing):
+    config = Config(loss="reweighted", label_smoothing=smoothing, tau=0.5, segment_labels=True)
+    assert config.unrated_targets == "zero"  # the paper's reading is the default
     loss = losses.make_loss(config, HAND_STATS)
-    # Row 1: video labels {1}, rated class 2 scored 0. y P' = (.8, 0, .6) -> y' = (.8, 1, .6), but the
-    # rated class keeps its 0. Row 2: video labels {2}, rated class 2 scored 1 -> y' = (.5, .75, 1).
-    y = np.array([[0, 1, 0], [0, 0, 1]], "float32")
-    rated = np.array([[0, 0, 1], [0, 0, 1]], "float32")
-    p = np.array([[0.6, 0.7, 0.2], [0.3, 0.4, 0.9]], "float32")
-    row1 = 0.1 * _bce(0.8, 0.6) + 0.1 * _bce(1, 0.7) + 2.5 * _bce(0, 0.2)
-    row2 = 0.1 * _bce(0.5, 0.3) + 0.1 * _bce(0.75, 0.4) + 2.5 * _bce(1, 0.9)
-    assert float(loss(y, p, sample_weight=rated)) == pytest.approx((row1 + row2) / 2, rel=1e-5)
-    targets = keras.ops.convert_to_numpy(loss.smoothed_targets(y, rated))
-    np.testing.assert_allclose(targets, [[0.8, 1, 0], [0.5, 0.75, 1]], rtol=1e-6)
+    # §3.2: targets (0, 0, 0) and (0, 0, 1). Eq.6 spreads only from the annotated-1 class 2 of row 2:
+    # y P' = (.5, .75, 0) -> (.5, .75, 1); row 1 (rated 0) spreads nothing.
+    expected = [[0, 0, 0], [0.5, 0.75, 1]] if smoothing == "correlation" else [[0, 0, 0], [0, 0, 1]]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.targets(SEGMENT_Y, SEGMENT_RATED)), expected,
+                               rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.weights(SEGMENT_RATED)),
+                               [[0.1, 0.1, 2.5], [0.1, 0.1, 2.5]], rtol=1e-6)  # Eq.2-3: m = 2.5, n = 0.1
+    row1 = 0.1 * _bce(0, 0.6) + 0.1 * _bce(0, 0.7) + 2.5 * _bce(0, 0.2)
+    row2 = (0.1 * _bce(0.5, 0.3) + 0.1 * _bce(0.75, 0.4) if smoothing == "correlation"
+            else 0.1 * _bce(0, 0.3) + 0.1 * _bce(0, 0.4)) + 2.5 * _bce(1, 0.9)
+    assert float(loss(SEGMENT_Y, SEGMENT_P, sample_weight=SEGMENT_RATED)) == pytest.approx((row1 + row2) / 2,
+                                                                                         rel=1e-5)
+
+
+@pytest.mark.parametrize("smoothing", ["none", "correlation"])
+def test_video_label_segment_targets_spread_from_every_video_label_by_hand(smoothing):
+    config = Config(loss="reweighted", label_smoothing=smoothing, tau=0.5, segment_labels=True,
+                    unrated_targets="video_labels")
+    loss = losses.make_loss(config, HAND_STATS)
+    # The unrated classes keep the video labels. Eq.6 from every label: row 1 y P' = (.8, 0, .6) ->
+    # (.8, 1, .6), the rated class keeping its 0; row 2 (1, 0, 1) + (.5, .75, 0) -> (1, .75, 1).
+    expected = [[0.8, 1, 0], [1, 0.75, 1]] if smoothing == "correlation" else SEGMENT_Y
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.targets(SEGMENT_Y, SEGMENT_RATED)), expected,
+                               rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.weights(SEGMENT_RATED)),
+                               [[0.1, 0.1, 2.5], [0.1, 0.1, 2.5]], rtol=1e-6)
+    if smoothing == "correlation":
+        row1 = 0.1 * _bce(0.8, 0.6) + 0.1 * _bce(1, 0.7) + 2.5 * _bce(0, 0.2)
+        row2 = 0.1 * _bce(1, 0.3) + 0.1 * _bce(0.75, 0.4) + 2.5 * _bce(1, 0.9)
+    else:
+        row1 = 0.1 * _bce(0, 0.6) + 0.1 * _bce(1, 0.7) + 2.5 * _bce(0, 0.2)
+        row2 = 0.1 * _bce(1, 0.3) + 0.1 * _bce(0, 0.4) + 2.5 * _bce(1, 0.9)
+    assert float(loss(SEGMENT_Y, SEGMENT_P, sample_weight=SEGMENT_RATED)) == pytest.approx((row1 + row2) / 2,
+                                                                                         rel=1e-5)
 
 
 def test_smoothing_of_video_labels_caps_at_one_and_reweighting_alone_scales_bce():
     smoothed = losses.make_loss(Config(label_smoothing="correlation", tau=0.5), HAND_STATS)  # video labels
     y = np.array([[1, 1, 0]], "float32")  # y + y P' = (1.8, 1, .6) -> (1, 1, .6)
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(smoothed.smoothed_targets(y, np.ones_like(y))),
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(smoothed.targets(y, np.ones_like(y))),
                                [[1, 1, 0.6]], rtol=1e-6)
     p = np.array([[0.6, 0.7, 0.2]], "float32")
     assert float(smoothed(y, p, sample_weight=np.ones_like(y))) == pytest.approx(
         _bce(1, 0.6) + _bce(1, 0.7) + _bce(0.6, 0.2), rel=1e-5)
-    # Without smoothing: segment data weighs m / n; video data (all rated) is m x BCE.
+    # Without smoothing: segment data weighs m / n (the unrated video label 0 aims at 0, the paper's
+    # reading); video data (all rated) is m x BCE under either reading.
     plain = losses.make_loss(Config(loss="reweighted", reweight_m=2.0, reweight_n=0.5), None)
     rated = np.array([[0, 1, 0]], "float32")
     assert float(plain(y, p, sample_weight=rated)) == pytest.approx(
-        0.5 * _bce(1, 0.6) + 2.0 * _bce(1, 0.7) + 0.5 * _bce(0, 0.2), rel=1e-5)
+        0.5 * _bce(0, 0.6) + 2.0 * _bce(1, 0.7) + 0.5 * _bce(0, 0.2), rel=1e-5)
+    assert float(losses.make_loss(Config(loss="reweighted", label_smoothing="correlation",
+                                         unrated_targets="video_labels"), HAND_STATS)(
+        y, p, sample_weight=np.ones_like(y))) == pytest.approx(float(smoothed(y, p, sample_weight=np.ones_like(y)))
+                                                               * 2.5, rel=1e-5)
     assert float(plain(y, p, sample_weight=np.ones_like(y))) == pytest.approx(
         2.0 * float(losses.MultiLabelCrossentropy()(y, p)), rel=1e-5)
 
@@ -170,7 +208,7 @@ def test_smoothing_without_statistics_and_bad_flags_are_refused():
     with pytest.raises(ValueError, match="label statistics"):
         losses.make_loss(Config(label_smoothing="correlation"))
     from yt8m.errors import UserError
-    for bad in ({"label_smoothing": "word2vec"}, {"tau": 1.5}, {"reweight_n": -1.0}, {"noise_mask_rate": 2.0}):
+    for bad in ({"label_smoothing": "word2vec"}, {"unrated_targets": "video"}, {"tau": 1.5}, {"reweight_n": -1.0}, {"noise_mask_rate": 2.0}):
         with pytest.raises(UserError):
             Config(**bad)
 

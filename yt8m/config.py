@@ -13,6 +13,7 @@ STAGES = ("pretrain", "finetune")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 LOSSES = ("bce", "class_balanced", "reweighted", "weak_negative",)
 LABEL_SMOOTHINGS = ("none", "correlation")
+UNRATED_TARGETS = ("zero", "video_labels")  # segment targets of the unrated classes (seed 003 §3.2: zero)
 ENSEMBLE = "Ensemble"                      # --model=Ensemble: --members combined (yt8m/ensemble.py)
 ENSEMBLE_METHODS = ("mean", "rank")
 
@@ -70,6 +71,7 @@ class Config:
     reweight_n: float = 0.1                 # ... and of the others
     label_smoothing: str = "none"           # "correlation": seed 003 Eq.4-6 targets
     tau: float = 0.5                        # threshold of P' (Eq.5)
+    unrated_targets: str = "zero"           # segment finetuning: unrated classes' targets, UNRATED_TARGETS
     noise_std: float = 0.0                  # Gaussian noise on the dequantised frames (training only)
     noise_mask_rate: float = 0.5            # share of the elements that get noise
     strategy: str = "default"
@@ -103,6 +105,8 @@ class Config:
             raise UserError(f"--loss={self.loss!r} is not one of {', '.join(LOSSES)}")
         if self.label_smoothing not in LABEL_SMOOTHINGS:
             raise UserError(f"--label_smoothing={self.label_smoothing!r} is not one of {', '.join(LABEL_SMOOTHINGS)}")
+        if self.unrated_targets not in UNRATED_TARGETS:
+            raise UserError(f"--unrated_targets={self.unrated_targets!r} is not one of {', '.join(UNRATED_TARGETS)}")
         for name in ("tau", "noise_mask_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"--{name} must be in [0, 1], got {getattr(self, name)}")

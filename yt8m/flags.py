@@ -8,7 +8,8 @@ from __future__ import annotations
 from absl import flags
 
 from yt8m.errors import UserError
-from yt8m.config import ENSEMBLE_METHODS, LABEL_SMOOTHINGS, LOSSES, STAGES, STRATEGIES, Config, parse_model_params
+from yt8m.config import (ENSEMBLE_METHODS, LABEL_SMOOTHINGS, LOSSES, STAGES, STRATEGIES, UNRATED_TARGETS, Config,
+                         parse_model_params)
 
 FLAGS = flags.FLAGS
 
@@ -93,8 +94,11 @@ def define_flags() -> None:
     flags.DEFINE_float("beta", d.beta, "--loss=class_balanced: w = y e^{beta(1-p)} + (1-y) e^{beta p} (CMA Eq.12).")
     flags.DEFINE_float("reweight_m", d.reweight_m, "--loss=reweighted: BCE weight of the rated class (every class "
                        "for video labels) (seed 003 Eq.2-3).")
-    flags.DEFINE_float("reweight_n", d.reweight_n, "--loss=reweighted: BCE weight of the other classes, whose "
-                       "targets are the video labels.")
+    flags.DEFINE_float("reweight_n", d.reweight_n, "--loss=reweighted: BCE weight of the other classes (their "
+                       "targets: --unrated_targets).")
+    flags.DEFINE_enum("unrated_targets", d.unrated_targets, UNRATED_TARGETS, "Segment finetuning: the target of "
+                      "the classes a segment's rating does not name. zero (the paper, seed 003 §3.2): one-hot-like, "
+                      "0 for every other class; video_labels: the video's labels.")
     flags.DEFINE_enum("label_smoothing", d.label_smoothing, LABEL_SMOOTHINGS, "correlation: targets "
                       "y' = min(1, y + y P') with P' the label correlations >= --tau (seed 003 Eq.4-6); "
                       "needs the label statistics (--label_stats).")

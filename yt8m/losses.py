@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from yt8m.config import Config
+from yt8m.config import UNRATED_TARGETS, Config
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -37,21 +37,27 @@ class MultiLabelCrossentropy(keras.losses.Loss):
 class ReweightedCrossentropy(MultiLabelCrossentropy):
     """Seed 003's finetuning loss: reweighted BCE (Eq.2-3) on correlation-smoothed targets (Eq.4-6).
 
-    The reader's (B, C) weights mark the rated classes (> 0): the one-hot of the
-    rated class for segment ratings, every class for video labels. Each element's
-    BCE is weighted `m` on a rated class and `n` elsewhere, so in segment finetuning
-    the other classes DO count, with weight n and the video labels as targets.
-    With `smoothing` (P' of `graphs.thresholded_correlation`, (C, C)) the targets
-    become y' = min(1, y + y P'): only positive entries spread. With
-    `keep_rated_scores` (segment ratings) a rated class keeps its own score, so a
-    rated negative stays 0. m = 1, n = 0 without smoothing is plain weighted BCE.
+    The reader's (B, C) weights mark the annotated classes (> 0): the one-hot of the rated class
+    for segment ratings, every class for video labels (whose targets are the labels, unchanged).
+    For segment ratings, `unrated_targets` reads the reader's labels (the video labels, the rated
+    class overwritten by its 0/1 score) as
+      - "zero" (the paper, §3.2): a one-hot-like target, the rated class's score and 0 elsewhere;
+      - "video_labels": the video labels as the targets of the unrated classes.
+    Each element's BCE is weighted m on an annotated class and n elsewhere. With `smoothing`
+    (P' of `graphs.thresholded_correlation`, (C, C)) the targets become y' = min(1, y + y P'), so
+    under "zero" only an annotated-1 class spreads; with `keep_rated_scores` (segment ratings) a
+    rated class keeps its own score. m = 1, n = 0 without smoothing is plain weighted BCE.
     Not serialisable with its matrix (losses are rebuilt from the config).
     """
 
     def __init__(self, m: float = 2.5, n: float = 0.1, smoothing=None, keep_rated_scores: bool = True,
-                 epsilon: float = 1e-7, name: str = "reweighted_crossentropy", **kwargs):
+                 unrated_targets: str = "zero", epsilon: float = 1e-7, name: str = "reweighted_crossentropy",
+                 **kwargs):
         super().__init__(epsilon=epsilon, name=name, **kwargs)
+        if unrated_targets not in UNRATED_TARGETS:
+            raise ValueError(f"unrated_targets={unrated_targets!r} is not one of {', '.join(UNRATED_TARGETS)}")
         self.m, self.n, self.keep_rated_scores = float(m), float(n), keep_rated_scores
+        self.unrated_targets = unrated_targets
         self.smoothing = None
         if smoothing is not None:
             rows, cols = np.nonzero(smoothing)  # P' is sparse: only correlations >= tau survive
@@ -59,23 +65,34 @@ class ReweightedCrossentropy(MultiLabelCrossentropy):
                 np.stack([cols, rows], 1).astype("int64"), np.asarray(smoothing)[rows, cols].astype("float32"),
                 np.shape(smoothing)[::-1]))
 
-    def smoothed_targets(self, y_true, rated):
-        """y' = min(1, y + y P') (Eq.6), the rated classes' scores kept when asked."""
+    def targets(self, y_true, rated):
+        """The training targets: the segment label, then smoothed by the label correlations."""
+        if self.unrated_targets == "zero":
+            y_true = y_true * rated  # seed 003 §3.2: the rated class's score, 0 on every other class
         if self.smoothing is None:
             return y_true
         spread = tf.transpose(tf.sparse.sparse_dense_matmul(self.smoothing, y_true, adjoint_b=True))
-        smoothed = ops.minimum(1.0, y_true + spread)
+        smoothed = ops.minimum(1.0, y_true + spread)  # seed 003 Eq.6: y' = min(1, y + y P')
         return ops.where(rated > 0, y_true, smoothed) if self.keep_rated_scores else smoothed
 
+    def weights(self, rated):
+        return self.n + (self.m - self.n) * rated  # seed 003 Eq.2-3: m on the annotated classes, n elsewhere
+
     def __call__(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.cast(y_true, "float32")
-        rated = ops.ones_like(y_true) if sample_weight is None else ops.cast(
-            ops.cast(sample_weight, "float32") > 0, "float32")
-        weights = self.n + (self.m - self.n) * rated
-        return super().__call__(self.smoothed_targets(y_true, rated), y_pred, sample_weight=weights)
+        y_true, rated = _labels_and_rated(y_true, sample_weight)
+        return super().__call__(self.targets(y_true, rated), y_pred, sample_weight=self.weights(rated))
 
     def get_config(self):
-        return {**super().get_config(), "m": self.m, "n": self.n, "keep_rated_scores": self.keep_rated_scores}
+        return {**super().get_config(), "m": self.m, "n": self.n, "keep_rated_scores": self.keep_rated_scores,
+                "unrated_targets": self.unrated_targets}
+
+
+def _labels_and_rated(y_true, sample_weight):
+    """The reader's labels as float32 and its weights as 0/1 "annotated" marks (all 1 without weights)."""
+    y_true = ops.cast(y_true, "float32")
+    rated = ops.ones_like(y_true) if sample_weight is None else ops.cast(
+        ops.cast(sample_weight, "float32") > 0, "float32")
+    return y_true, rated
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -105,29 +122,28 @@ class WeakNegativeCrossentropy(ReweightedCrossentropy):
     """2019 2nd place: cross-entropy on the rated class plus `alpha` times the MEAN cross-entropy
     towards 0 over the weak negatives, the classes neither rated nor in the video's labels.
 
-    Per element (B, C): weight m on the rated classes (the reader's weights > 0), n on the other
-    classes (targets: the video labels) and, added on the weak negatives N (not rated, target 0
-    after any smoothing), alpha / |N|. So m = 1, n = 0 (--loss=weak_negative) is the 2nd place's
-    loss, and m, n of seed 003 (--loss=reweighted --weak_negative_alpha=a) is the reweighted loss
-    plus the weak-negative term; --label_smoothing=correlation changes the targets first, and a
-    class it makes positive is no weak negative. Video labels (every class rated) have no weak
-    negatives: the loss is m x BCE. Not serialisable with its matrix (rebuilt from the config).
+    Per element (B, C): the targets and weights of ReweightedCrossentropy (m on the rated classes,
+    n elsewhere, the unrated classes' targets per `unrated_targets`) and, added on the weak
+    negatives N (not rated, not a video label, target 0 after any smoothing), alpha / |N|. So
+    m = 1, n = 0 (--loss=weak_negative) is the 2nd place's loss, and m, n of seed 003
+    (--loss=reweighted --weak_negative_alpha=a) is the reweighted loss plus the weak-negative term;
+    --label_smoothing=correlation changes the targets first, and a class it makes positive is no
+    weak negative. Video labels (every class rated) have no weak negatives: the loss is m x BCE.
+    Not serialisable with its matrix (rebuilt from the config).
     """
 
     def __init__(self, alpha: float = 1.0, m: float = 1.0, n: float = 0.0, smoothing=None,
-                 keep_rated_scores: bool = True, epsilon: float = 1e-7,
+                 keep_rated_scores: bool = True, unrated_targets: str = "zero", epsilon: float = 1e-7,
                  name: str = "weak_negative_crossentropy", **kwargs):
-        super().__init__(m, n, smoothing, keep_rated_scores, epsilon=epsilon, name=name, **kwargs)
+        super().__init__(m, n, smoothing, keep_rated_scores, unrated_targets, epsilon=epsilon, name=name, **kwargs)
         self.alpha = float(alpha)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        y_true = ops.cast(y_true, "float32")
-        rated = ops.ones_like(y_true) if sample_weight is None else ops.cast(
-            ops.cast(sample_weight, "float32") > 0, "float32")
-        targets = self.smoothed_targets(y_true, rated)
-        weak = (1.0 - rated) * ops.cast(targets <= 0, "float32")
+        y_true, rated = _labels_and_rated(y_true, sample_weight)
+        targets = self.targets(y_true, rated)
+        weak = (1.0 - rated) * ops.cast((y_true <= 0) & (targets <= 0), "float32")
         count = ops.maximum(ops.sum(weak, axis=-1, keepdims=True), 1.0)
-        weights = self.n + (self.m - self.n) * rated + self.alpha * weak / count
+        weights = self.weights(rated) + self.alpha * weak / count  # 2019 2nd place: + alpha x mean over N
         return MultiLabelCrossentropy.__call__(self, targets, y_pred, sample_weight=weights)
 
     def get_config(self):
@@ -151,10 +167,11 @@ def make_loss(config: Config, label_statistics=None) -> keras.losses.Loss:
     alpha = config.effective_weak_negative_alpha
     if config.loss == "weak_negative" or (config.loss == "reweighted" and alpha > 0):
         m, n = (1.0, 0.0) if config.loss == "weak_negative" else (config.reweight_m, config.reweight_n)
-        return WeakNegativeCrossentropy(alpha, m, n, smoothing, keep_rated_scores=config.segment_labels)
+        return WeakNegativeCrossentropy(alpha, m, n, smoothing, keep_rated_scores=config.segment_labels,
+                                        unrated_targets=config.unrated_targets)
     if config.loss == "reweighted":
         return ReweightedCrossentropy(config.reweight_m, config.reweight_n, smoothing,
-                                      keep_rated_scores=config.segment_labels)
+                                      keep_rated_scores=config.segment_labels, unrated_targets=config.unrated_targets)
     if config.loss == "class_balanced":
         if smoothing is not None:
             raise ValueError("--label_smoothing=correlation works with --loss=bce or reweighted, not class_balanced")
@@ -164,7 +181,8 @@ def make_loss(config: Config, label_statistics=None) -> keras.losses.Loss:
             label_statistics = context.label_statistics(config)
         return ClassBalancedCrossentropy(label_statistics.frequencies(), config.beta)
     if config.loss == "bce" and smoothing is not None:  # weighted BCE on smoothed targets
-        return ReweightedCrossentropy(1.0, 0.0, smoothing, keep_rated_scores=config.segment_labels)
+        return ReweightedCrossentropy(1.0, 0.0, smoothing, keep_rated_scores=config.segment_labels,
+                                      unrated_targets=config.unrated_targets)
     if config.loss == "bce":
         return MultiLabelCrossentropy()
     raise ValueError(f"unknown loss {config.loss!r}")
