@@ -54,10 +54,12 @@ def train(config: Config) -> TrainResult:
 
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
     dataset = _to_device(inputs.training_dataset(config, corrupt_records=corrupt), config)
-    loss = losses.make_loss(config, context.label_statistics(config) if losses.needs_label_statistics(config)
-                            else None)
+    # The pretraining set's label statistics: every pretrain saves them (for its finetunes), whatever its loss.
+    stats = (context.label_statistics(config, save=chief)
+             if (chief and config.stage == "pretrain") or losses.needs_label_statistics(config) else None)
+    loss = losses.make_loss(config, stats)
     with strategy.scope():
-        model = _with_precision(config, _initial_model, config)
+        model = _with_precision(config, _initial_model, config, stats)
         if config.noise_std > 0:  # seed 003: finetune stage; any stage that asks
             model = augment.add_input_noise(model, config.noise_std, config.noise_mask_rate, config.seed)
         model.compile(optimizer=_optimizer(config), loss=loss, jit_compile=config.jit_compile)
@@ -111,7 +113,7 @@ def load_trained_model(train_dir: str, flag: str = "train_dir") -> keras.Model:
     return keras.models.load_model(path, compile=False)
 
 
-def _initial_model(config: Config) -> keras.Model:
+def _initial_model(config: Config, stats=None) -> keras.Model:
     if config.stage == "finetune":
         return load_trained_model(config.init_from, flag="init_from")
     try:
@@ -125,7 +127,7 @@ def _initial_model(config: Config) -> keras.Model:
             fix = "add --frame_features" if frame_level else "drop --frame_features"
             raise UserError(f"--model={config.model} reads {'frame' if frame_level else 'video'}-level "
                             f"features; {fix}")
-        label_params = context.label_params(config, registry.params(config.model))
+        label_params = context.label_params(config, registry.params(config.model), stats)
         return registry.build(config.model, num_classes=config.num_classes,
                               feature_size=config.feature_spec.total_size, **label_params,
                               **_pretrained_weights(config), **config.model_params)
@@ -134,12 +136,17 @@ def _initial_model(config: Config) -> keras.Model:
 
 
 def _pretrained_weights(config: Config) -> dict:
-    """{"inflated_weights": arrays} from --i3d_weights (.npz or .h5, keys '<layer>/<weight>') for models
-    that take them; nothing is downloaded."""
+    """{"inflated_weights": arrays} from --i3d_weights (.npz or .h5, keys '<layer>/<weight>', or a deepmind
+    kinetics-i3d checkpoint, converted by yt8m/i3d_weights.py) for models that take them; nothing is
+    downloaded."""
     if not config.i3d_weights:
         return {}
     if "inflated_weights" not in registry.params(config.model):
         raise UserError(f"--i3d_weights is for the I3D models; --model={config.model} takes no backbone weights")
+    from yt8m import i3d_weights
+
+    if i3d_weights.is_checkpoint(config.i3d_weights):
+        return {"inflated_weights": i3d_weights.convert(i3d_weights.read_checkpoint(config.i3d_weights))}
     if not tf.io.gfile.exists(config.i3d_weights):
         raise UserError(f"--i3d_weights={config.i3d_weights} does not exist")
     with tf.io.gfile.GFile(config.i3d_weights, "rb") as handle:
@@ -157,7 +164,8 @@ def _pretrained_weights(config: Config) -> dict:
             h5.visititems(lambda name, item: arrays.__setitem__(name, item[()])
                           if isinstance(item, h5py.Dataset) else None)
         return {"inflated_weights": arrays}
-    raise UserError(f"--i3d_weights={config.i3d_weights}: give an .npz or .h5 file")
+    raise UserError(f"--i3d_weights={config.i3d_weights}: give an .npz or .h5 file (python -m yt8m.i3d_weights "
+                    f"converts a kinetics-i3d checkpoint)")
 
 
 def _with_precision(config: Config, build, *args) -> keras.Model:
