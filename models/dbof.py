@@ -4,7 +4,7 @@ import keras
 from models import registry
 from models.layers.dbof import DbofPooling
 from models.layers.frame_sampling import FrameSampleCounts
-from models.layers.inputs import Dequantize, frame_inputs
+from models.layers.inputs import Dequantize, NormalizeFrames, frame_inputs
 from models.layers.moe import MixtureOfExperts
 from yt8m.data import schema
 
@@ -13,28 +13,36 @@ from yt8m.data import schema
 def dbof_model(*, num_classes: int, feature_size: int, cluster_size: int = 8192,
                hidden_size: int = 1024, sample_frames: int = 30, sample_random_frames: bool = True,
                add_batch_norm: bool = True, activation: str = "relu6", pooling: str = "max",
-               num_mixtures: int = 2, l2_penalty: float = 1e-8) -> keras.Model:
+               num_mixtures: int = 2, l2_penalty: float = 1e-8, normalize_frames: bool = False,
+               sample_at_inference: bool = False) -> keras.Model:
     """DBoF: in training `sample_frames` frames per video (the starter's `iterations`;
     random frames with replacement, or a random run when `sample_random_frames` is
-    False; 0 uses every frame), at inference every valid frame; cluster projection,
-    masked pooling, hidden layer, then the MoE head."""
+    False; 0 uses every frame), at inference every valid frame (or, with
+    `sample_at_inference`, a draw as in training: the starter's eval/inference);
+    [each frame L2-normalised, `normalize_frames`: the starter's train.py]; cluster
+    projection, masked pooling, hidden layer, then the MoE head."""
     inputs = frame_inputs(feature_size)
     x = dbof_features(inputs, cluster_size=cluster_size, hidden_size=hidden_size, sample_frames=sample_frames,
                       sample_random_frames=sample_random_frames, add_batch_norm=add_batch_norm,
-                      activation=activation, pooling=pooling)
+                      activation=activation, pooling=pooling, normalize_frames=normalize_frames,
+                      sample_at_inference=sample_at_inference)
     outputs = MixtureOfExperts(num_classes, num_mixtures, l2_penalty, name="predictions")(x)
     return keras.Model(inputs, outputs, name="DbofModel")
 
 
 def dbof_features(inputs: dict, *, cluster_size: int, hidden_size: int, sample_frames: int,
                   sample_random_frames: bool = True, add_batch_norm: bool = True, activation: str = "relu6",
-                  pooling: str = "max"):
+                  pooling: str = "max", normalize_frames: bool = False, sample_at_inference: bool = False):
     """The DBoF video feature (B, hidden_size) of frame inputs: sampled frames (as draw counts, so
-    each distinct drawn frame is computed once), dequantized, cluster projection, pooling, hidden layer."""
+    each distinct drawn frame is computed once), dequantized, [L2-normalised], cluster projection,
+    pooling, hidden layer."""
+    num_frames = inputs[schema.NUM_FRAMES_INPUT]
     frames, counts = FrameSampleCounts(sample_frames, random_sequence=not sample_random_frames,
-                                       name="frame_sampler")(
-        inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT])
+                                       at_inference=sample_at_inference, name="frame_sampler")(
+        inputs[schema.FRAMES_INPUT], num_frames)
     frames = Dequantize(name="dequantize")(frames)
+    if normalize_frames:
+        frames = NormalizeFrames(name="normalize_frames")(frames, num_frames)
     x = DbofPooling(cluster_size, add_batch_norm, activation, pooling, name="dbof")(frames, counts)
     x = keras.layers.Dense(hidden_size, use_bias=not add_batch_norm, name="hidden")(x)
     if add_batch_norm:

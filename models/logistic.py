@@ -1,8 +1,9 @@
-"""Video-level classifiers of the starter: LogisticModel and MoeModel."""
+"""The starter's logistic classifiers: LogisticModel and MoeModel (video level), and
+FrameLevelLogisticModel (the mean of the frames, the baseline of the frame models)."""
 import keras
 
 from models import registry
-from models.layers.inputs import video_inputs
+from models.layers.inputs import Dequantize, FrameMean, NormalizeFrames, frame_inputs, video_inputs
 from models.layers.moe import MixtureOfExperts, slim_l2
 from yt8m.data import schema
 
@@ -24,3 +25,19 @@ def moe_model(*, num_classes: int, feature_size: int, num_mixtures: int = 2,
     outputs = MixtureOfExperts(num_classes, num_mixtures, l2_penalty,
                                name="predictions")(inputs[schema.VIDEO_INPUT])
     return keras.Model(inputs, outputs, name="MoeModel")
+
+
+@registry.register("FrameLevelLogisticModel", frame_level=True)
+def frame_level_logistic_model(*, num_classes: int, feature_size: int, l2_penalty: float = 1e-8,
+                               normalize_frames: bool = False) -> keras.Model:
+    """The starter's FrameLevelLogisticModel: the mean of the valid frames (dequantized,
+    [each L2-normalised, `normalize_frames`: the starter's train.py]), one sigmoid Dense layer."""
+    inputs = frame_inputs(feature_size)
+    num_frames = inputs[schema.NUM_FRAMES_INPUT]
+    frames = Dequantize(name="dequantize")(inputs[schema.FRAMES_INPUT])
+    if normalize_frames:
+        frames = NormalizeFrames(name="normalize_frames")(frames, num_frames)
+    mean = FrameMean(name="frame_mean")(frames, num_frames)
+    outputs = keras.layers.Dense(num_classes, activation="sigmoid", kernel_regularizer=slim_l2(l2_penalty),
+                                 name="predictions")(mean)
+    return keras.Model(inputs, outputs, name="FrameLevelLogisticModel")

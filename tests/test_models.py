@@ -10,6 +10,7 @@ TINY_PARAMS = {
     "LogisticModel": {},
     "MoeModel": {"num_mixtures": 2},
     "DbofModel": {"cluster_size": 16, "hidden_size": 8, "sample_frames": 4, "num_mixtures": 2},
+    "FrameLevelLogisticModel": {"normalize_frames": True},
     # The full I3D graph takes ~30 s to trace for training on 2 cores: the harness checks the
     # contract on a backbone cut after Mixed_3b (test_kssnet.py builds the whole one).
     "KSSNetI3D": {"width_multiplier": 0.125, "embedding_dim": 8, "final_endpoint": "Mixed_3b",
@@ -56,7 +57,7 @@ def test_official_defaults():
     assert registry.params("DbofModel") == {
         "cluster_size": 8192, "hidden_size": 1024, "sample_frames": 30, "sample_random_frames": True,
         "add_batch_norm": True, "activation": "relu6", "pooling": "max", "num_mixtures": 2,
-        "l2_penalty": 1e-8}
+        "l2_penalty": 1e-8, "normalize_frames": False, "sample_at_inference": False}
     assert registry.params("MoeModel") == {"num_mixtures": 2, "l2_penalty": 1e-8}
     assert registry.params("LogisticModel") == {"l2_penalty": 1e-8}
 

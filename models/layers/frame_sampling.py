@@ -1,5 +1,5 @@
-"""Training-time frame sampling within each video's valid frames (the starter's
-SampleRandomFrames / SampleRandomSequence)."""
+"""Frame sampling within each video's valid frames (the starter's SampleRandomFrames /
+SampleRandomSequence): in training, and at inference too with `at_inference=True`."""
 import keras
 import tensorflow as tf
 
@@ -14,20 +14,27 @@ class FrameSampler(keras.layers.Layer):
     `[0, num_frames)`: independently with replacement (`random_sequence=False`), or
     one random run of consecutive frames clipped at the last valid frame. Every
     sampled frame is valid, so `num_frames'` is S (0 for an empty video). At
-    inference (or with `num_samples=0`) the input passes through unchanged.
+    inference (or with `num_samples=0`) the input passes through unchanged, unless
+    `at_inference` (the starter's DbofModel samples in eval and inference as well).
     """
 
-    def __init__(self, num_samples: int, random_sequence: bool = False, seed=None, **kwargs):
+    def __init__(self, num_samples: int, random_sequence: bool = False, seed=None, at_inference: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         if num_samples < 0:
             raise ValueError(f"num_samples must be >= 0, got {num_samples}")
         self.num_samples = num_samples
         self.random_sequence = random_sequence
         self.seed = seed
+        self.at_inference = at_inference
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def samples(self, training) -> bool:
+        """Whether this call draws frames (else every valid frame is used once)."""
+        return self.num_samples > 0 and bool(training or self.at_inference)
+
     def call(self, frames, num_frames, training=None):
-        if not training or self.num_samples == 0:
+        if not self.samples(training):
             return frames, num_frames
         index = self._frame_index(tf.cast(num_frames, tf.int32))
         sampled = tf.gather(frames, index, batch_dims=1)
@@ -54,7 +61,7 @@ class FrameSampler(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_samples": self.num_samples,
-                "random_sequence": self.random_sequence, "seed": self.seed}
+                "random_sequence": self.random_sequence, "seed": self.seed, "at_inference": self.at_inference}
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -62,8 +69,8 @@ class FrameSampleCounts(FrameSampler):
     """`(frames (B, T, ...), num_frames (B,)) -> (frames, counts float32 (B, T))`.
 
     The same draws as FrameSampler, given as how many times each frame was drawn
-    (0 for padding and frames never drawn) rather than as a gathered copy; at
-    inference (or `num_samples=0`) the count is 1 on every valid frame. A model whose
+    (0 for padding and frames never drawn) rather than as a gathered copy; when not
+    sampling (inference without `at_inference`, or `num_samples=0`) the count is 1 on every valid frame. A model whose
     per-frame work does not depend on the draw order (DBoF: a per-frame projection,
     batch statistics and pooling, all weighted by the counts) then works on each
     distinct frame once: 300 draws with replacement from a 300-frame video hit ~190.
@@ -71,7 +78,7 @@ class FrameSampleCounts(FrameSampler):
 
     def call(self, frames, num_frames, training=None):
         num_steps = tf.shape(frames)[1]
-        if not training or self.num_samples == 0:
+        if not self.samples(training):
             return frames, tf.cast(frame_mask(num_frames, num_steps), tf.float32)
         index = self._frame_index(tf.cast(num_frames, tf.int32))
         counts = tf.math.bincount(index, minlength=num_steps, maxlength=num_steps, axis=-1, dtype=tf.float32)
