@@ -16,6 +16,7 @@ LABEL_SMOOTHINGS = ("none", "correlation")
 UNRATED_TARGETS = ("zero", "video_labels")  # segment targets of the unrated classes (seed 003 §3.2: zero)
 ENSEMBLE = "Ensemble"                      # --model=Ensemble: --members combined (yt8m/ensemble.py)
 ENSEMBLE_METHODS = ("mean", "rank")
+CLIP_SAMPLINGS = ("tsn", "consecutive")    # yt8m/data/clips.py
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Config:
     clip_data_pattern: str = ""
     clip_frames: int = 16
     clip_size: int = 224
+    clip_sampling: str = "tsn"              # KSSNet's TSN segments (yt8m/data/clips.py) | consecutive
     i3d_weights: str = ""
     seed: int = 0
     # Model.
@@ -62,6 +64,8 @@ class Config:
     learning_rate_decay: float = 0.95
     learning_rate_decay_examples: int = 4_000_000
     clip_gradient_norm: float = 1.0
+    gcn_learning_rate: float = 0.0          # the label-graph layers' rate (0: base_learning_rate); KSSNet 1e-3
+    weight_decay: float = 0.0               # L2 added to the gradient, as torch Adam (mssnet); KSSNet 1e-4
     num_epochs: int = 5
     max_steps: int | None = None
     steps_per_epoch: int = 1000
@@ -121,6 +125,11 @@ class Config:
                 raise UserError(f"--{name} must be positive, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise UserError(f"--max_steps must be positive, got {self.max_steps}")
+        if self.clip_sampling not in CLIP_SAMPLINGS:
+            raise UserError(f"--clip_sampling={self.clip_sampling!r} is not one of {', '.join(CLIP_SAMPLINGS)}")
+        for name in ("gcn_learning_rate", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.clip_frames <= 0 or self.clip_size <= 0:
             raise UserError(f"--clip_frames and --clip_size must be positive, got {self.clip_frames}, "
                             f"{self.clip_size}")
