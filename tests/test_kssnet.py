@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from models import registry
 from models.layers.inception_i3d import endpoint_channels, inception_i3d_features, load_inflated_weights
@@ -131,12 +132,49 @@ def test_clip_reader_samples_crops_and_labels(clip_data):
     assert features["clip"].shape == (5, 8, 32, 32, 3) and features["clip"].dtype == "uint8"
     assert labels.shape == (5, clip_data.num_classes) and float(weights.numpy().min()) == 1.0
     evaluation_batches = [clips.clip_dataset(clip_data.validate, num_classes=clip_data.num_classes, batch_size=4,
-                                             clip_frames=20, clip_size=32, training=False) for _ in range(2)]
+                                             clip_frames=20, clip_size=32, training=False,
+                                             sampling="consecutive") for _ in range(2)]
     first, second = (next(iter(d))[0]["clip"].numpy() for d in evaluation_batches)
     np.testing.assert_array_equal(first, second)   # centred, hence deterministic
     for clip in first:   # 20 frames of a 10..16-frame video: it loops with its own length as period
         assert any(np.array_equal(clip[:20 - period], clip[period:]) for period in range(10, 17))
         assert not np.array_equal(clip[0], clip[1])   # the shapes move
+
+
+class _Fixed:
+    """A sampler whose every uniform draw is `u`."""
+
+    def __init__(self, u):
+        self.u = u
+
+    def uniform(self, shape):
+        return tf.fill(shape, self.u)
+
+
+def test_tsn_and_consecutive_frame_indices_by_hand():
+    lengths = tf.constant([10, 3, 8])
+    index = {name: lambda sampler, name=name: clips.frame_indices(lengths, 4, name, sampler).numpy().tolist()
+             for name in clips.SAMPLINGS}
+    # Evaluation, TSN segment centres floor((2i + 1) L / 8): L=10 -> 1.25, 3.75, 6.25, 8.75; L=3 -> .375, 1.125...
+    assert index["tsn"](None) == [[1, 3, 6, 8], [0, 1, 1, 2], [1, 3, 5, 7]]
+    # Training, L // T = 2-frame segments of L=10 (frames 8-9 unused) and of L=8; L=3 < T: floor((i + u) 3/4).
+    assert index["tsn"](_Fixed(0.0)) == [[0, 2, 4, 6], [0, 0, 1, 2], [0, 2, 4, 6]]
+    assert index["tsn"](_Fixed(0.999)) == [[1, 3, 5, 7], [0, 1, 2, 2], [1, 3, 5, 7]]
+    # Consecutive: the centred run (start (L - 4) // 2), a short video loops; training starts at u * (L - 3).
+    assert index["consecutive"](None) == [[3, 4, 5, 6], [0, 1, 2, 0], [2, 3, 4, 5]]
+    assert index["consecutive"](_Fixed(0.999)) == [[6, 7, 8, 9], [0, 1, 2, 0], [4, 5, 6, 7]]
+    drawn = clips.frame_indices(tf.fill([400], 10), 4, "tsn", clips._Uniform(3)).numpy()
+    for i in range(4):   # one random frame of each segment {2i, 2i + 1}, both drawn
+        assert set(drawn[:, i]) == {2 * i, 2 * i + 1}
+
+
+def test_tsn_clips_of_the_reader_spread_over_the_whole_video(clip_data):
+    evaluation = clips.clip_dataset(clip_data.validate, num_classes=clip_data.num_classes, batch_size=4,
+                                    clip_frames=20, clip_size=32, training=False)   # the default: tsn
+    for clip in next(iter(evaluation))[0]["clip"].numpy():
+        starts = [0] + [k for k in range(1, 20) if not np.array_equal(clip[k], clip[k - 1])]
+        assert 10 <= len(starts) <= 16   # each of the video's 10..16 frames once or twice, in order, no loop
+        assert not any(np.array_equal(clip[a], clip[b]) for a in starts for b in starts if a < b)
 
 
 def test_kssnet_i3d_trains_and_evaluates_on_clips(clip_data, tmp_path):

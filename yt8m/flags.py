@@ -8,8 +8,8 @@ from __future__ import annotations
 from absl import flags
 
 from yt8m.errors import UserError
-from yt8m.config import (ENSEMBLE_METHODS, LABEL_SMOOTHINGS, LOSSES, STAGES, STRATEGIES, UNRATED_TARGETS, Config,
-                         parse_model_params)
+from yt8m.config import (CLIP_SAMPLINGS, ENSEMBLE_METHODS, LABEL_SMOOTHINGS, LOSSES, STAGES, STRATEGIES,
+                         UNRATED_TARGETS, Config, parse_model_params)
 
 FLAGS = flags.FLAGS
 
@@ -46,12 +46,15 @@ def define_flags() -> None:
                         "with one JPEG frame per step in image/encoded, the Charades frames layout) for the 3-D "
                         "models (--model=KSSNetI3D or I3DModel); --eval_data_pattern/--input_data_pattern are "
                         "then read as clips too.")
-    flags.DEFINE_integer("clip_frames", d.clip_frames, "Consecutive frames per clip (random start in training, "
-                         "centred in eval).")
+    flags.DEFINE_integer("clip_frames", d.clip_frames, "Frames per clip (KSSNet trains with 64 on Charades).")
+    flags.DEFINE_enum("clip_sampling", d.clip_sampling, CLIP_SAMPLINGS, "Which frames make a clip. tsn (KSSNet, "
+                      "after TSN): --clip_frames equal segments, one random frame of each in training, the segment "
+                      "centres in eval; consecutive: a run from a random start in training, centred in eval.")
     flags.DEFINE_integer("clip_size", d.clip_size, "Clip crop size in pixels (frames scaled to a shorter side of "
                          "8/7 of it first).")
     flags.DEFINE_string("i3d_weights", "", "An .npz/.h5 of Inception weights keyed '<layer>/<weight>' to initialise "
-                        "the I3D backbone (2-D kernels are inflated); never downloaded.")
+                        "the I3D backbone (2-D kernels are inflated), or a deepmind kinetics-i3d RGB checkpoint "
+                        "(python -m yt8m.i3d_weights converts one to .npz); never downloaded.")
     flags.DEFINE_integer("seed", d.seed, "Seed of shuffling, sampling and initialisation.")
     # Model.
     flags.DEFINE_string("model", d.model, "Model name in the registry (models/registry.py).")
@@ -86,6 +89,11 @@ def define_flags() -> None:
     flags.DEFINE_integer("learning_rate_decay_examples", d.learning_rate_decay_examples,
                          "Examples per decay period.")
     flags.DEFINE_float("clip_gradient_norm", d.clip_gradient_norm, "Global gradient norm clip (0: none).")
+    flags.DEFINE_float("gcn_learning_rate", d.gcn_learning_rate, "Learning rate of the label-graph layers "
+                       "(label_nodes, gcn, label_gcn), decayed as the base rate; 0: --base_learning_rate. KSSNet: "
+                       "1e-3 with a base rate of 1e-4.")
+    flags.DEFINE_float("weight_decay", d.weight_decay, "L2 weight decay added to the gradient before Adam (torch "
+                       "Adam's weight_decay, as mssnet trains KSSNet: 1e-4); biases and BN/LN betas excluded.")
     flags.DEFINE_integer("num_epochs", d.num_epochs, "Passes over the data (when --max_steps is not set).")
     flags.DEFINE_integer("max_steps", None, "Stop after this many training steps (the data repeats).")
     flags.DEFINE_integer("steps_per_epoch", d.steps_per_epoch,

@@ -39,7 +39,8 @@ def _dataset(config: Config, pattern: str, flag: str, *, shuffle: bool, num_epoc
             pattern, flag = config.clip_data_pattern, "clip_data_pattern"
         return clips.clip_dataset(pattern, num_classes=config.num_classes, batch_size=config.batch_size,
                                   clip_frames=config.clip_frames, clip_size=config.clip_size, training=shuffle,
-                                  shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, flag=flag)
+                                  shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, flag=flag,
+                                  sampling=config.clip_sampling)
     options = dict(num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=config.batch_size,
                    shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, flag=flag,
                    corrupt_records=corrupt_records)
