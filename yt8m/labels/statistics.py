@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import io
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -19,6 +20,7 @@ class LabelStatistics:
     counts: np.ndarray        # (C,) int64
     cooccurrence: np.ndarray  # (C, C) int64, symmetric
     num_videos: int
+    counted_on: str = ""      # the records counted, "--train_data_pattern=..." ("" when not recorded)
 
     @property
     def num_classes(self) -> int:
@@ -33,10 +35,17 @@ class LabelStatistics:
         """p_k = N_k / videos, the label's training frequency."""
         return self.counts / max(self.num_videos, 1)
 
+    @property
+    def description(self) -> str:
+        """What was counted, e.g. "counted on --train_data_pattern=data/train*.tfrecord (1500 videos)"."""
+        if not self.counted_on:  # saved before the pattern was recorded
+            return f"{self.num_videos} videos, counted on records it does not name"
+        return f"counted on {self.counted_on} ({self.num_videos} videos)"
+
     def save(self, path: str) -> None:
         buffer = io.BytesIO()  # zip needs a seekable file; GFile writers are not
         np.savez_compressed(buffer, label_counts=self.counts, cooccurrence=self.cooccurrence,
-                            num_videos=self.num_videos)
+                            num_videos=self.num_videos, counted_on=self.counted_on)
         with fileio.atomic_output(path, "wb") as handle:
             handle.write(buffer.getvalue())
 
@@ -49,19 +58,30 @@ class LabelStatistics:
             counts = data["label_counts"].astype(np.int64)
             cooccurrence = data["cooccurrence"].astype(np.int64)
             num_videos = int(data["num_videos"]) if "num_videos" in data else int(counts.max(initial=0))
-        return cls(counts, cooccurrence, num_videos)
+            counted_on = str(data["counted_on"]) if "counted_on" in data else ""
+        return cls(counts, cooccurrence, num_videos, counted_on)
 
 
 def count_labels(pattern: str, num_classes: int, *, frame_features: bool, batch_size: int = 1024,
-                 flag: str = "train_data_pattern") -> LabelStatistics:
-    """Streams the `labels` of every record once: memory O(C^2), whatever the number of videos."""
+                 flag: str = "train_data_pattern", progress: bool = False,
+                 skip_corrupt_records: bool = False) -> LabelStatistics:
+    """Streams the `labels` of every record once: memory O(C^2), whatever the number of videos;
+    with `progress`, a line naming the records and a progress bar of the videos counted. With
+    `skip_corrupt_records` a corrupt record ends its file (as --skip_corrupt_records in the readers)."""
     files = fileio.match_files(pattern, flag)
     parse = _labels_parser(frame_features)
-    dataset = (tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
-               .batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
+    if skip_corrupt_records:
+        records = tf.data.Dataset.from_tensor_slices(files).interleave(
+            lambda file: tf.data.TFRecordDataset(file).ignore_errors(), num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        records = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
+    dataset = (records.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
     counts = np.zeros(num_classes, np.int64)
     cooccurrence = np.zeros((num_classes, num_classes), np.int64)
     num_videos = 0
+    if progress:
+        print(f"counting the labels of --{flag}={pattern} ({len(files)} files)")
+    bar = keras.utils.Progbar(None, unit_name="video", verbose=1 if progress else 0)
     with readers.data_errors(pattern, flag):
         for labels in dataset:
             dense = labels.to_tensor(default_value=-1).numpy()
@@ -69,7 +89,9 @@ def count_labels(pattern: str, num_classes: int, *, frame_features: bool, batch_
                 raise UserError(f"label {dense.max()} is outside --num_classes={num_classes} (in --{flag}={pattern!r})")
             num_videos += len(dense)
             _accumulate(dense, counts, cooccurrence)
-    return LabelStatistics(counts, cooccurrence, num_videos)
+            bar.update(num_videos)
+    bar.update(num_videos, finalize=True)
+    return LabelStatistics(counts, cooccurrence, num_videos, f"--{flag}={pattern}")
 
 
 def _labels_parser(frame_features: bool):
