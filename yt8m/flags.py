@@ -64,8 +64,9 @@ def define_flags() -> None:
     flags.DEFINE_integer("iterations", None, "Frames sampled per video in training (model param sample_frames).")
     flags.DEFINE_integer("moe_num_mixtures", None, "Experts of the MoE head (model param num_mixtures).")
     # Label knowledge.
-    flags.DEFINE_string("label_stats", "", "label counts/co-occurrence .npz; default: counted from the training "
-                        "records once and saved as label_stats.npz in --train_dir")
+    flags.DEFINE_string("label_stats", "", "Label counts/co-occurrence .npz of the pretraining set; default: a "
+                        "pretrain counts its training records, a finetune takes --init_from's label_stats.npz (else "
+                        "counts the records of --init_from's config.json); saved as label_stats.npz in --train_dir.")
     flags.DEFINE_string("label_embeddings", "", "Initial label embeddings for graph models: a (C, dim) .npy.")
     flags.DEFINE_integer("label_embedding_dim", d.label_embedding_dim, "Width of default label embeddings.")
     flags.DEFINE_float("ks_lambda", d.ks_lambda, "KSSNet graph: weight of the statistical graph against the "
