@@ -1,6 +1,15 @@
-"""The training optimizer: keras Adam with TensorFlow's fused Adam kernel."""
+"""The training optimizer: keras Adam with TensorFlow's fused Adam kernel, per-layer rates and L2 decay."""
+from __future__ import annotations
+
+from typing import Mapping
+
 import keras
 import tensorflow as tf
+from absl import logging
+
+# The label-graph layers of the graph models (models/kssnet.py, dbof_gcn.py, srdl.py): --gcn_learning_rate.
+GRAPH_LAYERS = ("label_nodes", "gcn", "label_gcn")
+NOT_DECAYED = ("bias", "beta", "adjacency")   # mssnet's decay_mult 0: biases (BN's too) and the graph
 
 
 def _handle(variable):
@@ -18,7 +27,29 @@ class FusedAdam(keras.optimizers.Adam):
     which on a MoE head of millions of weights is a large part of a step. AMSGrad and
     sparse (IndexedSlices) gradients take keras's own path. `global_clipnorm` clips with
     `tf.clip_by_global_norm` (norms by `l2_loss`, no squared copy of every gradient).
+
+    `learning_rate_multipliers` {layer name: factor} scales the rate of every variable
+    whose path has that layer name as a component (the schedule's decay applies to all).
+    `l2_decay` adds l2_decay * w to the (clipped) gradient of every variable but biases,
+    betas and adjacencies, as torch Adam's weight_decay (coupled L2, not AdamW's
+    decoupled decay), the way mssnet trains KSSNet. Neither changes the update when unset.
     """
+
+    def __init__(self, *args, learning_rate_multipliers: Mapping[str, float] | None = None,
+                 l2_decay: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.learning_rate_multipliers = dict(learning_rate_multipliers or {})
+        self.l2_decay = float(l2_decay)
+
+    def build(self, variables):
+        super().build(variables)
+        paths = [variable.path.split("/") for variable in variables]
+        self._multipliers = [next((self.learning_rate_multipliers[p] for p in path
+                                   if p in self.learning_rate_multipliers), 1.0) for path in paths]
+        self._decayed = [bool(self.l2_decay) and path[-1] not in NOT_DECAYED for path in paths]
+        if self.learning_rate_multipliers and all(m == 1.0 for m in self._multipliers):
+            logging.warning("learning rate multipliers of layers %s: the model has no such layer",
+                            sorted(self.learning_rate_multipliers))
 
     def _clip_gradients(self, grads):
         if not (self.global_clipnorm and self.global_clipnorm > 0) or any(g is None for g in grads):
@@ -26,11 +57,15 @@ class FusedAdam(keras.optimizers.Adam):
         return tf.clip_by_global_norm(grads, self.global_clipnorm)[0]
 
     def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        if self._multipliers[index] != 1.0:
+            learning_rate = learning_rate * self._multipliers[index]
+        if self._decayed[index]:   # coupled L2: g + lambda w
+            gradient = tf.convert_to_tensor(gradient) + tf.cast(self.l2_decay, variable.dtype) * _value(variable)
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         step = tf.cast(self.iterations + 1, dtype)
-        index = self._get_variable_index(variable)
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable), m=_handle(self._momentums[index]), v=_handle(self._velocities[index]),
             beta1_power=tf.pow(tf.cast(self.beta_1, dtype), step),
@@ -38,3 +73,12 @@ class FusedAdam(keras.optimizers.Adam):
             lr=tf.cast(learning_rate, dtype), beta1=tf.cast(self.beta_1, dtype),
             beta2=tf.cast(self.beta_2, dtype), epsilon=tf.cast(self.epsilon, dtype),
             grad=tf.cast(gradient, dtype), use_locking=False)
+
+    def get_config(self):
+        return {**super().get_config(), "learning_rate_multipliers": self.learning_rate_multipliers,
+                "l2_decay": self.l2_decay}
+
+
+def _value(variable):
+    """The current value of a keras or tf variable."""
+    return tf.convert_to_tensor(variable.value if isinstance(variable, keras.Variable) else variable)

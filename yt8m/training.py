@@ -18,7 +18,7 @@ from yt8m.data import inputs, readers
 from yt8m.errors import UserError
 from yt8m.fileio import save_model_atomically
 from yt8m.labels import context
-from yt8m.optimizers import FusedAdam
+from yt8m.optimizers import GRAPH_LAYERS, FusedAdam
 
 MODEL_FILE = "model.keras"
 CONFIG_FILE = "config.json"
@@ -199,7 +199,13 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
     decay_steps = max(1, config.learning_rate_decay_examples // config.batch_size)
     schedule = keras.optimizers.schedules.ExponentialDecay(
         config.base_learning_rate, decay_steps, config.learning_rate_decay, staircase=True)
-    return FusedAdam(schedule, global_clipnorm=config.clip_gradient_norm or None)
+    multipliers = {}
+    if config.gcn_learning_rate and config.gcn_learning_rate != config.base_learning_rate:
+        if config.base_learning_rate <= 0:
+            raise UserError("--gcn_learning_rate is a rate beside --base_learning_rate; give a positive base rate")
+        multipliers = dict.fromkeys(GRAPH_LAYERS, config.gcn_learning_rate / config.base_learning_rate)
+    return FusedAdam(schedule, global_clipnorm=config.clip_gradient_norm or None,
+                     learning_rate_multipliers=multipliers, l2_decay=config.weight_decay)
 
 
 def _resume_from_chief_backup(train_dir: str, work_dir: str) -> None:
