@@ -1,5 +1,6 @@
 """The synthetic set: official format, determinism, and the structure the papers exploit."""
 import collections
+import dataclasses
 import os
 import re
 import subprocess
@@ -283,3 +284,78 @@ def test_command_line_writes_a_set(tmp_path):
     same_in_process = synthetic.generate(str(tmp_path / "api"), synthetic.SyntheticConfig.small(seed=3),
                                          progress=False)
     assert _file_bytes(root) == _file_bytes(same_in_process.root)
+
+
+# ---------------------------------------------------------------- the proving ground's hierarchy
+
+HARD = dataclasses.replace(synthetic.SyntheticConfig.proving(), num_verticals=4, num_rated_classes=24,
+                           num_train_videos=300, num_validate_videos=60, num_test_videos=20,
+                           files_per_split=1)
+
+
+@pytest.fixture(scope="module")
+def hard_videos():
+    """(classes, train videos, validate videos) of a small hard set, straight from the generator."""
+    classes = synthetic._make_classes(HARD)
+    ids = synthetic._video_ids(HARD)
+    videos = {split: [v for _, chunk in synthetic._split_videos(split, split_ids, classes, HARD, lambda *a: None)
+                      for v in chunk] for split, split_ids in zip(synthetic.SPLITS[:2], ids[:2])}
+    return classes, videos["train"], videos["validate"]
+
+
+def test_proving_verticals_are_three_level_trees():
+    classes = synthetic._make_classes(HARD)
+    assert HARD.hierarchy_levels == 3 and SMALL.hierarchy_levels == 2
+    per = HARD.classes_per_vertical
+    np.testing.assert_array_equal(classes.parent[:per], [-1, 0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    assert classes.ancestor[0, 4] and classes.ancestor[1, 4] and not classes.ancestor[2, 4]
+    assert not classes.ancestor[:, :per].any(axis=0)[0] and classes.ancestor[0, 1:per].all()
+    # a kind's prototype carries its parent's direction, more than a cousin's
+    unit = classes.rgb / np.linalg.norm(classes.rgb, axis=1, keepdims=True)
+    assert unit[4] @ unit[1] > unit[4] @ unit[2] + 0.2
+    with pytest.raises(ValueError, match="3 levels"):
+        dataclasses.replace(HARD, branching=2)          # 13 classes in binary trees: 4 levels
+
+
+def test_a_kind_implies_its_ancestors_in_true_classes_and_ratings(hard_videos):
+    classes, train, validate = hard_videos
+    for video in train + validate:
+        present = np.zeros(len(classes.ids), bool)
+        present[video.present] = True
+        assert np.all(present[np.flatnonzero(classes.ancestor[:, video.present].any(axis=1))])
+    # ratings follow true presence: a rated ancestor is positive where a descendant makes it so
+    positives = {0.0: 0, 1.0: 0}
+    for video in validate:
+        rated_ids, _, scores = video.ratings
+        index = np.flatnonzero(classes.ids == rated_ids[0])[0]
+        if classes.inner[index] and index in video.present:
+            for score in scores[rated_ids == rated_ids[0]]:
+                positives[float(score)] += 1
+    assert positives[1.0] >= 10 and positives[0.0] >= 5
+
+
+def test_ancestor_labels_are_missed_at_their_own_rate(hard_videos):
+    classes, train, _ = hard_videos
+    missed = {"ancestor": [], "leaf": []}
+    for video in train:
+        labelled = np.isin(classes.ids[video.present], video.labels)
+        is_ancestor = classes.ancestor[np.ix_(video.present, video.present)].any(axis=1)
+        missed["ancestor"].extend(~labelled[is_ancestor])
+        missed["leaf"].extend(~labelled[~is_ancestor])
+    assert len(missed["ancestor"]) >= 300
+    assert abs(np.mean(missed["ancestor"]) - HARD.ancestor_miss_rate) < 0.06
+    assert np.mean(missed["leaf"]) <= HARD.label_miss_rate + 0.03
+
+
+def test_parent_given_kind_far_exceeds_kind_given_parent_in_train_labels(tmp_path):
+    paths = synthetic.generate(str(tmp_path), HARD, progress=False)
+    classes = synthetic._make_classes(HARD)
+    column = {c: i for i, c in enumerate(classes.ids)}          # columns in class order
+    matrix = np.zeros((HARD.num_train_videos, len(classes.ids)))
+    for row, record in enumerate(_records(paths.frame_train)):
+        context, _, _ = _parse_frames(record, {schema.LABELS_KEY: tf.int64})
+        matrix[row, [column[c] for c in context[schema.LABELS_KEY]]] = 1
+    given = (matrix.T @ matrix) / np.maximum(matrix.sum(axis=0)[:, None], 1)    # given[i, j] = P(j | i)
+    kinds, parents = np.nonzero(classes.ancestor.T & (matrix.sum(axis=0)[:, None] >= 5))
+    assert len(kinds) >= 20
+    assert np.median(given[kinds, parents]) >= 0.5 > 2 * np.median(given[parents, kinds])

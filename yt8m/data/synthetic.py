@@ -1,15 +1,22 @@
 """Deterministic synthetic YouTube-8M data in the official format: the project's default dataset.
 
 The generative story (docs/ARCHITECTURE.md, DESIGN.md section 5):
-- classes come in verticals; each vertical has one parent class and children;
-  verticals and children within a vertical have Zipf-like frequencies, and a
-  child brings its parent along, so P(parent | child) >> P(child | parent);
+- classes come in verticals; each vertical is a tree of classes: its top
+  class and children (`branching` > 0: up to three levels, top -> parent ->
+  kind); a video draws kinds (the tree's leaves) with Zipf-like frequencies
+  of verticals and kinds, and a kind brings its ancestors along, so
+  P(parent | kind) >> P(kind | parent);
 - each class has an rgb and an audio prototype sharing a direction with its
-  vertical; "audible" classes have a weak rgb and a strong audio prototype;
-- a class is active on a few intervals of the video; frames are the active
-  classes' prototypes (a weak trace of them elsewhere in the video) plus
-  video-level and frame noise, quantised to uint8 the official way;
-- video-level labels miss a fraction of the true classes;
+  vertical (below the top level: with its parent's prototype), so a kind
+  carries its ancestors' directions; "audible" classes have a weak rgb and a
+  strong audio prototype; a class with children shows its own prototype
+  scaled by `parent_evidence` (weak or none: it is seen through its kinds);
+- a class is active on a few intervals of the video, an ancestor also
+  wherever any of its descendants is; frames are the active classes'
+  prototypes (a weak trace of them elsewhere in the video) plus video-level
+  and frame noise, quantised to uint8 the official way;
+- video-level labels miss a fraction of the true classes (ancestors of a
+  present class at their own rate, `ancestor_miss_rate`);
 - validate/test videos carry segment ratings: one class per rated segment, 0/1,
   positives, hard negatives (class in the video, not in the segment) and plain
   negatives (a related class absent from the video), with a little rater noise.
@@ -38,14 +45,29 @@ ID_ALPHABET = np.array(list("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNO
 ID_LENGTH = 4                       # official 2018+ ids are 4 characters
 
 
+def _local_parents(per: int, branching: int) -> np.ndarray:
+    """Parent of each class of a vertical (local index, -1 for the top): a tree filled breadth first."""
+    local = np.arange(per)
+    return np.where(local == 0, -1, (local - 1) // (branching or per - 1))
+
+
+def _local_levels(per: int, branching: int) -> np.ndarray:
+    """Depth of each class of a vertical's tree (the top is 0)."""
+    parents, levels = _local_parents(per, branching), np.zeros(per, np.int64)
+    for c in range(1, per):            # parents come first (breadth first)
+        levels[c] = levels[parents[c]] + 1
+    return levels
+
+
 @dataclasses.dataclass(frozen=True)
 class SyntheticConfig:
-    """Every size and knob of the generator; the default is the `demo` preset."""
+    """Every size and knob of the generator; the defaults are the `easy` preset (flat verticals)."""
 
     seed: int = 0
     num_classes: int = schema.NUM_CLASSES     # label space; active ids are drawn inside it
     num_verticals: int = 10
     classes_per_vertical: int = 10            # one parent plus children
+    branching: int = 0                        # children per class, breadth first; 0: all under the top
     num_rated_classes: int = 60               # active classes rated at segment level
     num_train_videos: int = 1500
     num_validate_videos: int = 400
@@ -56,7 +78,8 @@ class SyntheticConfig:
     zipf_exponent: float = 1.0                # verticals and children within a vertical
     parent_only_rate: float = 0.25            # a vertical shows only its parent class
     extra_children_mean: float = 0.5          # Poisson mean of children beyond the first
-    parent_given_child: float = 0.9           # a child brings its parent along
+    parent_given_child: float = 0.9           # a kind brings its ancestors along
+    parent_evidence: float = 1.0              # own prototype strength of a class with children
     second_vertical_rate: float = 0.25        # a video touches a second vertical
     max_intervals: int = 3                    # active intervals per class
     min_interval_fraction: float = 0.1        # of the video's length
@@ -71,6 +94,7 @@ class SyntheticConfig:
     video_noise: float = 0.25
     leak: float = 0.3                         # prototype strength outside the class's intervals
     label_miss_rate: float = 0.15             # true classes missing from the video labels
+    ancestor_miss_rate: float | None = None   # the same for ancestors of a present class; None: as above
     rated_segments_per_class: int = 5
     rated_positive_share: float = 0.4         # of a present class's rated segments; the rest hard negatives
     plain_negative_rate: float = 1.0          # a video also gets an absent class rated 0
@@ -84,6 +108,12 @@ class SyntheticConfig:
                             f"{schema.MAX_FRAMES}")
         if self.num_verticals < 2 or self.classes_per_vertical < 2:
             problems.append("need at least 2 verticals of at least 2 classes")
+        elif self.branching < 0 or self.hierarchy_levels > 3:
+            problems.append("need branching >= 0 and at most 3 levels (top, parent, kind) per vertical")
+        misses = [self.label_miss_rate, self.ancestor_miss_rate, self.parent_evidence, self.parent_given_child]
+        if not all(value is None or 0.0 <= value <= 1.0 for value in misses):
+            problems.append("label_miss_rate, ancestor_miss_rate, parent_evidence and parent_given_child "
+                            "are in [0, 1]")
         if not 1 <= self.num_rated_classes <= self.num_active_classes:
             problems.append("need 1 <= num_rated_classes <= num_verticals * classes_per_vertical")
         if self.files_per_split < 1 or min(self.num_train_videos, self.num_validate_videos,
@@ -100,6 +130,11 @@ class SyntheticConfig:
     def num_active_classes(self) -> int:
         return self.num_verticals * self.classes_per_vertical
 
+    @property
+    def hierarchy_levels(self) -> int:
+        """Levels of a vertical's tree: 2 when flat (top and children), more with a small `branching`."""
+        return int(_local_levels(self.classes_per_vertical, self.branching).max()) + 1
+
     @classmethod
     def small(cls, seed: int = 0) -> "SyntheticConfig":
         """A few seconds to generate: the tests' dataset."""
@@ -108,9 +143,30 @@ class SyntheticConfig:
                    min_frames=20, max_frames=60, files_per_split=2)
 
     @classmethod
-    def demo(cls, seed: int = 0) -> "SyntheticConfig":
-        """The default of `python train.py`."""
+    def easy(cls, seed: int = 0) -> "SyntheticConfig":
+        """Flat verticals, strong prototypes, long spans: the demo before the proving ground."""
         return cls(seed=seed)
+
+    @classmethod
+    def proving(cls, seed: int = 0) -> "SyntheticConfig":
+        """The hard regime (DESIGN.md section 5): label dependency decides the segment score.
+
+        Three-level verticals (top -> 3 parents -> 9 kinds) whose classes with
+        children show little of their own, video labels that often miss a present
+        kind's ancestors, weak prototypes in strong noise, short spans, and a
+        validate split big enough for finetuning on its ratings to matter.
+        """
+        return cls(seed=seed, num_verticals=8, classes_per_vertical=13, branching=3, num_rated_classes=60,
+                   num_train_videos=1000, num_validate_videos=700, num_test_videos=400,
+                   min_frames=30, max_frames=90, parent_only_rate=0.05, parent_given_child=1.0,
+                   parent_evidence=0.25, rgb_signal=1.0, audio_signal=0.5, frame_noise=0.8,
+                   min_interval_fraction=0.05, max_interval_fraction=0.2, label_miss_rate=0.1,
+                   ancestor_miss_rate=0.3)
+
+    @classmethod
+    def demo(cls, seed: int = 0) -> "SyntheticConfig":
+        """The default of `python train.py`: the proving ground."""
+        return cls.proving(seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,15 +185,21 @@ class SyntheticPaths:
 
 @dataclasses.dataclass(frozen=True)
 class _Classes:
-    """The active classes, indexed 0..K-1 (vertical-major, the parent first in its vertical)."""
+    """The active classes, indexed 0..K-1 (vertical-major, each vertical's tree breadth first)."""
 
     ids: np.ndarray        # (K,) vocabulary ids
     vertical: np.ndarray   # (K,)
-    parent: np.ndarray     # (K,) index of the parent class, -1 for a parent
+    parent: np.ndarray     # (K,) index of the parent class, -1 for a vertical's top class
+    ancestor: np.ndarray   # (K, K) bool: [a, c] when a is a strict ancestor of c
     rated: np.ndarray      # (K,) bool
     audible: np.ndarray    # (K,) bool
     rgb: np.ndarray        # (K, 1024) float32 prototypes
     audio: np.ndarray      # (K, 128)
+
+    @property
+    def inner(self) -> np.ndarray:
+        """(K,) bool: classes with children."""
+        return self.ancestor.any(axis=1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +208,7 @@ class _Video:
     rgb: np.ndarray        # (T, 1024) uint8
     audio: np.ndarray      # (T, 128) uint8
     labels: np.ndarray     # sorted vocabulary ids (the incomplete video-level labels)
+    present: np.ndarray    # sorted indices of the classes truly present (not written)
     ratings: tuple[np.ndarray, np.ndarray, np.ndarray] | None   # class ids, start times, scores
 
 
@@ -211,12 +274,17 @@ def _clear_previous_set(output_dir: str) -> None:
 
 
 def _make_classes(config: SyntheticConfig) -> _Classes:
-    """Verticals, parents, rated flags, vocabulary ids and prototypes of the active classes."""
+    """Verticals, class trees, rated flags, vocabulary ids and prototypes of the active classes."""
     rng = np.random.default_rng([config.seed, 0])
     per = config.classes_per_vertical
     index = np.arange(config.num_active_classes)
     vertical = index // per
-    parent = np.where(index % per == 0, -1, vertical * per)
+    local_parent = _local_parents(per, config.branching)[index % per]
+    parent = np.where(local_parent < 0, -1, vertical * per + local_parent)
+    ancestor = np.zeros((len(index), len(index)), bool)
+    for c in index[parent >= 0]:       # parents come first: their ancestors are known
+        ancestor[:, c] = ancestor[:, parent[c]]
+        ancestor[parent[c], c] = True
     rated = np.zeros(config.num_active_classes, bool)
     rated[rng.choice(config.num_active_classes, config.num_rated_classes, replace=False)] = True
     audible = rng.random(config.num_active_classes) < config.audible_fraction
@@ -224,9 +292,9 @@ def _make_classes(config: SyntheticConfig) -> _Classes:
     audio_scale = np.where(audible, config.audible_audio_scale, 1.0) * config.audio_signal
     return _Classes(
         ids=_class_ids(rng, rated, config.num_classes),
-        vertical=vertical, parent=parent, rated=rated, audible=audible,
-        rgb=_prototypes(rng, vertical, RGB_SIZE, config.vertical_share) * rgb_scale[:, None],
-        audio=_prototypes(rng, vertical, AUDIO_SIZE, config.vertical_share) * audio_scale[:, None])
+        vertical=vertical, parent=parent, ancestor=ancestor, rated=rated, audible=audible,
+        rgb=_prototypes(rng, vertical, parent, RGB_SIZE, config.vertical_share) * rgb_scale[:, None],
+        audio=_prototypes(rng, vertical, parent, AUDIO_SIZE, config.vertical_share) * audio_scale[:, None])
 
 
 def _class_ids(rng: np.random.Generator, rated: np.ndarray, num_classes: int) -> np.ndarray:
@@ -242,12 +310,20 @@ def _class_ids(rng: np.random.Generator, rated: np.ndarray, num_classes: int) ->
     return ids
 
 
-def _prototypes(rng: np.random.Generator, vertical: np.ndarray, size: int, share: float) -> np.ndarray:
-    """Unit vectors mixing a vertical direction (variance `share`) with the class's own."""
+def _prototypes(rng: np.random.Generator, vertical: np.ndarray, parent: np.ndarray, size: int,
+                share: float) -> np.ndarray:
+    """Unit vectors mixing a shared direction (variance `share`) with the class's own.
+
+    The shared direction is the vertical's for its top class and the top's
+    children, the parent's prototype below that: a kind carries its ancestors.
+    """
     vertical_dirs = _unit_rows(rng.standard_normal((vertical.max() + 1, size)))
     own_dirs = _unit_rows(rng.standard_normal((len(vertical), size)))
-    mixed = np.sqrt(share) * vertical_dirs[vertical] + np.sqrt(1.0 - share) * own_dirs
-    return _unit_rows(mixed).astype(np.float32)
+    mixed = _unit_rows(np.sqrt(share) * vertical_dirs[vertical] + np.sqrt(1.0 - share) * own_dirs)
+    for c in np.flatnonzero((parent >= 0) & (parent[np.maximum(parent, 0)] >= 0)):   # parents first
+        direction = np.sqrt(share) * mixed[parent[c]] + np.sqrt(1.0 - share) * own_dirs[c]
+        mixed[c] = direction / np.linalg.norm(direction)
+    return mixed.astype(np.float32)
 
 
 def _unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -268,11 +344,13 @@ def _make_video(rng: np.random.Generator, video_id: str, classes: _Classes,
     num_frames = int(rng.integers(config.min_frames, config.max_frames + 1))
     active = _sample_active(rng, classes, config, need_rated=rated)
     masks = _activity_masks(rng, active, classes, num_frames, config)
-    strength = np.where(masks, 1.0, config.leak).astype(np.float32).T       # (T, n)
+    evidence = np.where(classes.inner[active], config.parent_evidence, 1.0).astype(np.float32)
+    strength = np.where(masks, 1.0, config.leak).astype(np.float32).T * evidence     # (T, n)
     rgb = _render(rng, strength @ classes.rgb[active], config)
     audio = _render(rng, strength @ classes.audio[active], config)
     ratings = _rate_segments(rng, active, masks, classes, config) if rated else None
-    return _Video(video_id, rgb, audio, _video_labels(rng, active, masks, classes, config), ratings)
+    labels = _video_labels(rng, active, masks.sum(axis=1) * evidence, classes, config)
+    return _Video(video_id, rgb, audio, labels, active, ratings)
 
 
 def _sample_active(rng: np.random.Generator, classes: _Classes, config: SyntheticConfig,
@@ -281,31 +359,32 @@ def _sample_active(rng: np.random.Generator, classes: _Classes, config: Syntheti
     vertical_p = _zipf(config.num_verticals, config.zipf_exponent)
     for _ in range(1000):
         first = rng.choice(config.num_verticals, p=vertical_p)
-        active = _classes_of_vertical(rng, first, config, 1 + rng.poisson(config.extra_children_mean))
+        active = _classes_of_vertical(rng, first, classes, config, 1 + rng.poisson(config.extra_children_mean))
         if rng.random() < config.second_vertical_rate:
             second = rng.choice(np.delete(np.arange(config.num_verticals), first))
-            active = np.concatenate([active, _classes_of_vertical(rng, second, config, 1)])
+            active = np.concatenate([active, _classes_of_vertical(rng, second, classes, config, 1)])
         if not need_rated or classes.rated[active].any():
             return np.unique(active)
     raise ValueError("bad SyntheticConfig: videos almost never show a rated class; raise num_rated_classes")
 
 
-def _classes_of_vertical(rng: np.random.Generator, vertical: int, config: SyntheticConfig,
-                         num_children: int) -> np.ndarray:
-    """The parent alone, or children drawn by Zipf weight (each bringing the parent along mostly)."""
-    per = config.classes_per_vertical
-    parent = vertical * per
+def _classes_of_vertical(rng: np.random.Generator, vertical: int, classes: _Classes,
+                         config: SyntheticConfig, num_kinds: int) -> np.ndarray:
+    """The top class alone, or kinds (leaves) drawn by Zipf weight, mostly with their ancestors."""
+    members = np.flatnonzero(classes.vertical == vertical)
     if rng.random() < config.parent_only_rate:
-        return np.array([parent])
-    count = min(num_children, per - 1)
-    children = parent + 1 + rng.choice(per - 1, count, replace=False, p=_zipf(per - 1, config.zipf_exponent))
-    with_parent = rng.random() < config.parent_given_child
-    return np.concatenate([[parent], children]) if with_parent else children
+        return members[:1]
+    leaves = members[~classes.inner[members]]
+    count = min(num_kinds, len(leaves))
+    kinds = leaves[rng.choice(len(leaves), count, replace=False, p=_zipf(len(leaves), config.zipf_exponent))]
+    with_ancestors = rng.random() < config.parent_given_child
+    return np.concatenate([np.flatnonzero(classes.ancestor[:, kinds].any(axis=1)), kinds]) if with_ancestors \
+        else kinds
 
 
 def _activity_masks(rng: np.random.Generator, active: np.ndarray, classes: _Classes,
                     num_frames: int, config: SyntheticConfig) -> np.ndarray:
-    """(n, T) bool: each class on a few random intervals; a parent also wherever its children are."""
+    """(n, T) bool: each class on a few random intervals; an ancestor also wherever its descendants are."""
     n, k = len(active), config.max_intervals
     lengths = np.maximum(schema.SEGMENT_FRAMES, np.round(num_frames * rng.uniform(
         config.min_interval_fraction, config.max_interval_fraction, (n, k)))).astype(int)
@@ -314,8 +393,8 @@ def _activity_masks(rng: np.random.Generator, active: np.ndarray, classes: _Clas
     t = np.arange(num_frames)[None, None, :]
     inside = (t >= starts[..., None]) & (t < (starts + lengths)[..., None]) & used[..., None]
     masks = inside.any(axis=1)
-    child_of = classes.parent[active][None, :] == active[:, None]             # (parent row, child col)
-    return masks | (child_of.astype(np.int32) @ masks.astype(np.int32) > 0)
+    descendant = classes.ancestor[np.ix_(active, active)]                    # (ancestor row, descendant col)
+    return masks | (descendant.astype(np.int32) @ masks.astype(np.int32) > 0)
 
 
 def _render(rng: np.random.Generator, signal: np.ndarray, config: SyntheticConfig) -> np.ndarray:
@@ -326,11 +405,17 @@ def _render(rng: np.random.Generator, signal: np.ndarray, config: SyntheticConfi
     return schema.quantize(signal + noise)
 
 
-def _video_labels(rng: np.random.Generator, active: np.ndarray, masks: np.ndarray,
+def _video_labels(rng: np.random.Generator, active: np.ndarray, visibility: np.ndarray,
                   classes: _Classes, config: SyntheticConfig) -> np.ndarray:
-    """The annotated ids: the true classes less a random fraction (the most visible one always kept)."""
-    keep = rng.random(len(active)) >= config.label_miss_rate
-    keep[np.argmax(masks.sum(axis=1))] = True
+    """The annotated ids: the true classes less a random fraction (the most visible one always kept).
+
+    visibility: (n,) frames on times the class's own evidence. Ancestors of a
+    present class are missed at `ancestor_miss_rate`, the others at `label_miss_rate`.
+    """
+    ancestor_rate = config.label_miss_rate if config.ancestor_miss_rate is None else config.ancestor_miss_rate
+    is_ancestor = classes.ancestor[np.ix_(active, active)].any(axis=1)
+    keep = rng.random(len(active)) >= np.where(is_ancestor, ancestor_rate, config.label_miss_rate)
+    keep[np.argmax(visibility)] = True
     return np.sort(classes.ids[active[keep]])
 
 
@@ -511,10 +596,11 @@ def _write_vocabulary(path: str, classes: _Classes, config: SyntheticConfig,
     counts = (all_labels[:, None] == classes.ids[None, :]).sum(axis=0)
     local = np.arange(config.num_active_classes) % config.classes_per_vertical
     names = [f"vertical{v}/{'parent' if c == 0 else f'class{c}'}" for v, c in zip(classes.vertical, local)]
+    roles = np.where(classes.parent < 0, "parent", np.where(classes.inner, "child and parent", "child"))
     descriptions = [
-        f"Synthetic {'parent' if p < 0 else 'child'} class of vertical{v}"
+        f"Synthetic {r} class of vertical{v}"
         f"{'' if p < 0 else f', child of {names[p]}'}{', mostly audible' if a else ''}."
-        for v, p, a in zip(classes.vertical, classes.parent, classes.audible)]
+        for v, r, p, a in zip(classes.vertical, roles, classes.parent, classes.audible)]
     table = pd.DataFrame({
         "Index": classes.ids,
         "TrainVideoCount": counts,
@@ -555,7 +641,9 @@ def main(argv) -> None:
 def _define_flags() -> None:
     from absl import flags
     flags.DEFINE_string("output_dir", "data/synthetic", "Directory to write the synthetic set to.")
-    flags.DEFINE_enum("preset", "demo", ["demo", "small"], "Size preset of SyntheticConfig.")
+    flags.DEFINE_enum("preset", "demo", ["demo", "proving", "easy", "small"],
+                      "Preset of SyntheticConfig: demo = proving (the hard regime), easy (flat verticals), "
+                      "small (the tests').")
     flags.DEFINE_integer("seed", 0, "Seed of the generator; the same seed gives identical files.")
 
 
