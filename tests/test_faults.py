@@ -4,6 +4,7 @@ step and a plain multi-worker fit: tests/test_distributed.py; NaN loss: tests/te
 import glob
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -13,14 +14,16 @@ import time
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.helpers import ROOT, frame_config
 from tests.test_distributed import ENV, _finish, _free_ports, _start
-from yt8m import evaluation, training
+from yt8m import distribute, evaluation, fileio, training
 from yt8m.backup import AtomicBackupAndRestore, backup_weights_path
 from yt8m.config import Config
-from yt8m.data import readers
+from yt8m.data import inputs, readers
+from yt8m.errors import UserError
 
 
 def _wait_for_epoch(process, metadata, epoch, timeout=120):
@@ -184,5 +187,123 @@ def test_stale_temp_files_of_live_processes_are_kept(tmp_path):
     live.write_text("mine")
     dead = tmp_path / "out.csv.tmp-999999999"
     dead.write_text("theirs")
-    assert evaluation.remove_stale_temp_files(str(tmp_path / "out.csv")) == [str(dead)]
-    assert live.exists() and not dead.exists()
+    dead_model = tmp_path / "model.keras.tmp-999999999.keras"
+    dead_model.write_text("a killed save")
+    assert sorted(fileio.remove_stale_temp_files(str(tmp_path))) == sorted([str(dead), str(dead_model)])
+    assert live.exists() and not dead.exists() and not dead_model.exists()
+
+
+# ------------------------------------------------ issue 17: every failure one line, no run damaged
+
+
+def _video_config(data, train_dir, **changes) -> Config:
+    """A tiny video-level logistic run (the fastest model) on the session's synthetic data."""
+    return Config(train_data_pattern=data.video_train, num_classes=data.num_classes, batch_size=16,
+                  max_steps=3, steps_per_epoch=3, base_learning_rate=1e-3, train_dir=str(train_dir)).replace(**changes)
+
+
+def _files(directory) -> dict:
+    """{relative path: bytes} of every file under `directory`."""
+    root = pathlib.Path(directory)
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_case1_segment_labels_on_unrated_files_is_one_error_not_a_hang(synthetic_data, tmp_path, monkeypatch):
+    config = frame_config(synthetic_data, tmp_path / "fine", segment_labels=True)   # train files: no ratings
+    with pytest.raises(UserError, match=r"train0000.tfrecord \(--train_data_pattern\) has no segment ratings"):
+        inputs.training_dataset(config)
+    # Past the first file's check (unrated files later in a pattern), the repeating reader stops too.
+    monkeypatch.setattr(readers, "_require_segment_ratings", lambda files, flag: None)
+    started = time.time()
+    with pytest.raises(UserError, match="no video of a batch has segment ratings"):
+        with readers.data_errors(config.train_data_pattern):
+            next(iter(inputs.training_dataset(config)))
+    assert time.time() - started < 30
+
+
+def test_case2_a_nan_keeps_the_last_finite_state_and_a_rerun_resumes_from_it(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    training.train(_video_config(synthetic_data, run))                      # epoch 1: a finite backup
+    backup = run / "backup"
+    finite = _files(backup)
+    with pytest.raises(UserError, match="loss became") as error:
+        training.train(_video_config(synthetic_data, run, base_learning_rate=1e30, clip_gradient_norm=0.0,
+                                     max_steps=30))
+    assert f"{run} keeps the last finite state, the backup of epoch 1 and its model.keras" in str(error.value)
+    assert _files(backup) == finite                                          # no non-finite backup
+    assert all(np.isfinite(w).all() for w in _trainable(training.load_trained_model(str(run))))
+    resumed = training.train(_video_config(synthetic_data, run, max_steps=6))   # as the error advises
+    assert resumed.steps == 6 and np.isfinite(resumed.final_loss)
+    assert all(np.isfinite(w).all() for w in _trainable(training.load_trained_model(str(run))))
+
+
+def test_case2_a_nan_before_any_backup_says_nothing_was_saved(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(UserError, match=f"nothing was saved in {run}"):
+        training.train(_video_config(synthetic_data, run, base_learning_rate=1e30, clip_gradient_norm=0.0,
+                                     max_steps=30, steps_per_epoch=30))
+    assert not run.exists()
+
+
+def test_case2_a_backup_with_non_finite_weights_is_not_resumed(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    config = _video_config(synthetic_data, run)
+    training.train(config)
+    model = training.load_trained_model(str(run))
+    model.compile(optimizer=training._optimizer(config), loss="binary_crossentropy")
+    model.optimizer.build(model.trainable_variables)
+    model.trainable_weights[0].assign(np.full(model.trainable_weights[0].shape, np.nan, np.float32))
+    model.save_weights(backup_weights_path(str(run / "backup")))   # what a run before the check backed up
+    with pytest.raises(UserError, match="holds non-finite weights"):
+        training.train(config.replace(max_steps=6))
+
+
+def test_case3_another_model_or_bad_input_leaves_an_existing_run_untouched(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    training.train(_video_config(synthetic_data, run))
+    before = _files(run)
+    for change, message in [
+            (dict(model="MoeModel"), r"holds another run \(--model=LogisticModel, not MoeModel\); give another "
+                                     r"--train_dir, or --overwrite"),
+            (dict(model_params={"l2_penalty": 0.5}), r"--model_params='', not 'l2_penalty=0.5'"),
+            (dict(train_data_pattern=str(tmp_path / "nothing*")), "no files match"),
+            (dict(top_k=-3), "--top_k must be positive")]:
+        with pytest.raises(UserError, match=message):
+            training.train(_video_config(synthetic_data, run, **change))
+        assert _files(run) == before, change
+    replaced = training.train(_video_config(synthetic_data, run, model="MoeModel", overwrite=True))
+    assert replaced.steps == 3 and Config.load(str(run / "config.json")).model == "MoeModel"
+
+
+def test_case3_case10_a_run_failing_before_its_first_step_leaves_nothing(synthetic_data, tmp_path):
+    run = tmp_path / "new"
+    with pytest.raises(UserError, match="feature 'mean_rgb' has 0 values"):   # frame files read as video
+        training.train(_video_config(synthetic_data, run, train_data_pattern=synthetic_data.frame_train))
+    assert not run.exists()
+
+
+def test_case10_stale_temporary_files_of_killed_saves_are_removed_at_start(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    training.train(_video_config(synthetic_data, run))
+    stale = [run / "model.keras.tmp-999999999.keras", run / "config.json.tmp-999999999",
+             run / "backup" / "training_metadata.json.tmp-999999999"]
+    for path in stale:
+        path.write_text("left by a kill -9")
+    training.train(_video_config(synthetic_data, run, max_steps=6))
+    assert not [p for p in stale if p.exists()]
+
+
+def test_case9_bad_top_k_and_a_missing_tpu_are_one_line(synthetic_data, tmp_path):
+    with pytest.raises(UserError, match="--top_k must be positive, got -3"):
+        Config(top_k=-3)
+    with pytest.raises(UserError, match="--strategy=tpu found no TPU") as error:
+        distribute.make_strategy("tpu")
+    assert "\n" not in str(error.value)
+
+
+def test_case11_config_load_goes_through_gfile():
+    path = "ram://yt8m-test-run/config.json"   # not a local path: os.path/open cannot read it
+    config = Config(model="MoeModel", num_classes=7, feature_names=("rgb",), feature_sizes=(3,), top_k=5)
+    config.save(path)
+    assert not os.path.exists(path)
+    assert Config.load(path) == config

@@ -5,8 +5,10 @@ import json
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from yt8m.errors import UserError
 from yt8m.fileio import atomic_output
 
 METADATA_FILE = "training_metadata.json"
@@ -30,9 +32,16 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """
 
     def _save_model(self):
+        if not all_finite(self.model):  # never back up a diverged state: the previous backup stays
+            return
         tf.io.gfile.makedirs(self.backup_dir)
         name = f"epoch-{self._current_epoch}-batch-{self._last_batch_seen}.weights.h5"
-        self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
+        try:
+            self.model.save_weights(os.path.join(self.backup_dir, name), overwrite=True)
+        except BaseException:  # a full disk, a kill: no partial weights file, the metadata still names the last
+            if tf.io.gfile.exists(os.path.join(self.backup_dir, name)):
+                tf.io.gfile.remove(os.path.join(self.backup_dir, name))
+            raise
         with atomic_output(self._training_metadata_path) as handle:
             handle.write(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen,
                                      "weights": name}))
@@ -41,6 +50,46 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 tf.io.gfile.remove(old)
 
     def _load_model(self):
-        if tf.io.gfile.exists(self._training_metadata_path):
-            self._weights_path = backup_weights_path(self.backup_dir)
+        if not tf.io.gfile.exists(self._training_metadata_path):
+            return
+        self._weights_path = backup_weights_path(self.backup_dir)
         super()._load_model()
+        if not all_finite(self.model):  # written before backups were checked
+            raise UserError(f"the backup in {self.backup_dir} holds non-finite weights; remove that directory "
+                            f"to train from the start (or give another --train_dir)")
+        print(f"resuming from step {int(self.model.optimizer.iterations.numpy())} "
+              f"(the backup of epoch {self._current_epoch_loaded()})")
+
+    def _current_epoch_loaded(self) -> int:
+        with tf.io.gfile.GFile(self._training_metadata_path) as handle:
+            return int(json.load(handle).get("epoch", 0))
+
+
+def all_finite(model) -> bool:
+    """True when every weight of the model and of its optimizer is finite."""
+    variables = list(model.weights) + list(getattr(model.optimizer, "variables", []) or [])
+    return all(bool(np.isfinite(np.asarray(v)).all()) for v in variables
+               if np.issubdtype(np.asarray(v).dtype, np.floating))
+
+
+def completed_steps(backup_dir: str, steps_per_epoch: int) -> int:
+    """Steps a run with `steps_per_epoch`-step epochs had taken at its backup (0 without one)."""
+    path = os.path.join(backup_dir, METADATA_FILE)
+    if not tf.io.gfile.exists(path):
+        return 0
+    with tf.io.gfile.GFile(path) as handle:
+        return int(json.load(handle).get("epoch", 0)) * steps_per_epoch
+
+
+def describe_saved(train_dir: str, model_file: str) -> str:
+    """What a run directory holds after a stop: its backup's epoch and whether a model.keras exists."""
+    metadata = os.path.join(train_dir, "backup", METADATA_FILE)
+    model = tf.io.gfile.exists(os.path.join(train_dir, model_file))
+    if tf.io.gfile.exists(metadata):
+        with tf.io.gfile.GFile(metadata) as handle:
+            epoch = int(json.load(handle).get("epoch", 0))
+        return (f"{train_dir} keeps the last finite state, the backup of epoch {epoch}"
+                f"{' and its ' + model_file if model else ''}; the same command resumes from it")
+    if model:
+        return f"{train_dir} keeps {model_file} of an earlier run; no backup of this one was written"
+    return f"nothing was saved in {train_dir} (no epoch ended with finite weights); a rerun starts from scratch"

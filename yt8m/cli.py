@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
+
+import tensorflow as tf
 
 from yt8m import flags
 from yt8m.config import Config
@@ -20,8 +23,23 @@ def exits_cleanly(main):
         except UserError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(1)
+        except (OSError, tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError) as exc:
+            print(f"error: {_io_reason(exc)} (nothing half-written is kept; earlier results are intact)",
+                  file=sys.stderr)
+            sys.exit(1)
 
     return wrapper
+
+
+def _io_reason(exc: BaseException) -> str:
+    """One line from a file-system error: 'No space left on device: PATH', TF's own first line."""
+    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    h5 = re.search(r"filename = '([^']*)'.*?error message = '([^']*)'", text, re.DOTALL)  # h5py's many lines
+    if h5:
+        return f"{h5.group(2)}: {h5.group(1)}"
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return text.strip().splitlines()[0]
 
 
 def reject_extra_args(argv) -> None:
@@ -37,9 +55,9 @@ def config_for_trained_run() -> Config:
     """
     from_flags = flags.config_from_flags()
     saved = os.path.join(from_flags.train_dir, "config.json") if from_flags.train_dir else ""
-    if not (saved and os.path.exists(saved)) and from_flags.members:
+    if not (saved and tf.io.gfile.exists(saved)) and from_flags.members:
         saved = os.path.join(from_flags.members[0], "config.json")  # an in-memory ensemble: the data settings
-    if not saved or not os.path.exists(saved):                     # of its first member, not its train_dir
+    if not saved or not tf.io.gfile.exists(saved):                 # of its first member, not its train_dir
         return from_flags
     given = {name for name in Config.__dataclass_fields__ if name in flags.FLAGS and flags.FLAGS[name].present}
     if flags.FLAGS["feature_names"].present or flags.FLAGS["feature_sizes"].present or "frame_features" in given:

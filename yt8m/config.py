@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from typing import Any, Mapping
 
 from yt8m.data.schema import NUM_CLASSES, FeatureSpec
@@ -83,6 +82,7 @@ class Config:
     mixed_precision: bool = False
     jit_compile: bool = False
     skip_corrupt_records: bool = False
+    overwrite: bool = False                 # train.py: replace another run in --train_dir (yt8m/rundir.py)
     # Eval / inference.
     top_k: int | None = None
     output_file: str = ""
@@ -125,6 +125,8 @@ class Config:
                 raise UserError(f"--{name} must be positive, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise UserError(f"--max_steps must be positive, got {self.max_steps}")
+        if self.top_k is not None and self.top_k <= 0:
+            raise UserError(f"--top_k must be positive, got {self.top_k}")
         if self.clip_sampling not in CLIP_SAMPLINGS:
             raise UserError(f"--clip_sampling={self.clip_sampling!r} is not one of {', '.join(CLIP_SAMPLINGS)}")
         for name in ("gcn_learning_rate", "weight_decay"):
@@ -193,9 +195,11 @@ class Config:
 
     @classmethod
     def load(cls, path: str) -> "Config":
-        if not os.path.exists(path):
+        import tensorflow as tf  # every path through tf.io.gfile (gs://, ...), as save writes it
+
+        if not tf.io.gfile.exists(path):
             raise UserError(f"no run config at {path}; is --train_dir a directory written by train.py?")
-        with open(path) as handle:
+        with tf.io.gfile.GFile(path) as handle:
             values = json.load(handle)
         for key in ("feature_names", "feature_sizes", "members", "weights"):
             if key in values:

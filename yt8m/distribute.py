@@ -22,9 +22,14 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
                             "(see docs/ARCHITECTURE.md, Distribution)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError) as exc:
+            reason = (getattr(exc, "message", None) or str(exc)).strip().splitlines()[0]
+            raise UserError(f"--strategy=tpu found no TPU ({reason}); run on a TPU VM (or set TPU_NAME), "
+                            f"or use --strategy=default or mirrored") from None
         return tf.distribute.TPUStrategy(resolver)
     raise UserError(f"unknown --strategy={name!r}")
 

@@ -14,7 +14,7 @@ from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
-from yt8m.fileio import atomic_output
+from yt8m.fileio import atomic_output, probe_writable, remove_stale_temp_files
 from yt8m.training import MODEL_FILE, load_trained_model
 
 
@@ -68,6 +68,8 @@ def evaluate(config: Config, progress: bool = True) -> dict:
     """
     if not (config.output_file or config.train_dir):
         raise UserError("--output_file and --train_dir are empty; give one for the metrics JSON")
+    output = config.output_file or os.path.join(config.train_dir, "eval.json")
+    probe_writable(output, "output_file" if config.output_file else "train_dir", is_file=True)
     batches, table, corrupt = _prediction_pass(config, inputs.eval_dataset, config.eval_data_pattern,
                                                "eval_data_pattern", progress)
     if config.segment_labels:
@@ -80,7 +82,6 @@ def evaluate(config: Config, progress: bool = True) -> dict:
     if corrupt is not None:
         print(corrupt.report(config.eval_data_pattern, "eval_data_pattern"))
     result = {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in result.items()}
-    output = config.output_file or os.path.join(config.train_dir, "eval.json")
     with atomic_output(output) as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
     return {**result, "output_file": output}
@@ -112,31 +113,6 @@ def _segment_metrics(batches, k: int, table: candidates.CandidateTable | None = 
     return result
 
 
-def remove_stale_temp_files(path: str) -> list[str]:
-    """Removes `<path>.tmp-<pid>` files (fileio.atomic_output's) left by a killed process.
-
-    A process killed with SIGKILL cannot remove its temporary file; the next run
-    does, when that pid is no longer alive. Returns the removed paths.
-    """
-    removed = []
-    for tmp in tf.io.gfile.glob(f"{path}.tmp-*"):
-        pid = tmp.rsplit(".tmp-", 1)[1]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            tf.io.gfile.remove(tmp)
-            removed.append(tmp)
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def write_submission(config: Config, progress: bool = True) -> str:
     """Predicts --input_data_pattern with config.train_dir's model and writes the Kaggle CSV.
 
@@ -146,7 +122,8 @@ def write_submission(config: Config, progress: bool = True) -> str:
     """
     if not config.output_file:
         raise UserError("--output_file is empty; give the CSV path to write")
-    remove_stale_temp_files(config.output_file)
+    probe_writable(config.output_file, "output_file", is_file=True)   # before predicting, not after
+    remove_stale_temp_files(os.path.dirname(config.output_file))
     batches, table, corrupt = _prediction_pass(config, inputs.inference_dataset, config.input_data_pattern,
                                                "input_data_pattern", progress)
     if config.segment_labels:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 import tensorflow as tf
 
@@ -38,6 +39,52 @@ def save_model_atomically(model, path: str) -> None:
     finally:
         if tf.io.gfile.exists(tmp):
             tf.io.gfile.remove(tmp)
+
+
+def probe_writable(path: str, flag: str, is_file: bool = False) -> None:
+    """UserError naming --flag when `path` (a directory, or a file's directory) cannot be written.
+
+    Creates the directory when needed and writes, then removes, a small temporary file there, so
+    a read-only or full destination fails before any work rather than after it.
+    """
+    directory = os.path.dirname(path) if is_file else path
+    probe = os.path.join(directory or ".", f".write-probe.tmp-{os.getpid()}")
+    try:
+        if directory:
+            tf.io.gfile.makedirs(directory)
+        with tf.io.gfile.GFile(probe, "w") as handle:
+            handle.write("probe")
+        tf.io.gfile.remove(probe)
+    except (OSError, tf.errors.OpError) as exc:
+        reason = getattr(exc, "message", None) or getattr(exc, "strerror", None) or str(exc)
+        raise UserError(f"--{flag}={path} cannot be written ({reason.strip().splitlines()[0]}); "
+                        f"give a writable path") from None
+
+
+_TEMP_PID = re.compile(r"\.tmp-(\d+)(\.[A-Za-z0-9]+)?$")
+
+
+def remove_stale_temp_files(directory: str) -> list[str]:
+    """Removes the `*.tmp-<pid>[.ext]` files (atomic_output's, save_model_atomically's, the write probe's)
+    in `directory` whose process is dead: a process killed with SIGKILL cannot remove its own.
+    Returns the removed paths."""
+    removed = []
+    for tmp in tf.io.gfile.glob(os.path.join(directory or ".", "*.tmp-*")):
+        found = _TEMP_PID.search(tmp)
+        if found and int(found.group(1)) != os.getpid() and not _alive(int(found.group(1))):
+            tf.io.gfile.remove(tmp)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def match_files(pattern: str, flag: str = "data pattern") -> list[str]:

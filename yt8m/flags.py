@@ -122,6 +122,8 @@ def define_flags() -> None:
                       "pair with --pad_to_max_frames for fixed shapes.")
     flags.DEFINE_bool("skip_corrupt_records", d.skip_corrupt_records, "Skip corrupt/truncated records (counted and "
                       "reported) instead of stopping with an error.")
+    flags.DEFINE_bool("overwrite", d.overwrite, "train.py: replace the run in --train_dir when it holds another "
+                      "model, model params, features, label space or stage (else refused).")
     # Eval / inference.
     flags.DEFINE_integer("top_k", None, "Submission size: segments per class (default 100000) or labels "
                          "per video (default 20).")

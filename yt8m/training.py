@@ -11,7 +11,9 @@ import tensorflow as tf
 
 from models import registry
 from yt8m import augment, distribute, losses, multi_worker
-from yt8m import swa
+from yt8m import rundir, swa
+from yt8m.rundir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (the run's file names, also imported from here)
+from yt8m import backup
 from yt8m.backup import AtomicBackupAndRestore
 from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
@@ -20,8 +22,6 @@ from yt8m.fileio import save_model_atomically
 from yt8m.labels import context
 from yt8m.optimizers import GRAPH_LAYERS, FusedAdam
 
-MODEL_FILE = "model.keras"
-CONFIG_FILE = "config.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,7 +34,18 @@ class TrainResult:
 
 
 def train(config: Config) -> TrainResult:
-    """Runs one stage under config.train_dir; resumes from its backup after a kill."""
+    """Runs one stage under config.train_dir; resumes from its backup after a kill. A run that fails
+    before saving a model or a backup leaves no config.json, logs/ or new directory behind."""
+    before = rundir.RunDir.before(config.train_dir) if config.train_dir and distribute.is_chief() else None
+    try:
+        return _train(config)
+    except BaseException:
+        if before is not None:
+            before.cleanup_after_failure()
+        raise
+
+
+def _train(config: Config) -> TrainResult:
     if not config.train_dir:
         raise UserError("--train_dir is empty; give the directory the run writes to")
     if config.model == ENSEMBLE:  # trained members combined, no gradient step (yt8m/ensemble.py)
@@ -44,10 +55,10 @@ def train(config: Config) -> TrainResult:
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief()
     work_dir = config.train_dir if chief else os.path.join(config.train_dir, "workers", _task_index())
-    tf.io.gfile.makedirs(work_dir)
-    if chief:
-        config.save(os.path.join(work_dir, CONFIG_FILE))
+    if chief:  # every check of the run directory before its first write; config.json at the first step
+        rundir.prepare(config, overwrite=config.overwrite)
     else:
+        tf.io.gfile.makedirs(work_dir)
         _resume_from_chief_backup(config.train_dir, work_dir)
     keras.utils.set_random_seed(config.seed)
     print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
@@ -66,6 +77,7 @@ def train(config: Config) -> TrainResult:
     nan_guard = StopOnNonFiniteLoss()
     callbacks = [
         nan_guard,
+        *([rundir.WriteConfigAtFirstStep(config)] if chief else []),
         AtomicBackupAndRestore(os.path.join(work_dir, "backup"), delete_checkpoint=False),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
     ]
@@ -93,7 +105,8 @@ def train(config: Config) -> TrainResult:
                                 shuffle=False, verbose=verbose)
     if nan_guard.bad_step is not None:
         raise UserError(f"the training loss became {nan_guard.bad_value} at step {nan_guard.bad_step}; "
-                        f"lower --base_learning_rate or check the data (the last good model is kept)")
+                        f"lower --base_learning_rate or check the data; "
+                        f"{backup.describe_saved(config.train_dir, MODEL_FILE)}")
     if corrupt is not None:
         print(corrupt.report(config.train_data_pattern, "train_data_pattern"))
     losses_seen = history.history.get("loss", [])
@@ -267,6 +280,6 @@ class SaveModelAtomically(keras.callbacks.Callback):
         self.nan_guard = nan_guard
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.nan_guard.bad_step is None:
+        if self.nan_guard.bad_step is None and backup.all_finite(self.model):
             save_model_atomically(self.model, self.path)
 

@@ -97,6 +97,8 @@ def segment_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Feat
     """
     per_video = RATED_SEGMENTS_PER_VIDEO if rated else TEST_SEGMENTS_PER_VIDEO
     video_batch_size = max(1, batch_size // per_video)
+    if rated:
+        _require_segment_ratings(fileio.match_files(pattern, flag), flag)
     batches = _serialized_batches(pattern, flag=flag, batch_size=video_batch_size,
                                   shuffle=shuffle, seed=seed, num_epochs=num_epochs,
                                   shuffle_buffer=FRAME_SHUFFLE_BUFFER, drop_remainder=False,
@@ -408,9 +410,33 @@ def _cut_segments(video, starts):
             schema.NUM_FRAMES_INPUT: num_frames}, owner
 
 
+def _require_segment_ratings(files, flag, records: int = 8):
+    """UserError naming the file when none of the first records of `files[0]` has segment ratings.
+
+    Without ratings a rated reader yields no segment at all and a repeating one reads forever.
+    """
+    for serialized in tf.data.TFRecordDataset(files[0]).take(records).ignore_errors():
+        context = tf.train.SequenceExample.FromString(serialized.numpy()).context.feature
+        if schema.SEGMENT_START_KEY in context:
+            return
+    raise UserError(f"{files[0]} (--{flag}) has no segment ratings ({schema.SEGMENT_START_KEY}, "
+                    f"{schema.SEGMENT_LABELS_KEY}, {schema.SEGMENT_SCORES_KEY}); --segment_labels trains and "
+                    f"evaluates on the rated validate files of the 2019 challenge, e.g. validate*.tfrecord")
+
+
 def _rated_segments(video, num_classes):
-    """One example per rated (segment, class) of a batch of validate videos."""
+    """One example per rated (segment, class) of a batch of validate videos.
+
+    A batch of videos none of which is rated stops the reader (unrated files in the pattern:
+    a repeating reader would otherwise read them forever and yield nothing).
+    """
     starts = video[schema.SEGMENT_START_KEY]
+    unrated = tf.debugging.Assert(
+        tf.logical_or(tf.size(starts.flat_values) > 0, tf.equal(starts.nrows(), 0)),
+        [tf.strings.format("no video of a batch has segment ratings (e.g. video {}); --segment_labels needs the "
+                           "rated validate files of the 2019 challenge", video[schema.ID_KEY][:1])])
+    with tf.control_dependencies([unrated]):
+        starts = tf.identity(starts)
     classes = _checked_labels(video[schema.SEGMENT_LABELS_KEY], num_classes).flat_values
     scores = video[schema.SEGMENT_SCORES_KEY].flat_values
     features, owner = _cut_segments(video, starts)

@@ -1,0 +1,129 @@
+"""The run directory's guards: checked before the first write, never another run's files replaced
+(unless --overwrite), stale temporary files of killed processes removed, nothing left behind by a
+run that failed before it saved anything."""
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+
+from yt8m.config import Config
+from yt8m.errors import UserError
+from yt8m.fileio import probe_writable, remove_stale_temp_files
+
+CONFIG_FILE = "config.json"
+MODEL_FILE = "model.keras"
+BACKUP_DIR = "backup"
+# What makes a run directory hold "another run": a checkpoint of one cannot continue as the other.
+IDENTITY = ("model", "model_params", "num_classes", "feature_names", "feature_sizes", "frame_features", "stage")
+# What --overwrite removes: every file train.py (and eval.py) writes there.
+RUN_FILES = (CONFIG_FILE, MODEL_FILE, BACKUP_DIR, "logs", "workers", "eval.json", "label_stats.npz")
+
+
+class RunDir:
+    """What a training run's directory held before the run (`before`), to clean up after a failure."""
+
+    def __init__(self, path: str, created: bool, existed: frozenset):
+        self.path = path
+        self.created = created
+        self.existed = existed
+
+    @classmethod
+    def before(cls, path: str) -> "RunDir":
+        """Reads only: whether the directory exists and which of RUN_FILES it holds."""
+        return cls(path, not tf.io.gfile.exists(path),
+                   frozenset(name for name in RUN_FILES if tf.io.gfile.exists(os.path.join(path, name))))
+
+    def saved_anything(self) -> bool:
+        return (tf.io.gfile.exists(os.path.join(self.path, MODEL_FILE))
+                or tf.io.gfile.exists(os.path.join(self.path, BACKUP_DIR, "training_metadata.json")))
+
+    def cleanup_after_failure(self) -> None:
+        """A run that failed before saving a model or a backup removes what it wrote (config.json, logs/,
+        label statistics, the directory it created); what was there before stays."""
+        if self.saved_anything():
+            return
+        for name in set(RUN_FILES) - self.existed:
+            _remove(os.path.join(self.path, name))
+        if self.created and tf.io.gfile.exists(self.path) and not tf.io.gfile.listdir(self.path):
+            tf.io.gfile.rmtree(self.path)
+
+
+class WriteConfigAtFirstStep(keras.callbacks.Callback):
+    """Writes the run's config.json once its first training step is done: a run that never trains
+    does not replace the config of the run it would have continued."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        self.written = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.written:
+            self.config.save(os.path.join(self.config.train_dir, CONFIG_FILE))
+            self.written = True
+
+
+def prepare(config: Config, overwrite: bool = False) -> None:
+    """Checks --train_dir before the run writes anything (creating it when needed).
+
+    Raises UserError when it is not writable, or holds another run (other IDENTITY fields) and
+    `overwrite` is false; with `overwrite` that run's files are removed first. Removes the stale
+    temporary files of killed processes there.
+    """
+    path = config.train_dir
+    saved = os.path.join(path, CONFIG_FILE)
+    if tf.io.gfile.exists(saved):
+        difference = _difference(_load(saved), config)
+        if difference and not overwrite:
+            raise UserError(f"--train_dir={path} holds another run ({difference}); give another --train_dir, "
+                            f"or --overwrite to replace that run")
+        if difference:
+            for name in RUN_FILES:
+                _remove(os.path.join(path, name))
+    probe_writable(path, "train_dir")
+    for directory in (path, os.path.join(path, BACKUP_DIR)):
+        if tf.io.gfile.isdir(directory):
+            remove_stale_temp_files(directory)
+
+
+def _remove(path: str) -> None:
+    if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+    elif tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+
+
+def _load(path: str) -> Config:
+    try:
+        return Config.load(path)
+    except (UserError, ValueError, TypeError) as exc:
+        raise UserError(f"{path} cannot be read as a run config ({exc}); give another --train_dir, "
+                        f"or remove that file") from None
+
+
+def _difference(old: Config, new: Config) -> str:
+    """'--model=A, not B; ...' for the IDENTITY fields that differ, '' when none does."""
+    parts = []
+    for name in IDENTITY:
+        before, after = getattr(old, name), getattr(new, name)
+        if _normal(before) != _normal(after):
+            parts.append(f"--{name}={_shown(before)}, not {_shown(after)}")
+    return "; ".join(parts)
+
+
+def _normal(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    return value
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict):
+        return "'" + ",".join(f"{k}={v}" for k, v in sorted(value.items())) + "'"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return str(value)
