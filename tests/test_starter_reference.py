@@ -11,6 +11,7 @@ from models import registry
 from models.layers.frame_sampling import FrameSampleCounts
 from models.layers.inputs import FrameMean, NormalizeFrames
 from yt8m.data import schema
+import model_harness
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 CLASSES = 5
@@ -138,3 +139,16 @@ def test_sampling_at_inference_draws_and_survives_the_config():
     assert FrameSampleCounts.from_config(sampler.get_config()).at_inference
     every_frame = FrameSampleCounts(4)(frames, num_frames, training=False)[1].numpy()
     np.testing.assert_array_equal(every_frame, [[1] * 6, [1, 1, 0, 0, 0, 0]])
+
+
+def test_normalized_dbof_passes_harness(tmp_path):
+    model_harness.check_model("DbofModel", {"cluster_size": 16, "hidden_size": 8, "sample_frames": 4,
+                                            "num_mixtures": 2, "normalize_frames": True}, tmp_path)
+
+
+def test_inference_sampling_is_saved_with_the_model(tmp_path):
+    model = registry.build("DbofModel", num_classes=3, feature_size=4, cluster_size=8, hidden_size=4,
+                           sample_frames=3, sample_at_inference=True)
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert loaded.get_layer("frame_sampler").at_inference
