@@ -307,3 +307,22 @@ def test_case11_config_load_goes_through_gfile():
     config.save(path)
     assert not os.path.exists(path)
     assert Config.load(path) == config
+
+
+def _final_weights(train_dir):
+    return _trainable(training.load_trained_model(str(train_dir)))
+
+
+@pytest.mark.parametrize("stream", [dict(max_steps=6, steps_per_epoch=3), dict(max_steps=None, num_epochs=2)])
+def test_case7_a_resumed_run_sees_the_batches_of_an_uninterrupted_one(synthetic_data, tmp_path, capsys, stream):
+    whole = training.train(_video_config(synthetic_data, tmp_path / "whole", **stream))
+    # "Killed" after its first epoch's backup: the same run stopped there, then the same command again.
+    first = dict(stream, max_steps=3) if stream["max_steps"] else dict(stream, num_epochs=1)
+    training.train(_video_config(synthetic_data, tmp_path / "resumed", **first))
+    capsys.readouterr()
+    resumed = training.train(_video_config(synthetic_data, tmp_path / "resumed", **stream))
+    assert f"resuming from step {whole.steps // 2} (the backup of epoch 1)" in capsys.readouterr().out
+    assert resumed.steps == whole.steps and resumed.final_loss == pytest.approx(whole.final_loss, rel=1e-6)
+    for got, want in zip(_final_weights(tmp_path / "resumed"), _final_weights(tmp_path / "whole")):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    # Without the skip, the resumed run would restart the stream: its last epoch's loss would differ.

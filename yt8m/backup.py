@@ -44,7 +44,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             raise
         with atomic_output(self._training_metadata_path) as handle:
             handle.write(json.dumps({"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                                     "weights": name}))
+                                     "step": int(self.model.optimizer.iterations.numpy()), "weights": name}))
         for old in tf.io.gfile.glob(os.path.join(self.backup_dir, "*.weights.h5")):
             if os.path.basename(old) != name:
                 tf.io.gfile.remove(old)
@@ -58,11 +58,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             raise UserError(f"the backup in {self.backup_dir} holds non-finite weights; remove that directory "
                             f"to train from the start (or give another --train_dir)")
         print(f"resuming from step {int(self.model.optimizer.iterations.numpy())} "
-              f"(the backup of epoch {self._current_epoch_loaded()})")
-
-    def _current_epoch_loaded(self) -> int:
-        with tf.io.gfile.GFile(self._training_metadata_path) as handle:
-            return int(json.load(handle).get("epoch", 0))
+              f"(the backup of epoch {completed_epochs(self.backup_dir)})")
 
 
 def all_finite(model) -> bool:
@@ -72,13 +68,24 @@ def all_finite(model) -> bool:
                if np.issubdtype(np.asarray(v).dtype, np.floating))
 
 
+def completed_epochs(backup_dir: str) -> int:
+    """The epochs a run had completed at its backup (0 without one)."""
+    return _metadata(backup_dir).get("epoch", 0)
+
+
 def completed_steps(backup_dir: str, steps_per_epoch: int) -> int:
-    """Steps a run with `steps_per_epoch`-step epochs had taken at its backup (0 without one)."""
+    """The optimizer steps a run had taken at its backup (0 without one; older backups: epochs x
+    `steps_per_epoch`). A run's last epoch can be short (--max_steps), so the epoch alone can miscount."""
+    metadata = _metadata(backup_dir)
+    return int(metadata.get("step", metadata.get("epoch", 0) * steps_per_epoch))
+
+
+def _metadata(backup_dir: str) -> dict:
     path = os.path.join(backup_dir, METADATA_FILE)
     if not tf.io.gfile.exists(path):
-        return 0
+        return {}
     with tf.io.gfile.GFile(path) as handle:
-        return int(json.load(handle).get("epoch", 0)) * steps_per_epoch
+        return json.load(handle)
 
 
 def describe_saved(train_dir: str, model_file: str) -> str:

@@ -64,7 +64,8 @@ def _train(config: Config) -> TrainResult:
     print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
 
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
-    dataset = _to_device(inputs.training_dataset(config, corrupt_records=corrupt), config)
+    dataset = _to_device(_continued(inputs.training_dataset(config, corrupt_records=corrupt), config, work_dir),
+                         config)
     # The pretraining set's label statistics: every pretrain saves them (for its finetunes), whatever its loss.
     stats = (context.label_statistics(config, save=chief)
              if (chief and config.stage == "pretrain") or losses.needs_label_statistics(config) else None)
@@ -197,6 +198,24 @@ def _with_precision(config: Config, build, *args) -> keras.Model:
         return keras.Model(model.inputs, probabilities, name=model.name)
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def _continued(dataset: tf.data.Dataset, config: Config, work_dir: str) -> tf.data.Dataset:
+    """The input a resumed run continues with: the batches an uninterrupted run would see next.
+
+    With --max_steps the input is one seeded stream: the steps the backup had taken are skipped. Otherwise every epoch is a new seeded pass: the
+    passes of the completed epochs are started and dropped, so the shuffle's next order is the
+    one the uninterrupted run's next epoch would draw.
+    """
+    backup_dir = os.path.join(work_dir, "backup")
+    epochs = backup.completed_epochs(backup_dir)
+    if not epochs:
+        return dataset
+    if config.max_steps:
+        return dataset.skip(backup.completed_steps(backup_dir, min(config.steps_per_epoch, config.max_steps)))
+    for _ in range(epochs):
+        iter(dataset)
+    return dataset
 
 
 def _to_device(dataset: tf.data.Dataset, config: Config) -> tf.data.Dataset:
