@@ -13,9 +13,15 @@ per-class classifiers (ML-GCN style). Three models:
 The graph arrives as `label_graph` (the unnormalised A_KS of yt8m/labels/graphs.py,
 normalised D^-1/2 A D^-1/2 on the fly) and the initial node features as
 `label_embeddings`; without them (tests) the graph is the identity and the
-embeddings seeded random. Following the official code, the classifier is
-tanh(E_last) and a plain linear head is added to the graph classifier's logits
-(`linear_head`).
+embeddings seeded random. Following the official code, the GCN layers are biased
+and start in its U(+-1/sqrt(units)) init, the lateral connections take tanh of each
+layer's pre-activation (`lateral_input="activation"`: of its LeakyReLU output), the
+classifier is tanh(E_last) and a linear head is added to the graph classifier's
+logits (`linear_head`). Two additions keep the CLI's Adam at lr 0.01 from killing the
+model (every output 1.0 in 17 steps before): the graph logits are a cosine between
+the pooled feature and tanh(E_last) times a learned scale (`cosine`; False is the
+plain dot product, bounded only by the width), and the class bias starts at the
+logit of `prior` (0.01).
 """
 from __future__ import annotations
 
@@ -24,10 +30,11 @@ import numpy as np
 from keras import ops
 
 from models import registry
-from models.layers.gcn import GCNStack, LabelNodes
+from models.layers.gcn import FAN_OUT_UNIFORM, GCNStack, LabelNodes
 from models.layers.inception_i3d import (ClipPreprocess, check_endpoints, endpoint_channels,
                                          inception_i3d_features, load_inflated_weights)
 from models.layers.inputs import Dequantize, frame_inputs
+from models.layers.label_classifier import ClassBias, LabelLogits, prior_logit
 from models.layers.lateral_connection import LateralConnection
 from yt8m.data import schema
 
@@ -49,11 +56,27 @@ def _label_graph(num_classes: int, embedding_dim: int, label_graph, label_embedd
                       normalize=True, seed=0, name="label_nodes")(anchor)
 
 
-def _graph_logits(pooled, classifiers, num_classes: int, linear_head: bool):
-    """Probabilities from pooled features (B, F): pooled . tanh(W_gcn)^T (+ a linear head), sigmoid."""
-    logits = ops.matmul(pooled, ops.transpose(ops.tanh(classifiers)))
-    if linear_head:
-        logits = logits + keras.layers.Dense(num_classes, name="linear_head")(pooled)
+LATERAL_INPUTS = ("pre_activation", "activation")
+
+
+def _gcn(widths, lateral_input: str) -> GCNStack:
+    """mssnet's GCN: biased layers in its U(+-1/sqrt(units)) init; each layer's output for the lateral
+    connections is its pre-activation (mssnet's tanh(x_raw)) or, with "activation", its LeakyReLU."""
+    if lateral_input not in LATERAL_INPUTS:
+        raise ValueError(f"lateral_input={lateral_input!r} is not one of {', '.join(LATERAL_INPUTS)}")
+    return GCNStack(widths, use_bias=True, kernel_initializer=FAN_OUT_UNIFORM,
+                    return_pre_activations=lateral_input == "pre_activation", name="gcn")
+
+
+def _graph_logits(pooled, classifiers, num_classes: int, linear_head: bool, prior: float, cosine: bool):
+    """Probabilities from pooled features (B, F): pooled . tanh(W_gcn)^T (LabelLogits, `cosine` or plain)
+    (+ a linear head) + b, sigmoid; b starts at prior_logit(prior), in the linear head's bias when there is one."""
+    logits = LabelLogits(cosine, name="graph_logits")(pooled, ops.tanh(classifiers))
+    if linear_head:   # mssnet's `logits` unit, its bias the class bias
+        logits = logits + keras.layers.Dense(num_classes, bias_initializer=keras.initializers.Constant(
+            prior_logit(prior)), name="linear_head")(pooled)
+    else:
+        logits = ClassBias(prior, name="class_bias")(logits)
     return keras.layers.Activation("sigmoid", dtype="float32", name="predictions")(logits)
 
 
@@ -67,6 +90,7 @@ def _load(model: keras.Model, inflated_weights) -> keras.Model:
 def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float = 1.0,
                embedding_dim: int = 300, dropout: float = 0.5, linear_head: bool = True,
                lateral_endpoints: str = I3D_LATERAL_ENDPOINTS, final_endpoint: str = "Mixed_5c",
+               lateral_input: str = "pre_activation", prior: float = 0.01, cosine: bool = True,
                label_graph=None, label_embeddings=None, inflated_weights=None) -> keras.Model:
     """KSSNet on Inception-I3D: clips {"clip": uint8 (B, T, H, W, 3)} -> (B, C).
 
@@ -74,7 +98,7 @@ def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float =
     endpoint (comma-separated, in network order) plus the classifier layer, each as
     wide as the backbone there (192-480-832-1024 by default); dropout after the
     global average pool. `final_endpoint` truncates the backbone (small tests).
-    `inflated_weights`: arrays for the backbone (`load_inflated_weights`), handed
+    `lateral_input`, `prior`, `cosine`: see the module docstring. `inflated_weights`: arrays for the backbone (`load_inflated_weights`), handed
     over by training from --i3d_weights.
     """
     del feature_size
@@ -84,13 +108,13 @@ def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float =
     nodes, adjacency = _label_graph(num_classes, embedding_dim, label_graph, label_embeddings, clip)
     check_endpoints([*laterals, final_endpoint])
     widths = [endpoint_channels(e, width_multiplier) for e in (*laterals, final_endpoint)]
-    layers = GCNStack(widths, name="gcn")(nodes, adjacency)
+    layers = _gcn(widths, lateral_input)(nodes, adjacency)
     after = {endpoint: (lambda x, e=endpoint, i=i: LateralConnection(name=f"lateral_{e}")(x, layers[i]))
              for i, endpoint in enumerate(laterals)}
     features = inception_i3d_features(clip, width_multiplier, after=after, final_endpoint=final_endpoint)
     pooled = keras.layers.GlobalAveragePooling3D(name="pool")(features)
     pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)
-    outputs = _graph_logits(pooled, layers[-1], num_classes, linear_head)
+    outputs = _graph_logits(pooled, layers[-1], num_classes, linear_head, prior, cosine)
     return _load(keras.Model(inputs, outputs, name="KSSNetI3D"), inflated_weights)
 
 
@@ -135,13 +159,15 @@ class MaskedMeanPool(keras.layers.Layer):
 @registry.register("KSSNetTemporal", frame_level=True)
 def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, num_stages: int = 3,
                     kernel_size: int = 3, gcn_layers: int = 4, embedding_dim: int = 300, dropout: float = 0.5,
-                    linear_head: bool = True, label_graph=None, label_embeddings=None) -> keras.Model:
+                    linear_head: bool = True, lateral_input: str = "pre_activation", prior: float = 0.01,
+                    cosine: bool = True, label_graph=None, label_embeddings=None) -> keras.Model:
     """KSSNet on frame features: `num_stages` x (Conv1D `width`, LayerNorm, ReLU) over the valid
     frames, a `gcn_layers`-deep GCN (all layers `width` wide) whose hidden layers enter the deepest
     stages through lateral connections, LayerNorm, masked mean pool, dropout, the GCN classifier.
 
     Frames past `num_frames` are zeroed before every convolution, so padding changes
     nothing (and LayerNorm keeps training free of cross-frame statistics).
+    `lateral_input`, `prior`, `cosine`: see the module docstring.
     """
     if not 1 <= gcn_layers <= num_stages + 1:
         raise ValueError(f"gcn_layers={gcn_layers} needs 1 <= gcn_layers <= num_stages + 1 ({num_stages + 1}): "
@@ -150,7 +176,7 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
     num_frames = inputs[schema.NUM_FRAMES_INPUT]
     x = Dequantize(name="dequantize")(inputs[schema.FRAMES_INPUT])
     nodes, adjacency = _label_graph(num_classes, embedding_dim, label_graph, label_embeddings, x)
-    layers = GCNStack([width] * gcn_layers, name="gcn")(nodes, adjacency)
+    layers = _gcn([width] * gcn_layers, lateral_input)(nodes, adjacency)
     first_lateral = num_stages - (gcn_layers - 1)
     for stage in range(num_stages):
         x = MaskFrames(name=f"mask_{stage}")(x, num_frames)
@@ -165,5 +191,5 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
     x = MaskFrames(name="mask_out")(x, num_frames)
     pooled = MaskedMeanPool(name="pool")(x, num_frames)
     pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)
-    outputs = _graph_logits(pooled, layers[-1], num_classes, linear_head)
+    outputs = _graph_logits(pooled, layers[-1], num_classes, linear_head, prior, cosine)
     return keras.Model(inputs, outputs, name="KSSNetTemporal")

@@ -15,58 +15,86 @@ def normalize_adjacency(adjacency):
     return adjacency * inv_sqrt[:, None] * inv_sqrt[None, :]
 
 
+# "fan_out_uniform": U(-1/sqrt(units), 1/sqrt(units)), the reset_parameters of ML-GCN's and mssnet's
+# GraphConvolution (kernel and bias); anything else is a Keras initializer name.
+FAN_OUT_UNIFORM = "fan_out_uniform"
+
+
+def _kernel_initializer(name: str, units: int):
+    if name == FAN_OUT_UNIFORM:
+        return keras.initializers.RandomUniform(-1.0 / np.sqrt(units), 1.0 / np.sqrt(units))
+    return keras.initializers.get(name)
+
+
 @keras.saving.register_keras_serializable(package="yt8m")
 class GraphConvolution(keras.layers.Layer):
-    """E' = act(Â E W) (Kipf; KSSNet Eq.6), LeakyReLU(0.2) by default; `activation=None` for the last layer.
+    """E' = act(Â E W + b) (Kipf; KSSNet Eq.6), LeakyReLU(0.2) by default; `activation=None` for the last layer.
 
     Called as `layer(node_features, adjacency)` with node_features (C, F) and
-    adjacency (C, C), already normalised.
+    adjacency (C, C), already normalised. `pre_activation(...)` gives Â E W + b
+    (mssnet's lateral connections take tanh of it).
     """
 
     def __init__(self, units: int, activation: str | None = "leaky_relu", negative_slope: float = 0.2,
-                 use_bias: bool = False, **kwargs):
+                 use_bias: bool = False, kernel_initializer: str = "glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.units = units
         self.activation = activation
         self.negative_slope = negative_slope
         self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
 
     def build(self, node_features_shape, adjacency_shape=None):
         self.kernel = self.add_weight(name="kernel", shape=(node_features_shape[-1], self.units),
-                                      initializer="glorot_uniform")
-        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros") if self.use_bias else None
+                                      initializer=_kernel_initializer(self.kernel_initializer, self.units))
+        bias_initializer = "zeros" if self.kernel_initializer != FAN_OUT_UNIFORM else _kernel_initializer(
+            FAN_OUT_UNIFORM, self.units)
+        self.bias = (self.add_weight(name="bias", shape=(self.units,), initializer=bias_initializer)
+                     if self.use_bias else None)
 
-    def call(self, node_features, adjacency):
+    def pre_activation(self, node_features, adjacency):
         out = ops.matmul(adjacency, ops.matmul(node_features, self.kernel))
-        if self.bias is not None:
-            out = out + self.bias
+        return out + self.bias if self.bias is not None else out
+
+    def activate(self, out):
         if self.activation == "leaky_relu":
             return ops.leaky_relu(out, negative_slope=self.negative_slope)
         return keras.activations.get(self.activation)(out) if self.activation else out
+
+    def call(self, node_features, adjacency):
+        return self.activate(self.pre_activation(node_features, adjacency))
 
     def compute_output_spec(self, node_features, adjacency):
         return keras.KerasTensor((*node_features.shape[:-1], self.units), dtype=self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "negative_slope": self.negative_slope, "use_bias": self.use_bias}
+                "negative_slope": self.negative_slope, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer}
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
 class GCNStack(keras.layers.Layer):
-    """Graph convolutions of the given widths; returns every layer's output (KSSNet's LCs use the hidden ones).
+    """Graph convolutions of the given widths; returns every layer's output (KSSNet's LCs use the hidden ones),
+    or with `return_pre_activations` every layer's Â E W + b (the next layer still gets the activation).
 
     The last layer has no activation (ML-GCN's classifier layer) unless `activate_last`.
     """
 
-    def __init__(self, units: list[int], negative_slope: float = 0.2, activate_last: bool = False, **kwargs):
+    def __init__(self, units: list[int], negative_slope: float = 0.2, activate_last: bool = False,
+                 use_bias: bool = False, kernel_initializer: str = "glorot_uniform",
+                 return_pre_activations: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.units = list(units)
         self.negative_slope = negative_slope
         self.activate_last = activate_last
+        self.use_bias = use_bias
+        self.kernel_initializer = kernel_initializer
+        self.return_pre_activations = return_pre_activations
         self.convolutions = [
             GraphConvolution(u, activation="leaky_relu" if (i < len(units) - 1 or activate_last) else None,
-                             negative_slope=negative_slope, name=f"gcn_{i}")
+                             negative_slope=negative_slope, use_bias=use_bias,
+                             kernel_initializer=kernel_initializer, name=f"gcn_{i}")
             for i, u in enumerate(self.units)]
 
     def build(self, node_features_shape, adjacency_shape=None):
@@ -78,8 +106,9 @@ class GCNStack(keras.layers.Layer):
     def call(self, node_features, adjacency):
         outputs = []
         for convolution in self.convolutions:
-            node_features = convolution(node_features, adjacency)
-            outputs.append(node_features)
+            pre_activation = convolution.pre_activation(node_features, adjacency)
+            node_features = convolution.activate(pre_activation)
+            outputs.append(pre_activation if self.return_pre_activations else node_features)
         return outputs
 
     def compute_output_spec(self, node_features, adjacency):
@@ -87,7 +116,9 @@ class GCNStack(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "negative_slope": self.negative_slope,
-                "activate_last": self.activate_last}
+                "activate_last": self.activate_last, "use_bias": self.use_bias,
+                "kernel_initializer": self.kernel_initializer,
+                "return_pre_activations": self.return_pre_activations}
 
 
 def _identity_plus_noise(seed):
