@@ -1,25 +1,31 @@
-"""NeXtVLAD models and the 3rd YouTube-8M challenge's mixture (seed 003).
+"""NeXtVLAD models as linrongc/youtube-8m builds them, and the 3rd YouTube-8M challenge's mixture (seed 003).
 
-NeXtVLADModel: one NeXtVLAD branch (aggregation, dropout, hidden layer, context
-gating) and a classifier. AttentionGRUModel: a GRU with attention pooling and a
-classifier. NeXtVLADMixture: up to three NeXtVLAD branches of their own sizes
-(the paper: clusters 112/136/112, hidden 2048, gating reduction 16/16/8) plus the
-Attention-GRU, each with its own classifier, their probabilities mixed by learned
-softmax-normalised weights (`SoftmaxMixture`, layer name "mixture").
+NeXtVLADModel (linrongc's nextvlad.py, NeXtVLADModel): an rgb NeXtVLAD (K clusters, G
+groups) over the first D - `audio_size` dims of the frame and an audio NeXtVLAD (K/2, G/2)
+over the last `audio_size`, concatenated, dropout, hidden layer (no bias) + BN, context
+gating (no bias), classifier. `two_stream=False` runs one NeXtVLAD over the whole frame.
+AttentionGRUModel: a GRU with attention pooling and a classifier. NeXtVLADMixture: up to
+three such NeXtVLAD branches of their own sizes (the paper: clusters 112/136/112, hidden
+2048, gating reduction 16/16/8) plus the Attention-GRU, each with its own classifier, mixed
+by `mixture_gate` "video" (linrongc's MixNeXtVladModel: a per-video softmax(FC(BN(mean
+frame))) over the branches' logits) or "global" (one learned softmax over the branches'
+probabilities); `branch_loss_weight` adds each branch's own loss, as linrongc trains them.
 """
 import keras
 
 from models import registry
 from models.layers.attention_gru import AttentionGRU
 from models.layers.frame_sampling import FrameSampler
-from models.layers.inputs import Dequantize, frame_inputs
-from models.layers.mixture import SoftmaxMixture
+from models.layers.inputs import Dequantize, FrameMean, frame_inputs
+from models.layers.mixture import ProbabilityLogits, SoftmaxMixture, VideoGateMixture
 from models.layers.moe import MixtureOfExperts, slim_l2
-from models.layers.nextvlad import ContextGating, NeXtVLAD
+from models.layers.nextvlad import ContextGating, NeXtVLAD, StreamSplit
 from yt8m.data import schema
 
 CLASSIFIERS = ("logistic", "moe")
+MIXTURE_GATES = ("video", "global")
 ATTENTION_GRU_LAYER = "attention_gru"
+MIXTURE_LAYER = "mixture"
 
 
 def frame_features(feature_size: int, sample_frames: int):
@@ -36,25 +42,48 @@ def frame_features(feature_size: int, sample_frames: int):
     return inputs, Dequantize(name="dequantize")(frames), num_frames
 
 
-def classifier(x, kind: str, num_classes: int, num_mixtures: int, l2_penalty: float, name: str):
-    """Class probabilities (B, C) from (B, H): a MoE head or one sigmoid layer."""
+def classifier(x, kind: str, num_classes: int, num_mixtures: int, l2_penalty: float, name: str,
+               logits: bool = False):
+    """Class probabilities (B, C) from (B, H), or with `logits` their logits: a MoE head or
+    one logistic layer (linrongc's LogisticModel: l2 on weights and biases)."""
     if kind == "moe":
-        return MixtureOfExperts(num_classes, num_mixtures, l2_penalty, name=name)(x)
+        probabilities = MixtureOfExperts(num_classes, num_mixtures, l2_penalty, name=name)(x)
+        return ProbabilityLogits(name=f"{name}_logits")(probabilities) if logits else probabilities
     if kind == "logistic":
-        return keras.layers.Dense(num_classes, activation="sigmoid", kernel_regularizer=slim_l2(l2_penalty),
+        return keras.layers.Dense(num_classes, activation=None if logits else "sigmoid",
+                                  kernel_regularizer=slim_l2(l2_penalty), bias_regularizer=slim_l2(l2_penalty),
                                   name=name)(x)
     raise ValueError(f"unknown classifier {kind!r}; use one of {', '.join(CLASSIFIERS)}")
 
 
-def nextvlad_branch(frames, num_frames, *, clusters: int, groups: int, expansion: int, hidden_size: int,
+def split_streams(frames, feature_size: int, two_stream: bool, audio_size: int):
+    """[rgb, audio] frames for two-stream NeXtVLADs, else None (one NeXtVLAD over the whole frame)."""
+    if not two_stream:
+        return None
+    if feature_size <= audio_size:
+        raise ValueError(f"two_stream NeXtVLAD: the frame ({feature_size} dims) must be wider than "
+                         f"audio_size ({audio_size}); set audio_size or two_stream=False")
+    return StreamSplit(audio_size, name="streams")(frames)
+
+
+def nextvlad_branch(frames, streams, num_frames, *, clusters: int, groups: int, expansion: int, hidden_size: int,
                     gating_reduction: int, dropout: float, prefix: str = ""):
-    """NeXtVLAD -> dropout -> hidden layer + BN -> context gating: (B, hidden_size)."""
-    x = NeXtVLAD(clusters, groups, expansion, name=f"{prefix}nextvlad")(frames, num_frames)
+    """(rgb, audio) NeXtVLADs (or one over `frames` when `streams` is None) -> dropout ->
+    hidden layer + BN -> context gating: (B, hidden_size), linrongc's order."""
+    if streams is None:
+        x = NeXtVLAD(clusters, groups, expansion, name=f"{prefix}nextvlad")(frames, num_frames)
+    else:
+        if clusters < 2 or groups < 2:
+            raise ValueError(f"two_stream NeXtVLAD: the audio NeXtVLAD gets clusters // 2 and groups // 2, "
+                             f"so both must be >= 2 (got {clusters}, {groups})")
+        rgb = NeXtVLAD(clusters, groups, expansion, name=f"{prefix}rgb_nextvlad")(streams[0], num_frames)
+        audio = NeXtVLAD(clusters // 2, groups // 2, expansion, name=f"{prefix}audio_nextvlad")(streams[1], num_frames)
+        x = keras.layers.Concatenate(name=f"{prefix}nextvlad")([rgb, audio])
     if dropout:
         x = keras.layers.Dropout(dropout, name=f"{prefix}dropout")(x)
     x = keras.layers.Dense(hidden_size, use_bias=False, name=f"{prefix}hidden")(x)
     x = keras.layers.BatchNormalization(name=f"{prefix}hidden_bn")(x)
-    return ContextGating(gating_reduction, name=f"{prefix}gating")(x)
+    return ContextGating(gating_reduction, excite_bias=False, name=f"{prefix}gating")(x)
 
 
 def attention_weights_model(model: keras.Model) -> keras.Model:
@@ -67,10 +96,13 @@ def attention_weights_model(model: keras.Model) -> keras.Model:
 def nextvlad_model(*, num_classes: int, feature_size: int, cluster_size: int = 112, hidden_size: int = 2048,
                    groups: int = 8, expansion: int = 2, gating_reduction: int = 16, dropout: float = 0.5,
                    classifier_kind: str = "logistic", num_mixtures: int = 2, l2_penalty: float = 1e-5,
-                   sample_frames: int = 0) -> keras.Model:
-    """One NeXtVLAD branch and its classifier (`classifier_kind` logistic or moe)."""
+                   sample_frames: int = 0, two_stream: bool = True, audio_size: int = 128) -> keras.Model:
+    """linrongc's NeXtVLADModel: rgb (cluster_size, groups) and audio (cluster_size // 2,
+    groups // 2) NeXtVLADs (`two_stream=False`: one over the whole frame), the hidden layer,
+    gating and a classifier (`classifier_kind` logistic or moe)."""
     inputs, frames, num_frames = frame_features(feature_size, sample_frames)
-    x = nextvlad_branch(frames, num_frames, clusters=cluster_size, groups=groups, expansion=expansion,
+    streams = split_streams(frames, feature_size, two_stream, audio_size)
+    x = nextvlad_branch(frames, streams, num_frames, clusters=cluster_size, groups=groups, expansion=expansion,
                         hidden_size=hidden_size, gating_reduction=gating_reduction, dropout=dropout)
     outputs = classifier(x, classifier_kind, num_classes, num_mixtures, l2_penalty, "predictions")
     return keras.Model(inputs, outputs, name="NeXtVLADModel")
@@ -90,34 +122,68 @@ def attention_gru_model(*, num_classes: int, feature_size: int, gru_units: int =
     return keras.Model(inputs, outputs, name="AttentionGRUModel")
 
 
+@keras.saving.register_keras_serializable(package="yt8m")
+class NeXtVLADMixtureModel(keras.Model):
+    """A functional model whose training loss adds each branch's own loss (linrongc's train.py
+    adds the label loss of every `aux_predictions`): L = L_mix + w * sum_m L(p_m).
+
+    Its one output is the mixture, at training and at inference. In a training step the
+    mixture layer keeps the branch probabilities; `compute_loss` scores each with the
+    compiled loss (same targets, per-element loss and reader weights, so any `--loss`
+    composes) and adds them with the layer's `branch_loss_weight`.
+    """
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        total = super().compute_loss(x, y, y_pred, sample_weight, training=training)
+        mixture = self.get_layer(MIXTURE_LAYER)
+        branches = mixture.take_branch_probabilities()
+        if training and branches and y is not None and self._compile_loss is not None:
+            branch_losses = [self._compile_loss(y, branch, sample_weight) for branch in branches]
+            total = total + mixture.branch_loss_weight * sum(branch_losses)
+        return total
+
+
 @registry.register("NeXtVLADMixture", frame_level=True)
 def nextvlad_mixture(*, num_classes: int, feature_size: int, cluster_size_0: int = 112, cluster_size_1: int = 136,
                      cluster_size_2: int = 112, gating_reduction_0: int = 16, gating_reduction_1: int = 16,
                      gating_reduction_2: int = 8, hidden_size: int = 2048, groups: int = 8, expansion: int = 2,
                      dropout: float = 0.5, attention_gru: bool = True, gru_units: int = 512,
                      attention_units: int = 256, gru_dropout: float = 0.0, classifier_kind: str = "logistic",
-                     num_mixtures: int = 2, l2_penalty: float = 1e-5, sample_frames: int = 0) -> keras.Model:
-    """Seed 003's mixture: three NeXtVLADs (a `cluster_size_i` of 0 drops branch i) and, with
-    `attention_gru`, the Attention-GRU; each branch has its own classifier and the branch
-    probabilities are mixed by softmax-normalised learned weights (layer "mixture")."""
+                     num_mixtures: int = 2, l2_penalty: float = 1e-5, sample_frames: int = 0,
+                     two_stream: bool = True, audio_size: int = 128, mixture_gate: str = "video",
+                     branch_loss_weight: float = 1.0) -> keras.Model:
+    """Seed 003's mixture: three NeXtVLAD branches, each linrongc's two-stream NeXtVLADModel (a
+    `cluster_size_i` of 0 drops branch i), and with `attention_gru` the Attention-GRU, each
+    with its own classifier, mixed by `mixture_gate` (layer "mixture"): "video", linrongc's
+    per-video softmax(FC(BN(mean frame))) over the branch logits; "global", one learned
+    softmax over the branch probabilities. `branch_loss_weight` > 0 adds every branch's
+    own loss times it (linrongc: 1)."""
+    if mixture_gate not in MIXTURE_GATES:
+        raise ValueError(f"unknown mixture_gate {mixture_gate!r}; use one of {', '.join(MIXTURE_GATES)}")
+    logits = mixture_gate == "video"
     inputs, frames, num_frames = frame_features(feature_size, sample_frames)
+    streams = split_streams(frames, feature_size, two_stream, audio_size)
     branches = []
     sizes = ((cluster_size_0, gating_reduction_0), (cluster_size_1, gating_reduction_1),
              (cluster_size_2, gating_reduction_2))
     for index, (clusters, reduction) in enumerate(sizes):
         if clusters <= 0:
             continue
-        x = nextvlad_branch(frames, num_frames, clusters=clusters, groups=groups, expansion=expansion,
+        x = nextvlad_branch(frames, streams, num_frames, clusters=clusters, groups=groups, expansion=expansion,
                             hidden_size=hidden_size, gating_reduction=reduction, dropout=dropout,
                             prefix=f"branch{index}_")
         branches.append(classifier(x, classifier_kind, num_classes, num_mixtures, l2_penalty,
-                                   f"branch{index}_predictions"))
+                                   f"branch{index}_classifier", logits))
     if attention_gru:
         pooled, _ = AttentionGRU(gru_units, attention_units, gru_dropout, name=ATTENTION_GRU_LAYER)(
             frames, num_frames)
         branches.append(classifier(pooled, classifier_kind, num_classes, num_mixtures, l2_penalty,
-                                   "gru_predictions"))
+                                   "gru_classifier", logits))
     if not branches:
         raise ValueError("NeXtVLADMixture needs at least one branch: a positive cluster_size_i or attention_gru")
-    outputs = SoftmaxMixture(name="mixture")(branches)
-    return keras.Model(inputs, outputs, name="NeXtVLADMixture")
+    if logits:
+        mean_frame = FrameMean(name="mean_frame")(frames, num_frames)
+        outputs = VideoGateMixture(branch_loss_weight, name=MIXTURE_LAYER)(mean_frame, branches)
+    else:
+        outputs = SoftmaxMixture(branch_loss_weight, name=MIXTURE_LAYER)(branches)
+    return NeXtVLADMixtureModel(inputs, outputs, name="NeXtVLADMixture")

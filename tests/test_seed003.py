@@ -7,12 +7,14 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 import models  # noqa: F401  (registers the layers)
 from models import registry
 from models.layers.attention_gru import AttentionGRU
+from models.layers.mixture import VideoGateMixture
 from models.layers.nextvlad import ContextGating, NeXtVLAD
-from models.nextvlad import attention_weights_model
+from models.nextvlad import NeXtVLADMixtureModel, attention_weights_model
 from tests.helpers import frame_config
 from yt8m import augment, evaluation, losses, training
 from yt8m.config import Config
@@ -22,6 +24,7 @@ from yt8m.labels.statistics import LabelStatistics
 TINY_MIXTURE = {"cluster_size_0": 4, "cluster_size_1": 6, "cluster_size_2": 4, "hidden_size": 8, "groups": 2,
                 "gating_reduction_0": 2, "gating_reduction_1": 2, "gating_reduction_2": 4, "dropout": 0.1,
                 "gru_units": 8, "attention_units": 4}
+SMALL_MIXTURE = {**TINY_MIXTURE, "audio_size": 2}  # frames of 4 dims: rgb 2 + audio 2
 
 
 def _frames_with_garbage_padding(rng, num_frames, steps, size):
@@ -78,7 +81,7 @@ def test_attention_gru_weights_are_a_distribution_over_valid_frames_only():
 
 
 def test_attention_weights_come_out_of_a_trained_model():
-    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, **TINY_MIXTURE)
+    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, **SMALL_MIXTURE)
     frames = np.random.default_rng(0).integers(0, 256, (2, 6, 4)).astype("uint8")
     weights = attention_weights_model(model).predict({"frames": frames, "num_frames": np.array([6, 2], "int32")},
                                                      verbose=0)
@@ -87,28 +90,124 @@ def test_attention_weights_come_out_of_a_trained_model():
     assert np.all(weights[1, 2:] == 0)
 
 
-def test_mixture_weights_sum_to_one_and_mix_the_branch_probabilities():
-    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, **TINY_MIXTURE)
+def _small_inputs(batch=3, size=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"frames": rng.integers(0, 256, (batch, 6, size)).astype("uint8"),
+            "num_frames": rng.integers(2, 7, batch).astype("int32")}
+
+
+def test_two_stream_rgb_nextvlad_never_sees_the_audio_dims():
+    model = registry.build("NeXtVLADModel", num_classes=5, feature_size=6, cluster_size=4, hidden_size=8, groups=2,
+                           gating_reduction=2, audio_size=2)
+    assert (model.get_layer("rgb_nextvlad").clusters, model.get_layer("rgb_nextvlad").groups) == (4, 2)
+    assert (model.get_layer("audio_nextvlad").clusters, model.get_layer("audio_nextvlad").groups) == (2, 1)
+    streams = keras.Model(model.input, [model.get_layer(n).output for n in ("rgb_nextvlad", "audio_nextvlad")])
+    inputs = _small_inputs(size=6)
+    other = {**inputs, "frames": inputs["frames"].copy()}
+    other["frames"][..., 4:] = 255 - other["frames"][..., 4:]  # the last 2 dims are audio
+    (rgb, audio), (rgb2, audio2) = streams.predict(inputs, verbose=0), streams.predict(other, verbose=0)
+    np.testing.assert_array_equal(rgb, rgb2)
+    assert np.abs(audio - audio2).max() > 1e-3
+    single = registry.build("NeXtVLADModel", num_classes=5, feature_size=6, cluster_size=4, hidden_size=8,
+                            groups=2, gating_reduction=2, two_stream=False)
+    assert isinstance(single.get_layer("nextvlad"), NeXtVLAD) and "rgb_nextvlad" not in [layer.name for layer in single.layers]
+    with pytest.raises(ValueError, match="wider than audio_size"):
+        registry.build("NeXtVLADModel", num_classes=5, feature_size=6, cluster_size=4, groups=2)
+
+
+def test_global_mixture_weights_sum_to_one_and_mix_the_branch_probabilities():
+    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, mixture_gate="global", **SMALL_MIXTURE)
     mixture = model.get_layer("mixture")
     assert mixture.num_inputs == 4  # three NeXtVLADs and the Attention-GRU
     mixture.logits.assign([0.3, -1.0, 2.0, 0.1])
     weights = keras.ops.convert_to_numpy(mixture.mixture_weights())
     assert weights.sum() == pytest.approx(1.0, abs=1e-6) and np.all(weights > 0)
-    names = ["branch0_predictions", "branch1_predictions", "branch2_predictions", "gru_predictions"]
+    names = ["branch0_classifier", "branch1_classifier", "branch2_classifier", "gru_classifier"]
     branches = keras.Model(model.input, [model.get_layer(n).output for n in names])
-    inputs = {"frames": np.random.default_rng(0).integers(0, 256, (3, 6, 4)).astype("uint8"),
-              "num_frames": np.array([6, 2, 4], "int32")}
+    inputs = _small_inputs()
     expected = sum(w * p for w, p in zip(weights, branches.predict(inputs, verbose=0)))
     np.testing.assert_allclose(model.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_video_gate_is_per_video_and_mixes_the_branch_logits():
+    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, **SMALL_MIXTURE)
+    mixture = model.get_layer("mixture")
+    assert isinstance(mixture, VideoGateMixture) and mixture.num_inputs == 4
+    mixture.gate.kernel.assign(np.random.default_rng(1).normal(size=(4, 4)))
+    names = ["mean_frame", "branch0_classifier", "branch1_classifier", "branch2_classifier", "gru_classifier"]
+    inputs = _small_inputs(batch=4)
+    mean_frame, *logits = keras.Model(model.input, [model.get_layer(n).output for n in names]).predict(
+        inputs, verbose=0)
+    weights = keras.ops.convert_to_numpy(mixture.mixture_weights(mean_frame))
+    np.testing.assert_allclose(weights.sum(axis=1), 1, rtol=1e-6)
+    assert np.all(weights > 0) and np.abs(weights - weights[0]).max() > 1e-2  # videos differ
+    mixed = sum(weights[:, m, None] * branch for m, branch in enumerate(logits))
+    np.testing.assert_allclose(model.predict(inputs, verbose=0), 1 / (1 + np.exp(-mixed)), rtol=1e-5, atol=1e-6)
+
+
+def _loss_and_branch_gradient(branch_loss_weight, x, y):
+    keras.utils.set_random_seed(0)
+    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, branch_loss_weight=branch_loss_weight,
+                           **{**SMALL_MIXTURE, "cluster_size_1": 0, "cluster_size_2": 0, "dropout": 0.0})
+    model.compile(loss=keras.losses.BinaryCrossentropy())
+    kernel = model.get_layer("branch0_classifier").kernel
+    with tf.GradientTape() as tape:
+        predictions = model(x, training=True)
+        loss = model.compute_loss(x=x, y=y, y_pred=predictions)
+    branches = keras.Model(model.input, [model.get_layer(n).output for n in ("branch0_classifier", "gru_classifier")])
+    return float(loss), tape.gradient(loss, kernel).numpy(), predictions.numpy(), branches(x, training=True)
+
+
+def test_branch_losses_add_each_branch_loss_and_change_its_gradient():
+    x = _small_inputs(batch=4)
+    y = np.random.default_rng(2).integers(0, 2, (4, 5)).astype("float32")
+    plain, plain_gradient, mixed, _ = _loss_and_branch_gradient(0.0, x, y)
+    weighted, gradient, mixed_again, logits = _loss_and_branch_gradient(1.0, x, y)
+    np.testing.assert_allclose(mixed, mixed_again, rtol=1e-6)  # same weights, same mixture
+    bce = keras.losses.BinaryCrossentropy()
+    branch_losses = sum(float(bce(y, tf.sigmoid(branch))) for branch in logits)
+    assert weighted == pytest.approx(plain + branch_losses, rel=1e-4)
+    assert np.abs(gradient - plain_gradient).max() > 1e-4
+
+
+def test_mixture_saves_reloads_and_keeps_its_gate_and_branch_loss(tmp_path):
+    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, branch_loss_weight=0.5, **SMALL_MIXTURE)
+    model.get_layer("mixture").gate.kernel.assign(np.random.default_rng(1).normal(size=(4, 4)))
+    path = str(tmp_path / "mixture.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert isinstance(loaded, NeXtVLADMixtureModel) and loaded.get_layer("mixture").branch_loss_weight == 0.5
+    inputs = _small_inputs()
+    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), model.predict(inputs, verbose=0), rtol=1e-6)
+
+
+def test_tiny_mixture_trains_with_branch_losses():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, (48, 3)).astype("float32")
+    frames = rng.integers(0, 40, (48, 6, 6)) + (labels @ rng.integers(0, 90, (3, 6)))[:, None, :]
+    x = {"frames": frames.astype("uint8"), "num_frames": rng.integers(3, 7, 48).astype("int32")}
+    keras.utils.set_random_seed(0)
+    model = registry.build("NeXtVLADMixture", num_classes=3, feature_size=6,
+                           **{**SMALL_MIXTURE, "cluster_size_1": 0, "attention_gru": False, "dropout": 0.0})
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=keras.losses.BinaryCrossentropy(), jit_compile=False)
+    history = model.fit(x, labels, batch_size=16, epochs=8, verbose=0).history["loss"]
+    assert history[-1] < 0.8 * history[0]
+    predictions = model.predict(x, verbose=0)
+    assert predictions.std(axis=0).min() > 0.05
+
+
+def test_mixture_rejects_an_unknown_gate():
+    with pytest.raises(ValueError, match="mixture_gate"):
+        registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, mixture_gate="class", **SMALL_MIXTURE)
+
+
 def test_mixture_drops_branches_with_zero_clusters_and_needs_one():
     model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4,
-                           **{**TINY_MIXTURE, "cluster_size_1": 0, "attention_gru": False})
+                           **{**SMALL_MIXTURE, "cluster_size_1": 0, "attention_gru": False})
     assert model.get_layer("mixture").num_inputs == 2
     with pytest.raises(ValueError, match="at least one branch"):
         registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, cluster_size_0=0, cluster_size_1=0,
-                       cluster_size_2=0, attention_gru=False)
+                       cluster_size_2=0, attention_gru=False, audio_size=2)
 
 
 def test_paper_sizes_are_the_defaults():
@@ -116,6 +215,11 @@ def test_paper_sizes_are_the_defaults():
     assert [params[f"cluster_size_{i}"] for i in range(3)] == [112, 136, 112]
     assert [params[f"gating_reduction_{i}"] for i in range(3)] == [16, 16, 8]
     assert (params["hidden_size"], params["groups"], params["expansion"]) == (2048, 8, 2)
+    # linrongc's: two-stream NeXtVLADs over rgb 1024 + audio 128, the per-video gate, branch losses at weight 1
+    assert (params["two_stream"], params["audio_size"], params["mixture_gate"], params["branch_loss_weight"]) == (
+        True, 128, "video", 1.0)
+    assert (registry.params("NeXtVLADModel")["two_stream"], registry.params("NeXtVLADModel")["audio_size"]) == (
+        True, 128)
 
 
 # Three classes by hand: N = (10, 5, 4), M_01 = 4, M_02 = 2, M_12 = 3.
@@ -225,7 +329,7 @@ def test_masked_noise_only_in_training_on_about_the_asked_share():
 
 def test_add_input_noise_keeps_predictions_and_weights():
     model = registry.build("NeXtVLADModel", num_classes=5, feature_size=4, cluster_size=3, hidden_size=8, groups=2,
-                           gating_reduction=2)
+                           gating_reduction=2, audio_size=2)
     noisy = augment.add_input_noise(model, 0.3, 0.5, seed=0)
     assert any(isinstance(layer, keras.Sequential) for layer in noisy.layers)
     inputs = {"frames": np.random.default_rng(0).integers(0, 256, (2, 6, 4)).astype("uint8"),

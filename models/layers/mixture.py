@@ -1,10 +1,38 @@
-"""Learned convex mixing of several classifiers' probabilities."""
+"""Mixing several classifiers into one prediction: one learned softmax, or a per-video gate.
+
+Both layers keep the branch probabilities of their last training call
+(`take_branch_probabilities`) for a model that adds each branch's own loss
+(`branch_loss_weight`, linrongc's auxiliary losses); at inference nothing is kept.
+"""
 import keras
 import tensorflow as tf
 
 
+class _BranchMixture(keras.layers.Layer):
+    """Shared part: `branch_loss_weight` and the branch probabilities of the last training call."""
+
+    def __init__(self, branch_loss_weight: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        if branch_loss_weight < 0:
+            raise ValueError(f"branch_loss_weight must be >= 0, got {branch_loss_weight}")
+        self.branch_loss_weight = branch_loss_weight
+        self.branch_probabilities = None
+
+    def _keep(self, probabilities, training):
+        if training and self.branch_loss_weight:
+            self.branch_probabilities = list(probabilities)
+
+    def take_branch_probabilities(self):
+        """The branch probabilities [(B, C)] of the last training call (then forgotten), or None."""
+        branches, self.branch_probabilities = self.branch_probabilities, None
+        return branches
+
+    def get_config(self):
+        return {**super().get_config(), "branch_loss_weight": self.branch_loss_weight}
+
+
 @keras.saving.register_keras_serializable(package="yt8m")
-class SoftmaxMixture(keras.layers.Layer):
+class SoftmaxMixture(_BranchMixture):
     """`[p_1 (B, C), ..., p_M (B, C)] -> sum_m w_m p_m` with w = softmax(learned logits).
 
     The weights are one learned vector shared by every video and class (starting
@@ -20,9 +48,63 @@ class SoftmaxMixture(keras.layers.Layer):
         """(M,) softmax of the learned logits: non-negative, summing to 1."""
         return tf.nn.softmax(self.logits)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
+        self._keep(inputs, training)
         stacked = tf.stack(inputs, axis=-1)                                     # (B, C, M)
         return tf.reduce_sum(stacked * self.mixture_weights(), axis=-1)
 
     def compute_output_shape(self, input_shapes):
         return input_shapes[0]
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class VideoGateMixture(_BranchMixture):
+    """`(mean frame (B, D), [logits_1 (B, C), ..., logits_M]) -> sigmoid(sum_m w_m logits_m)`.
+
+    linrongc's MixNeXtVladModel: w = softmax(FC(BN(mean frame))), one gate per video
+    over the M branches (`mixture_weights`), mixing the branches' logits.
+    """
+
+    def __init__(self, branch_loss_weight: float = 0.0, **kwargs):
+        super().__init__(branch_loss_weight, **kwargs)
+        self.gate_norm = keras.layers.BatchNormalization(name="gate_bn")
+        self.gate = keras.layers.Dense(1, name="gate")  # width M set in build
+
+    def build(self, mean_frame_shape, logits_shape):
+        self.num_inputs = len(logits_shape)
+        self.gate.units = self.num_inputs
+        self.gate_norm.build(mean_frame_shape)
+        self.gate.build(mean_frame_shape)
+
+    def mixture_weights(self, mean_frame, training=None):
+        """(B, M) per-video softmax gate: non-negative, each row summing to 1."""
+        return tf.nn.softmax(self.gate(self.gate_norm(mean_frame, training=training)), axis=-1)
+
+    def call(self, mean_frame, logits, training=None):
+        self._keep([tf.sigmoid(branch) for branch in logits], training)
+        weights = self.mixture_weights(mean_frame, training=training)            # (B, M)
+        mixed = tf.reduce_sum(tf.stack(logits, axis=1) * weights[..., None], axis=1)
+        return tf.sigmoid(mixed)
+
+    def compute_output_shape(self, mean_frame_shape, logits_shape):
+        return logits_shape[0]
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class ProbabilityLogits(keras.layers.Layer):
+    """Probabilities (B, C) -> logits log(p / (1 - p)), p clipped to [eps, 1 - eps]: a MoE head's
+    output in the logit space VideoGateMixture mixes."""
+
+    def __init__(self, epsilon: float = 1e-7, **kwargs):
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+
+    def call(self, probabilities):
+        p = tf.clip_by_value(probabilities, self.epsilon, 1.0 - self.epsilon)
+        return tf.math.log(p) - tf.math.log1p(-p)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "epsilon": self.epsilon}

@@ -1,7 +1,9 @@
-"""NeXtVLAD frame aggregation (Lin et al., ECCV-W 2018) and SE-style context gating.
+"""NeXtVLAD frame aggregation (Lin et al., ECCV-W 2018), SE-style context gating, the rgb/audio split.
 
-Written from the paper's description and our reading of it; padded frames
-(beyond `num_frames`) are masked out of every sum and of the batch statistics.
+The maths of linrongc/youtube-8m's nextvlad.py (tests/test_nextvlad_reference.py pins it
+on its own outputs); padded frames (beyond `num_frames`) are masked out of every sum and,
+unlike linrongc, of the batch statistics. The output is flattened cluster-major
+(k * group_size + f), linrongc's is feature-major: models/linrongc.py permutes its weights.
 """
 import keras
 import tensorflow as tf
@@ -83,16 +85,21 @@ class NeXtVLAD(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="yt8m")
 class ContextGating(keras.layers.Layer):
-    """SE context gating: x * sigmoid(W2 relu(BN(W1 x))), W1 reducing the width by `reduction`."""
+    """SE context gating: x * sigmoid(W2 relu(BN(W1 x)) [+ b2]), W1 reducing the width by `reduction`.
 
-    def __init__(self, reduction: int = 8, **kwargs):
+    linrongc's gating has no bias b2 (`excite_bias=False`, what the NeXtVLAD models build);
+    the default True keeps models saved before that loadable.
+    """
+
+    def __init__(self, reduction: int = 8, excite_bias: bool = True, **kwargs):
         super().__init__(**kwargs)
         if reduction < 1:
             raise ValueError(f"ContextGating reduction must be >= 1, got {reduction}")
         self.reduction = reduction
+        self.excite_bias = excite_bias
         self.squeeze = keras.layers.Dense(1, use_bias=False, name="squeeze")  # widths set in build
         self.squeeze_norm = keras.layers.BatchNormalization(name="squeeze_bn")
-        self.excite = keras.layers.Dense(1, activation="sigmoid", name="excite")
+        self.excite = keras.layers.Dense(1, activation="sigmoid", use_bias=excite_bias, name="excite")
 
     def build(self, input_shape):
         width = input_shape[-1]
@@ -110,4 +117,26 @@ class ContextGating(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "reduction": self.reduction}
+        return {**super().get_config(), "reduction": self.reduction, "excite_bias": self.excite_bias}
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class StreamSplit(keras.layers.Layer):
+    """frames (B, T, D) -> [rgb (B, T, D - audio_size), audio (B, T, audio_size)]: the official
+    frame is rgb then audio (1024 + 128), and linrongc runs one NeXtVLAD on each."""
+
+    def __init__(self, audio_size: int = 128, **kwargs):
+        super().__init__(**kwargs)
+        if audio_size < 1:
+            raise ValueError(f"StreamSplit audio_size must be >= 1, got {audio_size}")
+        self.audio_size = audio_size
+
+    def call(self, frames):
+        return [frames[..., :-self.audio_size], frames[..., -self.audio_size:]]
+
+    def compute_output_shape(self, frames_shape):
+        *lead, width = frames_shape
+        return [(*lead, None if width is None else width - self.audio_size), (*lead, self.audio_size)]
+
+    def get_config(self):
+        return {**super().get_config(), "audio_size": self.audio_size}
