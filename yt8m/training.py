@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import registry
-from yt8m import augment, distribute, losses, multi_worker
+from yt8m import augment, distribute, health, losses, multi_worker
 from yt8m import rundir, swa
 from yt8m.rundir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (the run's file names, also imported from here)
 from yt8m import backup
@@ -31,6 +31,7 @@ class TrainResult:
     steps: int
     final_loss: float
     replicas: int
+    health: tuple[str, ...] = ()    # yt8m/health.py: the symptoms of a dead model, empty when it looks alive
 
 
 def train(config: Config) -> TrainResult:
@@ -111,9 +112,10 @@ def _train(config: Config) -> TrainResult:
     if corrupt is not None:
         print(corrupt.report(config.train_data_pattern, "train_data_pattern"))
     losses_seen = history.history.get("loss", [])
+    found = health.check(model, next(iter(dataset)), losses_seen) if chief else ()
     return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
                        int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
-                       strategy.num_replicas_in_sync)
+                       strategy.num_replicas_in_sync, found)
 
 
 def load_trained_model(train_dir: str, flag: str = "train_dir") -> keras.Model:
