@@ -3,7 +3,11 @@
 Both layers keep the branch probabilities of their last training call
 (`take_branch_probabilities`) for a model that adds each branch's own loss
 (`branch_loss_weight`, linrongc's auxiliary losses); at inference nothing is kept.
+They are kept per thread: a MirroredStrategy runs each replica's step (call, then
+compute_loss) in its own thread.
 """
+import threading
+
 import keras
 import tensorflow as tf
 
@@ -16,16 +20,15 @@ class _BranchMixture(keras.layers.Layer):
         if branch_loss_weight < 0:
             raise ValueError(f"branch_loss_weight must be >= 0, got {branch_loss_weight}")
         self.branch_loss_weight = branch_loss_weight
-        self.branch_probabilities = None
+        self._kept = {}  # thread id -> branch probabilities of its last training call
 
     def _keep(self, probabilities, training):
         if training and self.branch_loss_weight:
-            self.branch_probabilities = list(probabilities)
+            self._kept[threading.get_ident()] = list(probabilities)
 
     def take_branch_probabilities(self):
-        """The branch probabilities [(B, C)] of the last training call (then forgotten), or None."""
-        branches, self.branch_probabilities = self.branch_probabilities, None
-        return branches
+        """This thread's branch probabilities [(B, C)] of its last training call (then forgotten), or None."""
+        return self._kept.pop(threading.get_ident(), None)
 
     def get_config(self):
         return {**super().get_config(), "branch_loss_weight": self.branch_loss_weight}
