@@ -65,3 +65,21 @@ def test_a_random_adjacency_keeps_labels_apart():
     unit = mixed / np.linalg.norm(mixed, axis=1, keepdims=True)
     mean_cosine = (unit @ unit.T)[~np.eye(500, dtype=bool)].mean()
     assert abs(mean_cosine) < 0.5
+
+
+def test_gcn_stack_gives_pre_activations_and_feeds_on_activations():
+    rng = np.random.default_rng(2)
+    e, a = rng.normal(size=(4, 3)).astype("float32"), np.eye(4, dtype="float32")
+    stack = GCNStack([5, 2], use_bias=True, kernel_initializer="fan_out_uniform", return_pre_activations=True)
+    pre = [ops.convert_to_numpy(x) for x in stack(e, a)]
+    first, second = stack.convolutions
+    bound = 1 / np.sqrt(5)   # ML-GCN / mssnet init: U(-1/sqrt(units), 1/sqrt(units)), bias too
+    assert np.abs(first.kernel.numpy()).max() <= bound and np.abs(first.bias.numpy()).max() <= bound
+    np.testing.assert_allclose(pre[0], e @ first.kernel.numpy() + first.bias.numpy(), rtol=1e-5, atol=1e-6)
+    assert (pre[0] < 0).any()   # not LeakyReLU'd ...
+    hidden = np.where(pre[0] > 0, pre[0], 0.2 * pre[0])   # ... but the next layer gets the LeakyReLU
+    np.testing.assert_allclose(pre[1], hidden @ second.kernel.numpy() + second.bias.numpy(), rtol=1e-5, atol=1e-6)
+    post = GCNStack.from_config({**stack.get_config(), "return_pre_activations": False})
+    post.build(e.shape)
+    post.set_weights(stack.get_weights())
+    np.testing.assert_allclose(ops.convert_to_numpy(post(e, a)[0]), hidden, rtol=1e-5, atol=1e-6)

@@ -37,20 +37,56 @@ def test_mlgcn_adjacency_of_coco_sums_to_the_reference(reference_dir):
 
 
 def test_ks_graph_by_hand_on_four_labels():
-    statistical = np.array([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]], float)   # A'_S = A_S
+    conditional = np.zeros((4, 4))
+    conditional[0, 1], conditional[1, 0], conditional[2, 3] = 1.0, 0.5, 0.3   # P(1|0), P(0|1); 0.3 < t
+    # A_S (ML-GCN, t=0.4, p=0.25): I + 0.25 at (0,1) and (1,0); degrees 1.25, 1.25, 1, 1, so A'_S has
+    # 0.8 on the diagonal of 0 and 1, 0.25 / 1.25 = 0.2 at (0,1), 1 at (2,2) and (3,3).
     knowledge = np.zeros((4, 4))
     knowledge[0, 2] = knowledge[2, 0] = knowledge[2, 3] = knowledge[3, 2] = 1.0   # degrees 1, 0, 2, 1
-    # A = 0.5 A'_S + 0.5 A'_K: (0,1) = 0.5; (0,2) = (2,3) = 0.5 / sqrt(2) = 0.3536.
-    kept_all = graphs.ks_adjacency(statistical, knowledge, lam=0.5, tau=0.3, eta=0.4)
-    np.testing.assert_allclose(kept_all[0, 1], 0.4 * 0.5, rtol=1e-6)
-    np.testing.assert_allclose(kept_all[2, 3], 0.4 * 0.5 / np.sqrt(2), rtol=1e-6)
-    np.testing.assert_allclose(np.diag(kept_all), 0.6, rtol=1e-6)
-    # tau = 0.4 drops the knowledge edges (0.3536 < 0.4): eta A_tau + (1 - eta) I by hand.
-    expected = np.diag([0.6] * 4)
-    expected[0, 1] = expected[1, 0] = 0.2
-    np.testing.assert_allclose(graphs.ks_adjacency(statistical, knowledge, lam=0.5, tau=0.4, eta=0.4), expected,
-                               rtol=1e-6)
-    np.testing.assert_allclose(graphs.ks_adjacency(statistical, knowledge, eta=0.0), np.eye(4))   # no graph
+    # A'_K: 1/sqrt(2) at (0,2) and (2,3). Mix at lambda 0.5, rows: [0.4, 0.1, 0.3536, 0] (sum 0.8536),
+    # [0.1, 0.4, 0, 0] (0.5), [0.3536, 0, 0.5, 0.3536] (1.2071), [0, 0, 0.3536, 0.5] (0.8536).
+    # Normalised again: (0,1) = 0.1 / sqrt(0.8536 * 0.5) = 0.15307, (0,2) = (2,3) = 0.3536 / sqrt(0.8536 *
+    # 1.2071) = 0.34831, (0,0) = 0.4 / 0.8536 = 0.46863, (1,1) = 0.8, (2,2) = 0.41421, (3,3) = 0.58579.
+    superimposed = graphs.superimpose(graphs.mlgcn_adjacency(conditional), knowledge, lam=0.5)
+    np.testing.assert_allclose(superimposed[[0, 0, 2, 0, 1, 2, 3], [1, 2, 3, 0, 1, 2, 3]],
+                               [0.15307, 0.34831, 0.34831, 0.46863, 0.8, 0.41421, 0.58579], atol=1e-5)
+    # tau = 0.3 drops (0,1); eta = 0.4: A_KS = 0.4 A_tau + 0.6 I.
+    graph = graphs.ks_adjacency(conditional, knowledge, lam=0.5, tau=0.3, eta=0.4)
+    expected = 0.4 * np.where(superimposed >= 0.3, superimposed, 0.0) + 0.6 * np.eye(4)
+    np.testing.assert_allclose(graph, expected, rtol=1e-6)
+    assert graph[0, 1] == 0 and graph[0, 2] == pytest.approx(0.4 * 0.34831, abs=1e-5)
+    assert graph[0, 0] == pytest.approx(0.4 * 0.46863 + 0.6, abs=1e-5)
+    kept = graphs.ks_adjacency(conditional, knowledge, lam=0.5, tau=0.1, eta=0.4)
+    assert kept[0, 1] == pytest.approx(0.4 * 0.15307, abs=1e-5) and kept[1, 0] == kept[0, 1]   # symmetric here
+    np.testing.assert_allclose(graphs.ks_adjacency(conditional, knowledge, eta=0.0), np.eye(4))   # no graph
+
+
+def test_ks_graph_on_coco_follows_mlgcn_and_is_normalised_again(reference_dir):
+    stats = LabelStatistics.load(str(reference_dir / "coco_label_graph.npz"))
+    conditional = stats.conditional_probability()
+    knowledge = np.zeros((80, 80))
+    knowledge[1, 46] = knowledge[46, 1] = 1.0
+    knowledge[46, 49] = knowledge[49, 46] = 0.5
+    a_s = graphs.mlgcn_adjacency(conditional, t=0.4, p=0.25)
+    assert a_s[1, 46] > 0 and a_s.sum() == pytest.approx(85.75, abs=1e-3)
+    for lam in (0.0, 0.3, 0.6, 1.0):   # whatever the mix, the combination is normalised to top eigenvalue 1
+        superimposed = graphs.superimpose(a_s, knowledge, lam)
+        assert np.linalg.eigvals(superimposed).real.max() == pytest.approx(1.0, abs=1e-9)
+    # Entry (46, 1) by hand: ML-GCN's direction (46 gathers from 1 by A_S[1, 46]), degrees of each part,
+    # the mixed row sums, then D^-1/2 A D^-1/2 of the mix.
+    d_s, d_k = a_s.sum(axis=1), knowledge.sum(axis=1)
+    s_part = a_s.T / np.sqrt(np.outer(d_s, d_s))
+    k_part = np.divide(knowledge, np.sqrt(np.outer(d_k, d_k)), out=np.zeros_like(knowledge),
+                       where=knowledge > 0)
+    mixed = 0.6 * s_part + 0.4 * k_part
+    rows = mixed.sum(axis=1)
+    by_hand = (0.6 * a_s[1, 46] / np.sqrt(d_s[46] * d_s[1]) + 0.4 * 1.0 / np.sqrt(d_k[46] * d_k[1])) / np.sqrt(
+        rows[46] * rows[1])
+    graph = graphs.ks_adjacency(conditional, knowledge, lam=0.6, tau=0.03, eta=0.4)
+    assert graph[46, 1] == pytest.approx(0.4 * by_hand, rel=1e-5)
+    assert graph[49, 46] == pytest.approx(0.4 * 0.4 * 0.5 / np.sqrt(d_k[49] * d_k[46]) / np.sqrt(rows[49] * rows[46]),
+                                          rel=1e-5)
+    assert np.diag(graph).min() > 0.6   # (1 - eta) I plus eta times each label's own weight
 
 
 def test_knowledge_from_an_edge_list_takes_the_max_over_relations(tmp_path):

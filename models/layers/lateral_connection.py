@@ -11,7 +11,8 @@ class LateralConnection(keras.layers.Layer):
 
     Called as `layer(x, embeddings)` with x (B, ..., C) channels-last features of any
     rank — (B, T, C) frames or (B, T, H, W, C) clips — and embeddings E (N, C), one
-    row per label (a hidden GCN layer's output). Every position's C-vector is scored
+    row per label: a hidden GCN layer's pre-activation Â E W + b, as mathkey/mssnet
+    (tanh(x_raw)), or its LeakyReLU output (the models' `lateral_input`). Every position's C-vector is scored
     against the N labels; g, a 1x1(x1) convolution without bias (a Dense on the
     channel axis, the official code's `merge_conv`), maps the N scores back to C
     channels, added to x. Output shape = x's shape; position-wise, so padded

@@ -107,8 +107,8 @@ def _same_file(path: str, other: str) -> bool:
 
 
 def ks_label_graph(config: Config, stats: LabelStatistics) -> np.ndarray:
-    """(C, C) float32 A_KS (KSSNet Eq.1-4, yt8m/labels/graphs.py): the statistics' P(j|i) superimposed on
-    the knowledge graph of --knowledge_edges, else of the shared verticals of --vocabulary_file (default:
+    """(C, C) float32 A_KS (KSSNet Eq.1-4, yt8m/labels/graphs.ks_adjacency): the ML-GCN adjacency of the
+    statistics' P(j|i) (t=0.4, p=0.25) superimposed on the knowledge graph of --knowledge_edges, else of the shared verticals of --vocabulary_file (default:
     vocabulary.csv beside the training records or in their parent directory), with --ks_lambda/tau/eta."""
     from yt8m.labels import graphs
 

@@ -106,18 +106,27 @@ def vertical_knowledge_adjacency(class_verticals: Mapping[int, tuple[str, ...]],
 
 
 def superimpose(statistical: np.ndarray, knowledge: np.ndarray, lam: float = 0.6) -> np.ndarray:
-    """KSSNet Eq.2-3: A = lambda A'_S + (1 - lambda) A'_K, A'_X = D^-1/2 A_X D^-1/2."""
-    return lam * symmetric_normalize(statistical) + (1.0 - lam) * symmetric_normalize(knowledge)
+    """KSSNet Eq.2-3: A = lambda A'_S + (1 - lambda) A'_K, normalised again as mathkey/mssnet's graph is.
+
+    A'_S = mlgcn_normalize(A_S) (A_S the ML-GCN adjacency: ML-GCN's propagation direction),
+    A'_K = symmetric_normalize(A_K); the mix is then symmetric_normalize'd, so its top eigenvalue is 1
+    (D^-1/2 A D^-1/2 is similar to the row-stochastic D^-1 A) and tau filters a graph of one scale
+    whatever lambda. Symmetric when A_S is; A_S from P(j|i) is directed, as ML-GCN's own graph.
+    """
+    mixed = lam * mlgcn_normalize(statistical) + (1.0 - lam) * symmetric_normalize(knowledge)
+    return symmetric_normalize(mixed)
 
 
-def ks_adjacency(statistical: np.ndarray, knowledge: np.ndarray, lam: float = 0.6, tau: float = 0.03,
-                 eta: float = 0.4) -> np.ndarray:
-    """KSSNet Eq.2-4: A_tau zeroes the entries of the superimposed A below tau; A_KS = eta A_tau + (1-eta) I.
+def ks_adjacency(conditional: np.ndarray, knowledge: np.ndarray, lam: float = 0.6, tau: float = 0.03,
+                 eta: float = 0.4, t: float = 0.4, p: float = 0.25) -> np.ndarray:
+    """KSSNet Eq.2-4 as seed 000 / mssnet build it: A_S = mlgcn_adjacency(P(j|i), t, p) ("following
+    Chen et al."), superimposed on A_K (`superimpose`); A_tau zeroes its entries below tau;
+    A_KS = eta A_tau + (1-eta) I.
 
-    The GCN then uses symmetric_normalize(A_KS) (LabelNodes does it on the fly).
+    The GCN then uses symmetric_normalize(A_KS) (LabelNodes does it on the fly, as mssnet after eta).
     lam=1 is the statistics-only graph, lam=0 knowledge only, eta=0 no graph (I).
     """
-    superimposed = superimpose(statistical, knowledge, lam)
+    superimposed = superimpose(mlgcn_adjacency(conditional, t=t, p=p), knowledge, lam)
     thresholded = np.where(superimposed >= tau, superimposed, 0.0)
     return (eta * thresholded + (1.0 - eta) * np.eye(len(thresholded))).astype(np.float32)
 
