@@ -9,9 +9,11 @@ three such NeXtVLAD branches of their own sizes (the paper: clusters 112/136/112
 2048, gating reduction 16/16/8) plus the Attention-GRU, each with its own classifier, mixed
 by `mixture_gate` "video" (linrongc's MixNeXtVladModel: a per-video softmax(FC(BN(mean
 frame))) over the branches' logits) or "global" (one learned softmax over the branches'
-probabilities); `branch_loss_weight` adds each branch's own loss, as linrongc trains them.
+probabilities); `branch_loss_weight` adds each branch's own loss, as linrongc trains them;
+`distill_weight` adds linrongc's distillation KL between the mixture and each branch.
 """
 import keras
+import tensorflow as tf
 
 from models import registry
 from models.layers.attention_gru import AttentionGRU
@@ -125,21 +127,27 @@ def attention_gru_model(*, num_classes: int, feature_size: int, gru_units: int =
 @keras.saving.register_keras_serializable(package="yt8m")
 class NeXtVLADMixtureModel(keras.Model):
     """A functional model whose training loss adds each branch's own loss (linrongc's train.py
-    adds the label loss of every `aux_predictions`): L = L_mix + w * sum_m L(p_m).
+    adds the label loss of every `aux_predictions`) and linrongc's distillation term:
+    L = L_mix + w * sum_m L(p_m) + lambda * KL.
 
     Its one output is the mixture, at training and at inference. In a training step the
-    mixture layer keeps the branch probabilities; `compute_loss` scores each with the
-    compiled loss (same targets, per-element loss and reader weights, so any `--loss`
-    composes) and adds them with the layer's `branch_loss_weight`.
+    mixture layer keeps the branch probabilities (and the weighted KL); `compute_loss`
+    scores each branch with the compiled loss (same targets, per-element loss and reader
+    weights, so any `--loss` composes), adds them times the layer's `branch_loss_weight`,
+    and adds the KL divided by the replicas in sync (as Keras scales its own losses).
     """
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         total = super().compute_loss(x, y, y_pred, sample_weight, training=training)
         mixture = self.get_layer(MIXTURE_LAYER)
-        branches = mixture.take_branch_probabilities()
-        if training and branches and y is not None and self._compile_loss is not None:
+        branches, distillation = mixture.take_training_terms()
+        if not training or y is None or self._compile_loss is None:
+            return total
+        if branches:
             branch_losses = [self._compile_loss(y, branch, sample_weight) for branch in branches]
             total = total + mixture.branch_loss_weight * sum(branch_losses)
+        if distillation is not None:
+            total = total + distillation / tf.distribute.get_strategy().num_replicas_in_sync
         return total
 
 
@@ -151,15 +159,19 @@ def nextvlad_mixture(*, num_classes: int, feature_size: int, cluster_size_0: int
                      attention_units: int = 256, gru_dropout: float = 0.0, classifier_kind: str = "logistic",
                      num_mixtures: int = 2, l2_penalty: float = 1e-5, sample_frames: int = 0,
                      two_stream: bool = True, audio_size: int = 128, mixture_gate: str = "video",
-                     branch_loss_weight: float = 1.0) -> keras.Model:
+                     branch_loss_weight: float = 1.0, distill_weight: float = 0.0,
+                     distill_temperature: float = 3.0) -> keras.Model:
     """Seed 003's mixture: three NeXtVLAD branches, each linrongc's two-stream NeXtVLADModel (a
     `cluster_size_i` of 0 drops branch i), and with `attention_gru` the Attention-GRU, each
     with its own classifier, mixed by `mixture_gate` (layer "mixture"): "video", linrongc's
     per-video softmax(FC(BN(mean frame))) over the branch logits; "global", one learned
     softmax over the branch probabilities. `branch_loss_weight` > 0 adds every branch's
-    own loss times it (linrongc: 1)."""
+    own loss times it (linrongc: 1). `distill_weight` > 0 (video gate only) adds linrongc's
+    distillation KL at `distill_temperature` (its final run: cl_lambda 9, cl_temperature 3)."""
     if mixture_gate not in MIXTURE_GATES:
         raise ValueError(f"unknown mixture_gate {mixture_gate!r}; use one of {', '.join(MIXTURE_GATES)}")
+    if distill_weight and mixture_gate != "video":
+        raise ValueError("distill_weight needs mixture_gate='video' (the KL is taken between logits)")
     logits = mixture_gate == "video"
     inputs, frames, num_frames = frame_features(feature_size, sample_frames)
     streams = split_streams(frames, feature_size, two_stream, audio_size)
@@ -183,7 +195,8 @@ def nextvlad_mixture(*, num_classes: int, feature_size: int, cluster_size_0: int
         raise ValueError("NeXtVLADMixture needs at least one branch: a positive cluster_size_i or attention_gru")
     if logits:
         mean_frame = FrameMean(name="mean_frame")(frames, num_frames)
-        outputs = VideoGateMixture(branch_loss_weight, name=MIXTURE_LAYER)(mean_frame, branches)
+        outputs = VideoGateMixture(branch_loss_weight, distill_weight, distill_temperature, name=MIXTURE_LAYER)(
+            mean_frame, branches)
     else:
         outputs = SoftmaxMixture(branch_loss_weight, name=MIXTURE_LAYER)(branches)
     return NeXtVLADMixtureModel(inputs, outputs, name="NeXtVLADMixture")

@@ -63,3 +63,20 @@ def test_mixture_with_the_video_gate_matches_linrongc():
     np.testing.assert_allclose(weights, data["mix_weights"], atol=1e-5)
     np.testing.assert_allclose(model.predict(inputs, verbose=0), data["predictions"], atol=1e-5)
     assert float(sum(model.losses)) == pytest.approx(float(data["regularization_loss"]), rel=1e-5)
+
+
+def test_mixture_training_outputs_and_distillation_match_linrongc():
+    """linrongc's training mode (batch statistics, drop_rate 0) with cl_lambda 9, cl_temperature 3."""
+    _, variables, inputs = _fixture("linrongc_mix_nextvlad.npz")
+    data = np.load(os.path.join(FIXTURES, "linrongc_mix_nextvlad_training.npz"))
+    model = registry.build("NeXtVLADMixture", cluster_size_0=4, cluster_size_1=4, cluster_size_2=4,
+                           gating_reduction_0=2, gating_reduction_1=2, gating_reduction_2=2, attention_gru=False,
+                           distill_weight=float(data["cl_lambda"]), distill_temperature=float(data["cl_temperature"]),
+                           **{**SIZES, "dropout": 0.0})
+    load_linrongc_weights(model, variables)
+    predictions = model({k: keras.ops.convert_to_tensor(v) for k, v in inputs.items()}, training=True)
+    branches, distillation = model.get_layer("mixture").take_training_terms()
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(predictions), data["predictions"], atol=1e-5)
+    np.testing.assert_allclose(np.stack([keras.ops.convert_to_numpy(b) for b in branches], 1),
+                               data["aux_predictions"], atol=1e-5)
+    assert float(distillation) == pytest.approx(float(data["distillation_loss"]), rel=1e-5)

@@ -170,6 +170,36 @@ def test_branch_losses_add_each_branch_loss_and_change_its_gradient():
     assert np.abs(gradient - plain_gradient).max() > 1e-4
 
 
+def test_distillation_adds_linrongcs_kl_between_the_mixture_and_each_branch():
+    x = _small_inputs(batch=4)
+    y = np.random.default_rng(2).integers(0, 2, (4, 5)).astype("float32")
+    keras.utils.set_random_seed(0)
+    model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, branch_loss_weight=0.0,
+                           distill_weight=2.0, distill_temperature=3.0,
+                           **{**SMALL_MIXTURE, "cluster_size_1": 0, "cluster_size_2": 0, "dropout": 0.0})
+    model.compile(loss=keras.losses.BinaryCrossentropy())
+    mixture = model.get_layer("mixture")
+    mixture.gate.kernel.assign(np.random.default_rng(1).normal(size=(4, 2)))
+    names = ["mean_frame", "branch0_classifier", "gru_classifier"]
+    mean_frame, *logits = (t.numpy() for t in keras.Model(model.input, [model.get_layer(n).output for n in names])(
+        x, training=True))
+    predictions = model(x, training=True)
+    loss = float(model.compute_loss(x=x, y=y, y_pred=predictions))
+    weights = keras.ops.convert_to_numpy(mixture.mixture_weights(mean_frame, training=True))
+    mixed = sum(weights[:, m, None] * branch for m, branch in enumerate(logits))
+
+    def softmax(z):
+        e = np.exp(z / 3.0 - (z / 3.0).max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+
+    kl = sum((softmax(mixed) * (np.log(softmax(mixed) + 1e-8) - np.log(softmax(b) + 1e-8))).sum(-1) for b in logits)
+    bce = float(keras.losses.BinaryCrossentropy()(y, predictions))
+    assert loss == pytest.approx(bce + 2.0 * kl.mean(), rel=1e-4)
+    with pytest.raises(ValueError, match="distill_weight needs mixture_gate='video'"):
+        registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, mixture_gate="global", distill_weight=1.0,
+                       **SMALL_MIXTURE)
+
+
 def test_mixture_saves_reloads_and_keeps_its_gate_and_branch_loss(tmp_path):
     model = registry.build("NeXtVLADMixture", num_classes=5, feature_size=4, branch_loss_weight=0.5, **SMALL_MIXTURE)
     model.get_layer("mixture").gate.kernel.assign(np.random.default_rng(1).normal(size=(4, 4)))
@@ -218,6 +248,7 @@ def test_paper_sizes_are_the_defaults():
     # linrongc's: two-stream NeXtVLADs over rgb 1024 + audio 128, the per-video gate, branch losses at weight 1
     assert (params["two_stream"], params["audio_size"], params["mixture_gate"], params["branch_loss_weight"]) == (
         True, 128, "video", 1.0)
+    assert params["distill_weight"] == 0.0  # linrongc's KL is an option (its final run: 9 at temperature 3)
     assert (registry.params("NeXtVLADModel")["two_stream"], registry.params("NeXtVLADModel")["audio_size"]) == (
         True, 128)
 

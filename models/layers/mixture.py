@@ -1,10 +1,11 @@
 """Mixing several classifiers into one prediction: one learned softmax, or a per-video gate.
 
-Both layers keep the branch probabilities of their last training call
-(`take_branch_probabilities`) for a model that adds each branch's own loss
-(`branch_loss_weight`, linrongc's auxiliary losses); at inference nothing is kept.
-They are kept per thread: a MirroredStrategy runs each replica's step (call, then
-compute_loss) in its own thread.
+Both layers keep what their last training call adds to the loss (`take_training_terms`):
+the branch probabilities, for a model that adds each branch's own loss
+(`branch_loss_weight`, linrongc's auxiliary losses), and for the per-video gate
+linrongc's distillation term (`distill_weight`); at inference nothing is kept. They are
+kept per thread: a MirroredStrategy runs each replica's step (call, then compute_loss)
+in its own thread.
 """
 import threading
 
@@ -20,15 +21,17 @@ class _BranchMixture(keras.layers.Layer):
         if branch_loss_weight < 0:
             raise ValueError(f"branch_loss_weight must be >= 0, got {branch_loss_weight}")
         self.branch_loss_weight = branch_loss_weight
-        self._kept = {}  # thread id -> branch probabilities of its last training call
+        self._kept = {}  # thread id -> (branch probabilities, distillation term) of its last training call
 
-    def _keep(self, probabilities, training):
-        if training and self.branch_loss_weight:
-            self._kept[threading.get_ident()] = list(probabilities)
+    def _keep(self, training, probabilities, distillation=None):
+        if training and (self.branch_loss_weight or distillation is not None):
+            self._kept[threading.get_ident()] = (list(probabilities) if self.branch_loss_weight else None,
+                                                 distillation)
 
-    def take_branch_probabilities(self):
-        """This thread's branch probabilities [(B, C)] of its last training call (then forgotten), or None."""
-        return self._kept.pop(threading.get_ident(), None)
+    def take_training_terms(self):
+        """This thread's last training call's (branch probabilities [(B, C)] or None, weighted
+        distillation term or None), then forgotten; (None, None) when nothing was kept."""
+        return self._kept.pop(threading.get_ident(), (None, None))
 
     def get_config(self):
         return {**super().get_config(), "branch_loss_weight": self.branch_loss_weight}
@@ -52,7 +55,7 @@ class SoftmaxMixture(_BranchMixture):
         return tf.nn.softmax(self.logits)
 
     def call(self, inputs, training=None):
-        self._keep(inputs, training)
+        self._keep(training, inputs)
         stacked = tf.stack(inputs, axis=-1)                                     # (B, C, M)
         return tf.reduce_sum(stacked * self.mixture_weights(), axis=-1)
 
@@ -65,11 +68,18 @@ class VideoGateMixture(_BranchMixture):
     """`(mean frame (B, D), [logits_1 (B, C), ..., logits_M]) -> sigmoid(sum_m w_m logits_m)`.
 
     linrongc's MixNeXtVladModel: w = softmax(FC(BN(mean frame))), one gate per video
-    over the M branches (`mixture_weights`), mixing the branches' logits.
+    over the M branches (`mixture_weights`), mixing the branches' logits. With
+    `distill_weight` > 0 a training call also keeps distill_weight x `distillation_loss`.
     """
 
-    def __init__(self, branch_loss_weight: float = 0.0, **kwargs):
+    def __init__(self, branch_loss_weight: float = 0.0, distill_weight: float = 0.0,
+                 distill_temperature: float = 3.0, **kwargs):
         super().__init__(branch_loss_weight, **kwargs)
+        if distill_weight < 0 or distill_temperature <= 0:
+            raise ValueError(f"distill_weight must be >= 0 and distill_temperature > 0, got {distill_weight}, "
+                             f"{distill_temperature}")
+        self.distill_weight = distill_weight
+        self.distill_temperature = distill_temperature
         self.gate_norm = keras.layers.BatchNormalization(name="gate_bn")
         self.gate = keras.layers.Dense(1, name="gate")  # width M set in build
 
@@ -84,13 +94,31 @@ class VideoGateMixture(_BranchMixture):
         return tf.nn.softmax(self.gate(self.gate_norm(mean_frame, training=training)), axis=-1)
 
     def call(self, mean_frame, logits, training=None):
-        self._keep([tf.sigmoid(branch) for branch in logits], training)
         weights = self.mixture_weights(mean_frame, training=training)            # (B, M)
         mixed = tf.reduce_sum(tf.stack(logits, axis=1) * weights[..., None], axis=1)
+        distillation = None
+        if training and self.distill_weight:
+            distillation = self.distill_weight * distillation_loss(mixed, logits, self.distill_temperature)
+        self._keep(training, [tf.sigmoid(branch) for branch in logits], distillation)
         return tf.sigmoid(mixed)
 
     def compute_output_shape(self, mean_frame_shape, logits_shape):
         return logits_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "distill_weight": self.distill_weight,
+                "distill_temperature": self.distill_temperature}
+
+
+def distillation_loss(mixed_logits, branch_logits, temperature: float):
+    """linrongc's collaborative-learning term (nextvlad.py, MixNeXtVladModel, is_training): the batch
+    mean of sum_m KL(softmax(mixed / T) || softmax(logits_m / T)), softmaxes over the classes, 1e-8
+    inside the logs, gradients through both sides."""
+    epsilon = 1e-8
+    target = tf.nn.softmax(mixed_logits / temperature, axis=-1)[:, None, :]           # (B, 1, C)
+    branches = tf.nn.softmax(tf.stack(branch_logits, axis=1) / temperature, axis=-1)  # (B, M, C)
+    kl = tf.reduce_sum(target * (tf.math.log(target + epsilon) - tf.math.log(branches + epsilon)), axis=-1)
+    return tf.reduce_mean(tf.reduce_sum(kl, axis=-1))
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
