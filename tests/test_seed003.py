@@ -110,7 +110,8 @@ def test_two_stream_rgb_nextvlad_never_sees_the_audio_dims():
     assert np.abs(audio - audio2).max() > 1e-3
     single = registry.build("NeXtVLADModel", num_classes=5, feature_size=6, cluster_size=4, hidden_size=8,
                             groups=2, gating_reduction=2, two_stream=False)
-    assert isinstance(single.get_layer("nextvlad"), NeXtVLAD) and "rgb_nextvlad" not in [layer.name for layer in single.layers]
+    assert isinstance(single.get_layer("nextvlad"), NeXtVLAD)
+    assert "rgb_nextvlad" not in [layer.name for layer in single.layers]
     with pytest.raises(ValueError, match="wider than audio_size"):
         registry.build("NeXtVLADModel", num_classes=5, feature_size=6, cluster_size=4, groups=2)
 
