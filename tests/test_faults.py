@@ -114,35 +114,52 @@ def test_a_multi_worker_job_restarted_after_a_worker_dies_completes(synthetic_da
 
 
 def _corrupt_copy(source, destination):
-    """A copy with 64 zero bytes in the middle; returns (records wholly before them, their bytes)."""
+    """A copy with 64 zero bytes in the middle; returns (index of the first damaged record, its offset,
+    damaged records, their framed bytes)."""
     data = bytearray(open(source, "rb").read())
     middle = len(data) // 2
     data[middle:middle + 64] = bytes(64)
     open(destination, "wb").write(bytes(data))
-    offset, before = 0, 0
-    for record in tf.data.TFRecordDataset(source):
-        if offset + len(record.numpy()) + 16 > middle:
-            return before, offset
-        offset += len(record.numpy()) + 16   # 8 length, 4 its CRC, the record, 4 its CRC
-        before += 1
-    raise AssertionError("unreachable: the middle lies inside some record")
+    offset, damaged = 0, []
+    for index, record in enumerate(tf.data.TFRecordDataset(source)):
+        size = len(record.numpy()) + 16   # 8 length, 4 its CRC, the record, 4 its CRC
+        if offset < middle + 64 and offset + size > middle:
+            damaged.append((index, offset, size))
+        offset += size
+    return damaged[0][0], damaged[0][1], len(damaged), sum(size for _, _, size in damaged)
 
 
-def test_skip_corrupt_records_counts_and_skips_what_follows_in_that_file(synthetic_data, tmp_path):
+def test_case6_a_corrupt_record_names_the_file_the_record_and_its_offset(synthetic_data, tmp_path):
+    first = sorted(glob.glob(synthetic_data.frame_train))[0]
+    (tmp_path / "data").mkdir()
+    broken = tmp_path / "data" / "a.tfrecord"
+    index, offset, _, _ = _corrupt_copy(first, broken)
+    config = frame_config(synthetic_data, tmp_path / "run", train_data_pattern=str(broken), max_steps=None)
+    with pytest.raises(UserError) as error:
+        with readers.data_errors(config.train_data_pattern):
+            for _ in inputs.training_dataset(config):
+                pass
+    assert str(error.value).startswith(f"{broken}: record {index + 1} (at byte {offset} of "
+                                       f"{broken.stat().st_size}) is corrupt or truncated")
+
+
+def test_case6_skip_corrupt_records_resumes_at_the_next_intact_record(synthetic_data, tmp_path):
     first, second = sorted(glob.glob(synthetic_data.frame_train))[:2]
     (tmp_path / "data").mkdir()
-    before, good_bytes = _corrupt_copy(first, tmp_path / "data" / "a.tfrecord")
+    _, _, damaged, damaged_bytes = _corrupt_copy(first, tmp_path / "data" / "a.tfrecord")
     shutil.copy(second, tmp_path / "data" / "b.tfrecord")
-    in_second = sum(1 for _ in tf.data.TFRecordDataset(second))
+    in_first, in_second = (sum(1 for _ in tf.data.TFRecordDataset(f)) for f in (first, second))
     pattern = str(tmp_path / "data" / "*.tfrecord")
     config = frame_config(synthetic_data, tmp_path / "run", train_data_pattern=pattern)
     corrupt = readers.CorruptRecords()
     dataset = readers.frame_dataset(pattern, num_classes=config.num_classes, feature_spec=config.feature_spec,
                                     batch_size=16, corrupt_records=corrupt)
-    assert sum(int(labels.shape[0]) for _, labels, _ in dataset) == before + in_second
-    assert int(corrupt.count.numpy()) == 1
-    assert int(corrupt.skipped_bytes.numpy()) == os.path.getsize(first) - good_bytes
-    assert "skipped 1 corrupt record(s)" in corrupt.report(pattern, "train_data_pattern")
+    assert sum(int(labels.shape[0]) for _, labels, _ in dataset) == in_first - damaged + in_second
+    lost = corrupt.files[str(tmp_path / "data" / "a.tfrecord")]
+    assert lost["regions"] == 1 and lost["lost_bytes"] == damaged_bytes
+    assert lost["recovered"] > 0 and str(tmp_path / "data" / "b.tfrecord") not in corrupt.files
+    assert (f"a.tfrecord: 1 corrupt stretch(es), {damaged_bytes} bytes lost, {lost['recovered']} intact records "
+            f"read after them") in corrupt.report(pattern, "train_data_pattern")
 
 
 def test_training_with_skip_corrupt_records_reports_the_count(synthetic_data, tmp_path, capsys):
@@ -152,7 +169,45 @@ def test_training_with_skip_corrupt_records_reports_the_count(synthetic_data, tm
                           max_steps=None, num_epochs=1, skip_corrupt_records=True)
     result = training.train(config)
     assert result.steps > 0
-    assert "skipped 1 corrupt record(s) in --train_data_pattern" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "--skip_corrupt_records skipped in --train_data_pattern" in out and "1 corrupt stretch(es)" in out
+
+
+def _with_an_empty_video(source, destination, video_id=b"EMPTY01"):
+    """A copy of `source` with a video of no frames (its feature lists present and empty) after its 4th record."""
+    empty = tf.train.SequenceExample()
+    empty.context.feature["id"].bytes_list.value.append(video_id)
+    empty.context.feature["labels"].int64_list.value.append(3)
+    for name in ("rgb", "audio"):
+        empty.feature_lists.feature_list[name]   # noqa: B018 (present, no frames)
+    records = [r.numpy() for r in tf.data.TFRecordDataset(source)]
+    with tf.io.TFRecordWriter(str(destination)) as writer:
+        for index, record in enumerate(records):
+            writer.write(record)
+            if index == 3:
+                writer.write(empty.SerializeToString())
+    return len(records)
+
+
+@pytest.mark.parametrize("split, kind", [("frame_train", "frame"), ("frame_test", "segment_test"),
+                                         ("frame_validate", "segment")])
+def test_case4_a_video_with_no_frames_stops_naming_it_or_is_skipped_and_named(synthetic_data, tmp_path, split,
+                                                                              kind):
+    path = tmp_path / "with_empty.tfrecord"
+    videos = _with_an_empty_video(sorted(glob.glob(getattr(synthetic_data, split)))[0], path)
+    config = frame_config(synthetic_data, tmp_path / "run")
+    options = dict(num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=16)
+    with pytest.raises(UserError, match=f"video EMPTY01 in {path} has no 'rgb' frames .*--skip_corrupt_records"):
+        with readers.data_errors(str(path)):
+            for _ in readers.make_dataset(kind, str(path), **options):
+                pass
+    corrupt = readers.CorruptRecords()
+    batches = list(readers.make_dataset(kind, str(path), corrupt_records=corrupt, **options))
+    ids = np.concatenate([features["id"].numpy() for features, _, _ in batches])
+    assert not [i for i in ids if i.startswith(b"EMPTY01")]
+    if kind == "frame":
+        assert len(ids) == videos
+    assert corrupt.count == 1 and f"video EMPTY01 in {path}: no 'rgb' frames" in corrupt.report(str(path), "x")
 
 
 def _read_until_output(process, seen: threading.Event):
@@ -213,7 +268,7 @@ def test_case1_segment_labels_on_unrated_files_is_one_error_not_a_hang(synthetic
     with pytest.raises(UserError, match=r"train0000.tfrecord \(--train_data_pattern\) has no segment ratings"):
         inputs.training_dataset(config)
     # Past the first file's check (unrated files later in a pattern), the repeating reader stops too.
-    monkeypatch.setattr(readers, "_require_segment_ratings", lambda files, flag: None)
+    monkeypatch.setattr(readers, "_check_first_records", lambda *args, **kwargs: None)
     started = time.time()
     with pytest.raises(UserError, match="no video of a batch has segment ratings"):
         with readers.data_errors(config.train_data_pattern):

@@ -1,4 +1,6 @@
 """Readers: shapes, exact values on hand-built records, segments, shuffling, bad input."""
+import re
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -286,9 +288,9 @@ def test_label_outside_num_classes_is_a_user_error(tmp_path):
 def test_missing_feature_is_a_user_error(frame_videos):
     path, _ = frame_videos
     spec = schema.FeatureSpec(("rgb", "depth"), (6, 3))
-    dataset = readers.frame_dataset(path, num_classes=NUM_CLASSES, feature_spec=spec, batch_size=2)
-    with pytest.raises(UserError, match="a record has no 'depth' frames; check --feature_names"):
-        _collect(dataset)
+    with pytest.raises(UserError, match=r"train0.tfrecord \(--train_data_pattern\) has no frame feature 'depth' in "
+                                        r"its first records \(frame features found: audio, rgb\); check --feature_names"):
+        readers.frame_dataset(path, num_classes=NUM_CLASSES, feature_spec=spec, batch_size=2)
 
 
 @pytest.mark.parametrize("damage", ["flip", "truncate"])
@@ -305,8 +307,8 @@ def test_corrupt_record_is_a_user_error(frame_videos, damage):
         handle.write(bytes(data))
     dataset = readers.frame_dataset(path, num_classes=NUM_CLASSES, feature_spec=FRAME_SPEC,
                                     batch_size=1)
-    with pytest.raises(UserError, match=r"a record in --data_pattern='pat' is corrupt or "
-                                        r"truncated .*re-download or regenerate"):
+    with pytest.raises(UserError, match=rf"{re.escape(str(path))}: record \d+ \(at byte \d+ of {len(data)}\) is corrupt "
+                                        r"or truncated; re-download or regenerate .*\(in --data_pattern='pat'\)"):
         _collect(dataset, pattern="pat")
 
 

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 
+import numpy as np
 import tensorflow as tf
 
 from yt8m import fileio
@@ -48,7 +50,7 @@ def video_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Featur
                                   shuffle_buffer=VIDEO_SHUFFLE_BUFFER,
                                   drop_remainder=drop_remainder, corrupt_records=corrupt_records)
 
-    def parse(serialized):
+    def parse(serialized, files):
         features, labels = parse_video_batch(serialized, feature_spec, num_classes)
         return features, labels, tf.ones_like(labels)
 
@@ -66,13 +68,15 @@ def frame_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Featur
     T is the batch's longest video (at most `max_frames`), or `max_frames` when
     `pad_to_max`; longer videos are truncated to `max_frames`.
     """
+    _check_first_records(fileio.match_files(pattern, flag), flag, feature_spec)
     batches = _serialized_batches(pattern, flag=flag, batch_size=batch_size, shuffle=shuffle,
                                   seed=seed, num_epochs=num_epochs,
                                   shuffle_buffer=FRAME_SHUFFLE_BUFFER,
                                   drop_remainder=drop_remainder, corrupt_records=corrupt_records)
 
-    def parse(serialized):
-        features, labels = parse_frame_batch(serialized, feature_spec, num_classes, max_frames, pad_to_max)
+    def parse(serialized, files):
+        features, labels = parse_frame_batch(serialized, feature_spec, num_classes, max_frames, pad_to_max,
+                                             files=files, corrupt_records=corrupt_records)
         return features, labels, tf.ones_like(labels)
 
     return _finish(batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
@@ -97,15 +101,15 @@ def segment_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Feat
     """
     per_video = RATED_SEGMENTS_PER_VIDEO if rated else TEST_SEGMENTS_PER_VIDEO
     video_batch_size = max(1, batch_size // per_video)
-    if rated:
-        _require_segment_ratings(fileio.match_files(pattern, flag), flag)
+    _check_first_records(fileio.match_files(pattern, flag), flag, feature_spec, rated=rated)
     batches = _serialized_batches(pattern, flag=flag, batch_size=video_batch_size,
                                   shuffle=shuffle, seed=seed, num_epochs=num_epochs,
                                   shuffle_buffer=FRAME_SHUFFLE_BUFFER, drop_remainder=False,
                                   corrupt_records=corrupt_records)
 
-    def parse(serialized):
-        video = _parse_videos(serialized, feature_spec, num_classes, rated=rated)
+    def parse(serialized, files):
+        video = _parse_videos(serialized, feature_spec, num_classes, rated=rated, files=files,
+                              corrupt_records=corrupt_records)
         if rated:
             return _rated_segments(video, num_classes)
         return _test_segments(video, num_classes)
@@ -142,9 +146,13 @@ def parse_video_batch(serialized, feature_spec: schema.FeatureSpec, num_classes:
 
 
 def parse_frame_batch(serialized, feature_spec: schema.FeatureSpec, num_classes: int,
-                      max_frames: int = schema.MAX_FRAMES, pad_to_max: bool = False):
-    """A batch of serialized SequenceExamples -> ({id, frames uint8, num_frames}, multi-hot labels)."""
-    video = _parse_videos(serialized, feature_spec, num_classes, rated=False)
+                      max_frames: int = schema.MAX_FRAMES, pad_to_max: bool = False, files=None,
+                      corrupt_records: "CorruptRecords | None" = None):
+    """A batch of serialized SequenceExamples -> ({id, frames uint8, num_frames}, multi-hot labels).
+
+    `files` (the records' files, when known) are named by errors; see `_parse_videos`."""
+    video = _parse_videos(serialized, feature_spec, num_classes, rated=False, files=files,
+                          corrupt_records=corrupt_records)
     frames, num_frames = _pad_frames(video["frames"], max_frames, pad_to_max)
     features = {schema.ID_KEY: video[schema.ID_KEY], schema.FRAMES_INPUT: frames,
                 schema.NUM_FRAMES_INPUT: num_frames}
@@ -182,46 +190,83 @@ def data_errors(pattern: str, flag: str = "train_data_pattern"):
 
 
 class CorruptRecords:
-    """Skips and counts corrupt records (`--skip_corrupt_records`); pass one to a reader.
+    """What `--skip_corrupt_records` skips, counted per file; pass one to a reader.
 
-    A corrupt or truncated record ends its file: TFRecord framing after a bad record
-    cannot be trusted, so the rest of that file is skipped too. Each file read to
-    less than its size counts one corrupt record and its unread bytes. Counts are
-    int64 variables on the host, read with `report()` after the pass.
+    A corrupt or truncated stretch of a TFRecord file is skipped and reading resumes at the
+    next intact record (the next offset whose length field passes its CRC and whose records
+    TensorFlow then reads with every CRC checked); videos with no frames, or with unequal frame
+    counts of their features, are skipped and named. `report()` after the pass says what was
+    lost in which file. The tallies live on the host (Python), filled while the pipeline runs.
     """
 
     def __init__(self):
-        with tf.init_scope(), tf.device("/cpu:0"):
-            self.count = tf.Variable(0, dtype=tf.int64, trainable=False, name="corrupt_records")
-            self.skipped_bytes = tf.Variable(0, dtype=tf.int64, trainable=False, name="corrupt_bytes")
+        self._lock = threading.Lock()
+        self._stopped: dict[str, int] = {}    # file -> the offset where TensorFlow's reader stopped
+        self.files: dict[str, dict] = {}      # file -> {"regions", "lost_bytes", "recovered"} (one pass)
+        self.videos: dict[bytes, tuple] = {}  # video id -> (file, reason)
 
-    def records(self, file, size) -> tf.data.Dataset:
-        """The records of `file` (`size` bytes) up to its first corrupt one, which is counted."""
-        framed = tf.data.TFRecordDataset(file).ignore_errors().map(
-            lambda record: (record, tf.cast(tf.strings.length(record), tf.int64) + 16, False))
-        end = tf.data.Dataset.from_tensors((tf.constant(b""), tf.constant(0, tf.int64), True))
+    @property
+    def count(self) -> int:
+        """Corrupt regions plus skipped videos."""
+        return sum(f["regions"] for f in self.files.values()) + len(self.videos)
 
-        def tally(read, element):
-            record, length, last = element
-            return read + length, (record, read + length, last)
-
-        def count_short_file(record, read, last):
-            short = tf.logical_and(last, read < size)
-            with tf.control_dependencies([
-                    self.count.assign_add(tf.cast(short, tf.int64)),
-                    self.skipped_bytes.assign_add(tf.where(short, size - read, tf.constant(0, tf.int64)))]):
+    def records(self, file) -> tf.data.Dataset:
+        """The intact records of `file` (a string tensor), corrupt stretches skipped and tallied."""
+        def note(record, offset, index, last):
+            noted = tf.cond(last, lambda: tf.py_function(self._note_stop, [file, offset], tf.bool),
+                            lambda: tf.constant(False))
+            with tf.control_dependencies([noted]):
                 return tf.identity(record), last
 
-        return (framed.concatenate(end).scan(tf.constant(0, tf.int64), tally)
-                .map(count_short_file).filter(lambda record, last: tf.logical_not(last))
-                .map(lambda record, last: record))
+        good = _framed_records(file).map(note).filter(lambda record, last: tf.logical_not(last))
+        rest = tf.data.Dataset.from_generator(self._recover, args=(file,),
+                                              output_signature=tf.TensorSpec([], tf.string))
+        return good.map(lambda record, last: record).concatenate(rest)
+
+    def note_videos(self, ids, files, reasons):
+        """Called (tf.py_function) with the ids, files and reasons of videos a reader dropped."""
+        with self._lock:
+            for video, file, reason in zip(ids.numpy(), files.numpy(), reasons.numpy()):
+                self.videos[video] = (file.decode(), reason.decode())
+        return True
 
     def report(self, pattern: str, flag: str) -> str:
-        count, skipped = int(self.count.numpy()), int(self.skipped_bytes.numpy())
-        if not count:
+        if not self.count:
             return f"no corrupt records in --{flag}={pattern!r}"
-        return (f"skipped {count} corrupt record(s) in --{flag}={pattern!r} (--skip_corrupt_records), "
-                f"with the rest of their files: {skipped} bytes unread")
+        lines = [f"--skip_corrupt_records skipped in --{flag}={pattern!r}:"]
+        for file, lost in sorted(self.files.items()):
+            if lost["regions"]:
+                lines.append(f"  {file}: {lost['regions']} corrupt stretch(es), {lost['lost_bytes']} bytes lost, "
+                             f"{lost['recovered']} intact records read after them")
+        for video, (file, reason) in sorted(self.videos.items()):
+            lines.append(f"  video {video.decode(errors='replace')} in {file}: {reason}")
+        return "\n".join(lines)
+
+    def _note_stop(self, file, offset):
+        with self._lock:
+            self._stopped[file.numpy().decode()] = int(offset.numpy())
+        return True
+
+    def _recover(self, file: bytes):
+        """Generator: the intact records after the stretch where TensorFlow's reader stopped."""
+        file = file.decode()
+        with self._lock:
+            position = self._stopped.pop(file, None)
+        if position is None or position >= tf.io.gfile.stat(file).length:   # read whole by TensorFlow
+            return
+        with tf.io.gfile.GFile(file, "rb") as handle:
+            data = handle.read()
+        regions = lost = recovered = 0
+        while position < len(data):
+            start = _next_record_start(data, position + 1)
+            regions, lost = regions + 1, lost + start - position
+            position = start
+            for record in _intact_records(data[start:]):
+                recovered += 1
+                position += len(record) + 16
+                yield record
+        with self._lock:
+            self.files[file] = {"regions": regions, "lost_bytes": lost, "recovered": recovered}
 
 
 # ------------------------------------------------------------- file reading
@@ -229,28 +274,106 @@ class CorruptRecords:
 
 def _serialized_batches(pattern, *, flag, batch_size, shuffle, seed, num_epochs,
                         shuffle_buffer, drop_remainder, corrupt_records=None) -> tf.data.Dataset:
-    """Batches of serialized records: files interleaved, shuffled with `seed`, repeated.
+    """Batches of (serialized records, their files): files interleaved, shuffled with `seed`, repeated.
 
-    With a `CorruptRecords`, a file's corrupt record ends that file (the TFRecord framing
-    after it cannot be trusted) and is counted there instead of stopping the run.
+    A corrupt or truncated stretch of a file stops the pipeline naming the file, the record's
+    number and its byte offset; with a `CorruptRecords` it is skipped and reading resumes after it.
     """
     files = fileio.match_files(pattern, flag)
-    if corrupt_records is None:
-        records = tf.data.TFRecordDataset
-    else:
-        sizes = tf.constant([tf.io.gfile.stat(f).length for f in files], tf.int64)
-        index = tf.constant(files)
-        records = lambda file: corrupt_records.records(file, tf.gather(  # noqa: E731
-            sizes, tf.argmax(tf.cast(tf.equal(index, file), tf.int32))))
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         dataset = dataset.shuffle(len(files), seed=seed)
     dataset = dataset.interleave(
-        records, cycle_length=min(len(files), MAX_PARALLEL_FILES),
+        lambda file: file_records(file, corrupt_records).map(lambda record: (record, file)),
+        cycle_length=min(len(files), MAX_PARALLEL_FILES),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     return dataset.repeat(num_epochs).batch(batch_size, drop_remainder=drop_remainder)
+
+
+def file_records(file, corrupt_records: "CorruptRecords | None" = None) -> tf.data.Dataset:
+    """The serialized records of one TFRecord file (a string tensor).
+
+    Without `corrupt_records`, a corrupt or truncated record raises (through `data_errors`) an
+    error naming the file, the record's number and its offset; with it, see `CorruptRecords`.
+    """
+    if corrupt_records is not None:
+        return corrupt_records.records(file)
+
+    def checked(record, offset, index, last):
+        size = tf.cond(last, lambda: tf.py_function(_file_size, [file], tf.int64), lambda: offset)
+        check = tf.debugging.Assert(offset >= size, [tf.strings.join([
+            file, ": record ", tf.strings.as_string(index + 1), " (at byte ", tf.strings.as_string(offset), " of ",
+            tf.strings.as_string(size), ") is corrupt or truncated; re-download or regenerate that file, leave it "
+            "out of the pattern, or pass --skip_corrupt_records"])])
+        with tf.control_dependencies([check]):
+            return tf.identity(record), last
+
+    return (_framed_records(file).map(checked).filter(lambda record, last: tf.logical_not(last))
+            .map(lambda record, last: record))
+
+
+def _framed_records(file) -> tf.data.Dataset:
+    """(record, its offset, its index, False) for each record TensorFlow reads from `file` before its
+    first error, then one (b"", offset reached, records read, True)."""
+    read = tf.data.TFRecordDataset(file).ignore_errors().map(
+        lambda record: (record, tf.strings.length(record), False))
+    end = tf.data.Dataset.from_tensors((tf.constant(b""), tf.constant(0, tf.int32), True))
+
+    def tally(state, element):
+        offset, index = state
+        record, length, last = element
+        framed = tf.cast(length, tf.int64) + 16   # 8 length, 4 its CRC, the record, 4 its CRC
+        return (offset + framed, index + 1), (record, offset, index, last)
+
+    return read.concatenate(end).scan((tf.constant(0, tf.int64), tf.constant(0, tf.int64)), tally)
+
+
+def _file_size(file) -> tf.Tensor:
+    return tf.constant(tf.io.gfile.stat(file.numpy().decode()).length, tf.int64)
+
+
+def _crc32c_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0x82F63B78), table >> 1).astype(np.uint32)
+    return table
+
+
+_CRC32C = _crc32c_table()
+_SCAN_CHUNK = 1 << 20
+
+
+def _next_record_start(data: bytes, start: int) -> int:
+    """The first offset >= start whose 8 bytes (a record's length) match the masked CRC-32C after
+    them, as TFRecord frames a record; len(data) when there is none. Vectorised over positions."""
+    array = np.frombuffer(data, np.uint8)
+    for chunk in range(start, len(data) - 12 + 1, _SCAN_CHUNK):
+        positions = np.arange(chunk, min(chunk + _SCAN_CHUNK, len(data) - 12 + 1))
+        crc = np.full(positions.size, 0xFFFFFFFF, np.uint32)
+        for k in range(8):
+            crc = _CRC32C[(crc ^ array[positions + k]) & 0xFF] ^ (crc >> np.uint32(8))
+        crc ^= np.uint32(0xFFFFFFFF)
+        masked = (((crc >> np.uint32(15)) | (crc << np.uint32(17))) + np.uint32(0xA282EAD8)).astype(np.uint32)
+        stored = (array[positions + 8].astype(np.uint32) | array[positions + 9].astype(np.uint32) << 8
+                  | array[positions + 10].astype(np.uint32) << 16 | array[positions + 11].astype(np.uint32) << 24)
+        found = np.flatnonzero(masked == stored)
+        if found.size:
+            return int(positions[found[0]])
+    return len(data)
+
+
+def _intact_records(data: bytes):
+    """The records TensorFlow reads (every CRC checked) from `data`, up to its first error."""
+    path = f"ram://yt8m-recovery/{threading.get_ident()}-{id(data)}.tfrecord"
+    with tf.io.gfile.GFile(path, "wb") as handle:
+        handle.write(data)
+    try:
+        for record in tf.data.TFRecordDataset(path).ignore_errors():
+            yield record.numpy()
+    finally:
+        tf.io.gfile.remove(path)
 
 
 def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -284,8 +407,12 @@ def _video_features(parsed, feature_spec):
     return tf.concat(columns, axis=-1)
 
 
-def _parse_videos(serialized, feature_spec, num_classes, *, rated):
-    """A batch of SequenceExamples -> id, labels (ragged), frames (ragged (B, None, D) uint8)."""
+def _parse_videos(serialized, feature_spec, num_classes, *, rated, files=None, corrupt_records=None):
+    """A batch of SequenceExamples -> id, labels (ragged), frames (ragged (B, None, D) uint8).
+
+    A video with no frames, or with unequal frame counts of its features, stops the pipeline naming
+    its id and file; with `corrupt_records` (--skip_corrupt_records) it is dropped and named there.
+    """
     context_keys = {schema.ID_KEY: tf.io.FixedLenFeature([], tf.string),
                     schema.LABELS_KEY: _ragged(tf.int64)}
     if rated:
@@ -295,23 +422,87 @@ def _parse_videos(serialized, feature_spec, num_classes, *, rated):
     sequence_keys = {name: _ragged(tf.string) for name in feature_spec.names}
     context, sequences, _ = tf.io.parse_sequence_example(
         serialized, context_features=context_keys, sequence_features=sequence_keys)
+    context, sequences = _without_broken_videos(context, sequences, feature_spec, files, corrupt_records)
     context[schema.LABELS_KEY] = _checked_labels(context[schema.LABELS_KEY], num_classes)
     context["frames"] = _decode_frames(sequences, feature_spec)
     return context
 
 
+def _without_broken_videos(context, sequences, feature_spec, files, corrupt_records):
+    """Checks every video has frames, as many of each feature; drops (and notes) those that do not
+    when `corrupt_records` is given, else asserts naming the first one's id and file."""
+    ids = context[schema.ID_KEY]
+    files = tf.fill(tf.shape(ids), "(file unknown)") if files is None else files
+    first = feature_spec.names[0]
+    lengths = [sequences[name].row_lengths() for name in feature_spec.names]
+    empty = tf.equal(lengths[0], 0)
+    unequal = tf.zeros_like(empty)
+    for length in lengths[1:]:
+        unequal = tf.logical_or(unequal, tf.not_equal(length, lengths[0]))
+    unequal = tf.logical_and(unequal, tf.logical_not(empty))
+    broken = tf.logical_or(empty, unequal)
+    reasons = tf.where(empty, f"no '{first}' frames (an empty video)",
+                       f"unequal frame counts of {', '.join(feature_spec.names)} (a malformed record)")
+    if corrupt_records is None:
+        where = tf.argmax(tf.concat([tf.cast(broken, tf.int32), [1]], 0))
+        shown = lambda values, default: tf.gather(tf.concat([values, [default]], 0), where)  # noqa: E731
+        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(broken)), [tf.strings.join([
+            "video ", shown(ids, ""), " in ", shown(files, ""), " has ", shown(reasons, ""),
+            "; pass --skip_corrupt_records to skip such videos, or regenerate the file"])])
+        with tf.control_dependencies([check]):
+            return {k: tf.identity(v) for k, v in context.items()}, sequences
+    noted = tf.cond(tf.reduce_any(broken),
+                    lambda: tf.py_function(corrupt_records.note_videos, [tf.boolean_mask(ids, broken),
+                                           tf.boolean_mask(files, broken), tf.boolean_mask(reasons, broken)],
+                                           tf.bool),
+                    lambda: tf.constant(False))
+    keep = tf.logical_not(broken)
+    with tf.control_dependencies([noted]):
+        keep = tf.identity(keep)
+    kept = {k: (tf.ragged.boolean_mask(v, keep) if isinstance(v, tf.RaggedTensor) else tf.boolean_mask(v, keep))
+            for k, v in context.items()}
+    return kept, {k: tf.ragged.boolean_mask(v, keep) for k, v in sequences.items()}
+
+
+def _check_first_records(files, flag, feature_spec, rated: bool = False, records: int = 8):
+    """UserError naming the file when none of the first records of `files[0]` has a frame feature of
+    --feature_names (or, `rated`, segment ratings).
+
+    Checked once, before reading: in the pipeline a missing feature would look like empty videos,
+    and a rated reader over unrated files yields no segment at all (a repeating one, forever).
+    """
+    seen_features, seen_ratings = set(), False
+    for serialized in tf.data.TFRecordDataset(files[0]).take(records).ignore_errors():
+        try:
+            example = tf.train.SequenceExample.FromString(serialized.numpy())
+        except Exception:  # noqa: BLE001 (not a SequenceExample: reported below as missing features)
+            continue
+        seen_features |= set(example.feature_lists.feature_list)
+        seen_ratings |= schema.SEGMENT_START_KEY in example.context.feature
+    missing = [name for name in feature_spec.names if name not in seen_features]
+    if missing:
+        found = ", ".join(sorted(seen_features)) or "none"
+        raise UserError(f"{files[0]} (--{flag}) has no frame feature {', '.join(map(repr, missing))} in its first "
+                        f"records (frame features found: {found}); check --feature_names and that the files are "
+                        f"frame-level")
+    if rated and not seen_ratings:
+        raise UserError(f"{files[0]} (--{flag}) has no segment ratings ({schema.SEGMENT_START_KEY}, "
+                        f"{schema.SEGMENT_LABELS_KEY}, {schema.SEGMENT_SCORES_KEY}); --segment_labels trains and "
+                        f"evaluates on the rated validate files of the 2019 challenge, e.g. validate*.tfrecord")
+
+
 def _decode_frames(sequences, feature_spec):
     """Ragged (B, None, D) uint8: every feature's bytes decoded at once, concatenated."""
     first_name = feature_spec.names[0]
-    columns = [_decode_feature(sequences, name, size, first_name)
+    columns = [_decode_feature(sequences, name, size)
                for name, size in zip(feature_spec.names, feature_spec.sizes)]
     values = columns[0] if len(columns) == 1 else tf.concat(columns, axis=-1)
     return tf.RaggedTensor.from_row_splits(values, sequences[first_name].row_splits,
                                            validate=False)
 
 
-def _decode_feature(sequences, name, size, first_name):
-    """(frames in the batch, size) uint8 of one feature, its frame counts and width checked.
+def _decode_feature(sequences, name, size):
+    """(frames in the batch, size) uint8 of one feature, its width checked.
 
     decode_raw itself rejects frames of unequal sizes, so the width check is O(1).
     """
@@ -322,9 +513,7 @@ def _decode_feature(sequences, name, size, first_name):
         tf.logical_or(tf.equal(tf.size(decoded), 0), tf.equal(width, size)),
         [tf.strings.format(f"feature '{name}' has {{}} values per frame in the data but "
                            f"--feature_sizes says {size}; make --feature_sizes match the data", width)])
-    count_check = _check_frame_counts(name, frames.row_lengths(),
-                                      sequences[first_name].row_lengths(), first_name)
-    with tf.control_dependencies([width_check, count_check]):
+    with tf.control_dependencies([width_check]):   # frame counts: _without_broken_videos
         return tf.reshape(decoded, [-1, size])
 
 
@@ -349,19 +538,6 @@ def _check_sizes(lengths, size, message):
                             tf.argmax(tf.concat([wrong, [True]], 0)))
     return tf.debugging.Assert(tf.logical_not(tf.reduce_any(wrong)),
                                [tf.strings.format(message, first_wrong)])
-
-
-def _check_frame_counts(name, lengths, first_lengths, first_name):
-    """Every video has frames of `name`, as many as of the first feature."""
-    missing = tf.debugging.Assert(
-        tf.reduce_all(lengths > 0),
-        [f"a record has no '{name}' frames; check --feature_names against the data "
-         f"(the official frame-level names are {', '.join(schema.FRAME_FEATURE_NAMES)})"])
-    mismatch = tf.debugging.Assert(
-        tf.reduce_all(tf.equal(lengths, first_lengths)),
-        [f"a record has a different number of '{name}' and '{first_name}' frames; "
-         "the record is malformed, regenerate it"])
-    return tf.group(missing, mismatch)
 
 
 def _checked_labels(labels, num_classes):
@@ -408,20 +584,6 @@ def _cut_segments(video, starts):
     num_frames = tf.reduce_sum(tf.cast(real, tf.int32), axis=1)
     return {schema.ID_KEY: ids, schema.FRAMES_INPUT: cut,
             schema.NUM_FRAMES_INPUT: num_frames}, owner
-
-
-def _require_segment_ratings(files, flag, records: int = 8):
-    """UserError naming the file when none of the first records of `files[0]` has segment ratings.
-
-    Without ratings a rated reader yields no segment at all and a repeating one reads forever.
-    """
-    for serialized in tf.data.TFRecordDataset(files[0]).take(records).ignore_errors():
-        context = tf.train.SequenceExample.FromString(serialized.numpy()).context.feature
-        if schema.SEGMENT_START_KEY in context:
-            return
-    raise UserError(f"{files[0]} (--{flag}) has no segment ratings ({schema.SEGMENT_START_KEY}, "
-                    f"{schema.SEGMENT_LABELS_KEY}, {schema.SEGMENT_SCORES_KEY}); --segment_labels trains and "
-                    f"evaluates on the rated validate files of the 2019 challenge, e.g. validate*.tfrecord")
 
 
 def _rated_segments(video, num_classes):
