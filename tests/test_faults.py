@@ -381,3 +381,14 @@ def test_case7_a_resumed_run_sees_the_batches_of_an_uninterrupted_one(synthetic_
     for got, want in zip(_final_weights(tmp_path / "resumed"), _final_weights(tmp_path / "whole")):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
     # Without the skip, the resumed run would restart the stream: its last epoch's loss would differ.
+
+
+def test_case8_a_loss_that_ends_far_above_its_first_step_is_warned_about(synthetic_data, tmp_path, capsys):
+    # One epoch at learning rate 1e6: the epoch's mean loss explodes within it, no second epoch to compare.
+    result = training.train(_video_config(synthetic_data, tmp_path / "run", base_learning_rate=1e6,
+                                          clip_gradient_norm=0.0, max_steps=6, steps_per_epoch=6))
+    assert np.isfinite(result.final_loss)
+    assert any("its loss ended at" in symptom for symptom in result.health)
+    assert "WARNING: the trained model looks dead: its loss ended at" in capsys.readouterr().out
+    calm = training.train(_video_config(synthetic_data, tmp_path / "calm", max_steps=6, steps_per_epoch=6))
+    assert not [symptom for symptom in calm.health if "loss ended" in symptom]

@@ -112,7 +112,8 @@ def _train(config: Config) -> TrainResult:
     if corrupt is not None:
         print(corrupt.report(config.train_data_pattern, "train_data_pattern"))
     losses_seen = history.history.get("loss", [])
-    found = health.check(model, next(iter(dataset)), losses_seen) if chief else ()
+    started = [nan_guard.first_loss] if nan_guard.first_loss is not None else []   # issue 17 case 8: vs step 1
+    found = health.check(model, next(iter(dataset)), started + losses_seen) if chief else ()
     return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
                        int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
                        strategy.num_replicas_in_sync, found)
@@ -277,15 +278,19 @@ class StopAtStep(keras.callbacks.Callback):
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops at the first NaN/inf loss and remembers where, so the run can say so clearly."""
+    """Stops at the first NaN/inf loss and remembers where, so the run can say so clearly; also keeps
+    the first step's loss (where this fit started, for the health check's divergence test)."""
 
     def __init__(self):
         super().__init__()
         self.bad_step = None
         self.bad_value = None
+        self.first_loss = None
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
+        if self.first_loss is None and loss is not None and np.isfinite(loss):
+            self.first_loss = float(loss)
         if loss is not None and not np.isfinite(loss):
             self.bad_step = int(self.model.optimizer.iterations.numpy())
             self.bad_value = float(loss)
