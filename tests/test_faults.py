@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import ROOT, frame_config
+from tests.helpers import ROOT, frame_config, run_cli
 from tests.test_distributed import ENV, _finish, _free_ports, _start
 from yt8m import distribute, evaluation, fileio, training
 from yt8m.backup import AtomicBackupAndRestore, backup_weights_path
@@ -392,3 +392,61 @@ def test_case8_a_loss_that_ends_far_above_its_first_step_is_warned_about(synthet
     assert "WARNING: the trained model looks dead: its loss ended at" in capsys.readouterr().out
     calm = training.train(_video_config(synthetic_data, tmp_path / "calm", max_steps=6, steps_per_epoch=6))
     assert not [symptom for symptom in calm.health if "loss ended" in symptom]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size, read_only) -> a fresh tmpfs of `size` under tmp_path (root with CAP_SYS_ADMIN only)."""
+    mounted = []
+
+    def mount(size: str, read_only: bool = False) -> pathlib.Path:
+        target = tmp_path / f"disk{len(mounted)}"
+        target.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
+        if done.returncode:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip() or 'not root'}): "
+                        f"the disk-full and read-only cases need one")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in mounted:
+        subprocess.run(["umount", str(target)], check=False)
+
+
+def test_case5_a_read_only_train_dir_or_output_file_fails_before_any_work(synthetic_data, tmp_path, small_disk):
+    read_only = small_disk("1m", read_only=True)
+    with pytest.raises(UserError, match=f"--train_dir={read_only}/run cannot be written .*Read-only"):
+        training.train(_video_config(synthetic_data, read_only / "run"))
+    run = tmp_path / "run"
+    training.train(_video_config(synthetic_data, run))
+    config = Config.load(str(run / "config.json")).replace(
+        input_data_pattern=synthetic_data.frame_test + "-none-match", output_file=str(read_only / "s.csv"))
+    # The output is checked before the inputs are even listed (no prediction is made first).
+    with pytest.raises(UserError, match=f"--output_file={read_only}/s.csv cannot be written"):
+        evaluation.write_submission(config, progress=False)
+
+
+def test_case5_a_full_disk_keeps_the_previous_backup_and_leaves_no_partial_file(synthetic_data, small_disk):
+    disk = small_disk("130m")   # a backup and a model.keras fit (53 MB each), a second backup does not
+    run = disk / "run"
+    with pytest.raises(OSError):
+        training.train(_video_config(synthetic_data, run, max_steps=9, steps_per_epoch=3))
+    assert json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"] == 1
+    names = sorted(p.name for p in (run / "backup").iterdir())
+    assert names == ["epoch-1-batch-0.weights.h5", "training_metadata.json"], names   # no partial weights
+    assert not list(run.rglob("*.tmp-*"))
+    restored = training.load_trained_model(str(run))
+    restored.load_weights(backup_weights_path(str(run / "backup")))   # the kept backup is whole
+
+
+def test_case5_a_full_disk_is_one_line_from_the_command_line(synthetic_data, small_disk):
+    disk = small_disk("8m")
+    process = run_cli("train.py", f"--train_data_pattern={synthetic_data.video_train}",
+                      f"--num_classes={synthetic_data.num_classes}", "--batch_size=16", f"--train_dir={disk}/run",
+                      "--max_steps=3", "--steps_per_epoch=3")
+    assert process.returncode == 1 and "Traceback" not in process.stderr, process.stderr[-2000:]
+    errors = [line for line in process.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "No space left on device" in errors[0], process.stderr[-2000:]
+    assert not (disk / "run").exists()   # nothing saved: the failed run removed what it wrote
