@@ -123,8 +123,8 @@ def test_lateral_connection_keeps_shape_and_follows_the_embeddings(shape):
     layer.merge.assign(rng.normal(size=(7, 6)).astype("float32"))   # as after training
     y = keras.ops.convert_to_numpy(layer(x, embeddings))
     assert y.shape == shape
-    # Eq.7 by hand: x + (x . tanh(E)^T) G
-    np.testing.assert_allclose(y, x + (x @ np.tanh(embeddings).T) @ layer.merge.numpy(), rtol=1e-4, atol=1e-5)
+    # Eq.7 by hand: x + (x . tanh(E)^T) G / N, N = 7 labels
+    np.testing.assert_allclose(y, x + (x @ np.tanh(embeddings).T) @ layer.merge.numpy() / 7, rtol=1e-4, atol=1e-5)
     changed = keras.ops.convert_to_numpy(layer(x, embeddings + 1.0))
     assert np.abs(changed - y).max() > 1e-3
 

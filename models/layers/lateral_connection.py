@@ -7,15 +7,15 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="yt8m")
 class LateralConnection(keras.layers.Layer):
-    """KSSNet Eq.7: y = g(reshape(x) @ tanh(E)^T) + x.
+    """KSSNet Eq.7: y = g(reshape(x) @ tanh(E)^T) + x, g(s) = s G / N.
 
     Called as `layer(x, embeddings)` with x (B, ..., C) channels-last features of any
     rank — (B, T, C) frames or (B, T, H, W, C) clips — and embeddings E (N, C), one
     row per label: a hidden GCN layer's pre-activation Â E W + b, as mathkey/mssnet
     (tanh(x_raw)), or its LeakyReLU output (the models' `lateral_input`). Every position's C-vector is scored
     against the N labels; g, a 1x1(x1) convolution without bias (a Dense on the
-    channel axis, the official code's `merge_conv`), maps the N scores back to C
-    channels, added to x. Output shape = x's shape; position-wise, so padded
+    channel axis, the official code's `merge_conv`, here averaging over the N labels),
+    maps the N scores back to C channels, added to x. Output shape = x's shape; position-wise, so padded
     frames stay the caller's business.
     """
 
@@ -33,7 +33,10 @@ class LateralConnection(keras.layers.Layer):
 
     def call(self, features, embeddings):
         scores = ops.matmul(features, ops.transpose(ops.tanh(embeddings)))   # (B, ..., N)
-        return features + ops.matmul(scores, self.merge)
+        # g's sum over the N labels is a mean: Adam steps every weight of g by ~lr, and summed over
+        # N = 3862 YouTube-8M labels those steps moved the features by hundreds in a few steps (one
+        # direction for every frame, so the model's output stopped depending on its input).
+        return features + ops.matmul(scores, self.merge) / ops.cast(ops.shape(self.merge)[0], features.dtype)
 
     def compute_output_shape(self, features_shape, embeddings_shape=None):
         return features_shape
