@@ -12,14 +12,17 @@ The generative story (docs/ARCHITECTURE.md, DESIGN.md section 5):
   strong audio prototype; a class with children shows its own prototype
   scaled by `parent_evidence` (weak or none: it is seen through its kinds);
 - a class is active on a few intervals of the video, an ancestor also
-  wherever any of its descendants is; frames are the active classes'
-  prototypes (a weak trace of them elsewhere in the video) plus video-level
-  and frame noise, quantised to uint8 the official way;
+  (`ancestor_own_spans=False`: only) wherever any of its descendants is;
+  frames are the active classes' prototypes (a weak trace of them elsewhere
+  in the video) plus video-level and frame noise, quantised to uint8 the
+  official way;
 - video-level labels miss a fraction of the true classes (ancestors of a
   present class at their own rate, `ancestor_miss_rate`);
-- validate/test videos carry segment ratings: one class per rated segment, 0/1,
-  positives, hard negatives (class in the video, not in the segment) and plain
-  negatives (a related class absent from the video), with a little rater noise.
+- validate/test videos carry segment ratings of a present rated class (an
+  ancestor of a present class chosen with weight `ancestor_rating_weight`):
+  one class per rated segment, 0/1 by true presence, positives, hard
+  negatives (class in the video, not in the segment) and plain negatives (a
+  related class absent from the video), with a little rater noise.
   The test truth goes to `frame/test_truth.csv`, never into the test records.
 """
 from __future__ import annotations
@@ -80,6 +83,7 @@ class SyntheticConfig:
     extra_children_mean: float = 0.5          # Poisson mean of children beyond the first
     parent_given_child: float = 0.9           # a kind brings its ancestors along
     parent_evidence: float = 1.0              # own prototype strength of a class with children
+    ancestor_own_spans: bool = True           # an ancestor of a present kind has intervals of its own
     second_vertical_rate: float = 0.25        # a video touches a second vertical
     max_intervals: int = 3                    # active intervals per class
     min_interval_fraction: float = 0.1        # of the video's length
@@ -96,6 +100,7 @@ class SyntheticConfig:
     label_miss_rate: float = 0.15             # true classes missing from the video labels
     ancestor_miss_rate: float | None = None   # the same for ancestors of a present class; None: as above
     rated_segments_per_class: int = 5
+    ancestor_rating_weight: float = 1.0       # chance of a present ancestor being the rated class, vs a kind
     rated_positive_share: float = 0.4         # of a present class's rated segments; the rest hard negatives
     plain_negative_rate: float = 1.0          # a video also gets an absent class rated 0
     plain_negative_segments: int = 3
@@ -157,11 +162,11 @@ class SyntheticConfig:
         validate split big enough for finetuning on its ratings to matter.
         """
         return cls(seed=seed, num_verticals=8, classes_per_vertical=13, branching=3, num_rated_classes=60,
-                   num_train_videos=1000, num_validate_videos=700, num_test_videos=400,
+                   num_train_videos=600, num_validate_videos=800, num_test_videos=400,
                    min_frames=30, max_frames=90, parent_only_rate=0.05, parent_given_child=1.0,
                    parent_evidence=0.25, rgb_signal=1.0, audio_signal=0.5, frame_noise=0.8,
                    min_interval_fraction=0.05, max_interval_fraction=0.2, label_miss_rate=0.1,
-                   ancestor_miss_rate=0.3)
+                   ancestor_miss_rate=0.3, ancestor_own_spans=False, ancestor_rating_weight=0.2)
 
     @classmethod
     def demo(cls, seed: int = 0) -> "SyntheticConfig":
@@ -384,7 +389,10 @@ def _classes_of_vertical(rng: np.random.Generator, vertical: int, classes: _Clas
 
 def _activity_masks(rng: np.random.Generator, active: np.ndarray, classes: _Classes,
                     num_frames: int, config: SyntheticConfig) -> np.ndarray:
-    """(n, T) bool: each class on a few random intervals; an ancestor also wherever its descendants are."""
+    """(n, T) bool: each class on a few random intervals; an ancestor also wherever its descendants are.
+
+    Without `ancestor_own_spans` an ancestor of a present class is on only where its descendants are.
+    """
     n, k = len(active), config.max_intervals
     lengths = np.maximum(schema.SEGMENT_FRAMES, np.round(num_frames * rng.uniform(
         config.min_interval_fraction, config.max_interval_fraction, (n, k)))).astype(int)
@@ -394,6 +402,8 @@ def _activity_masks(rng: np.random.Generator, active: np.ndarray, classes: _Clas
     inside = (t >= starts[..., None]) & (t < (starts + lengths)[..., None]) & used[..., None]
     masks = inside.any(axis=1)
     descendant = classes.ancestor[np.ix_(active, active)]                    # (ancestor row, descendant col)
+    if not config.ancestor_own_spans:
+        masks[descendant.any(axis=1)] = False
     return masks | (descendant.astype(np.int32) @ masks.astype(np.int32) > 0)
 
 
@@ -421,10 +431,19 @@ def _video_labels(rng: np.random.Generator, active: np.ndarray, visibility: np.n
 
 def _rate_segments(rng: np.random.Generator, active: np.ndarray, masks: np.ndarray,
                    classes: _Classes, config: SyntheticConfig):
-    """(class ids, start times, scores): one present rated class and maybe one absent one."""
+    """(class ids, start times, scores): one present rated class and maybe one absent one.
+
+    The present class is drawn uniformly, an ancestor of a present class with
+    relative weight `ancestor_rating_weight` (raters mostly rate the specific kind).
+    """
     starts = np.arange(0, masks.shape[1] - schema.SEGMENT_FRAMES + 1, schema.SEGMENT_FRAMES)
     present = active[classes.rated[active]]
-    row = int(np.flatnonzero(active == rng.choice(present))[0])
+    weights = None
+    if config.ancestor_rating_weight != 1.0:
+        is_ancestor = classes.ancestor[np.ix_(present, active)].any(axis=1)
+        weights = np.where(is_ancestor, config.ancestor_rating_weight, 1.0)
+        weights = weights / weights.sum() if weights.sum() > 0 else None
+    row = int(np.flatnonzero(active == rng.choice(present, p=weights))[0])
     positive = _segment_truth(masks[row], starts)
     chosen = _pick_segments(rng, positive, config.rated_segments_per_class, config.rated_positive_share)
     rated_class = [np.full(len(chosen), classes.ids[active[row]])]
