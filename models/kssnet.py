@@ -109,7 +109,7 @@ def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float =
     check_endpoints([*laterals, final_endpoint])
     widths = [endpoint_channels(e, width_multiplier) for e in (*laterals, final_endpoint)]
     layers = _gcn(widths, lateral_input)(nodes, adjacency)
-    after = {endpoint: (lambda x, e=endpoint, i=i: LateralConnection(name=f"lateral_{e}")(x, layers[i]))
+    after = {endpoint: (lambda x, e=endpoint, i=i: LateralConnection(average_labels=True, name=f"lateral_{e}")(x, layers[i]))
              for i, endpoint in enumerate(laterals)}
     features = inception_i3d_features(clip, width_multiplier, after=after, final_endpoint=final_endpoint)
     pooled = keras.layers.GlobalAveragePooling3D(name="pool")(features)
@@ -184,7 +184,7 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
         x = keras.layers.LayerNormalization(name=f"norm_{stage}")(x)
         x = keras.layers.ReLU(name=f"relu_{stage}")(x)
         if stage >= first_lateral:
-            x = LateralConnection(name=f"lateral_{stage}")(x, layers[stage - first_lateral])
+            x = LateralConnection(average_labels=True, name=f"lateral_{stage}")(x, layers[stage - first_lateral])
     # The last LC has no normalisation after it: without this one its residual grew unboundedly in
     # training (the ablation's depth-2 run drove every logit below -88, all probabilities 0).
     x = keras.layers.LayerNormalization(name="norm_out")(x)

@@ -118,7 +118,7 @@ def test_lateral_connection_keeps_shape_and_follows_the_embeddings(shape):
     rng = np.random.default_rng(0)
     x = rng.normal(size=shape).astype("float32")
     embeddings = rng.normal(size=(7, 6)).astype("float32")
-    layer = LateralConnection()
+    layer = LateralConnection(average_labels=True)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(x, embeddings)), x, rtol=1e-6)   # g starts at 0
     layer.merge.assign(rng.normal(size=(7, 6)).astype("float32"))   # as after training
     y = keras.ops.convert_to_numpy(layer(x, embeddings))

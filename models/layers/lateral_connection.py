@@ -7,7 +7,7 @@ from keras import ops
 
 @keras.saving.register_keras_serializable(package="yt8m")
 class LateralConnection(keras.layers.Layer):
-    """KSSNet Eq.7: y = g(reshape(x) @ tanh(E)^T) + x, g(s) = s G / N.
+    """KSSNet Eq.7: y = g(reshape(x) @ tanh(E)^T) + x, g(s) = s G / N with `average_labels` (else s G).
 
     Called as `layer(x, embeddings)` with x (B, ..., C) channels-last features of any
     rank — (B, T, C) frames or (B, T, H, W, C) clips — and embeddings E (N, C), one
@@ -19,8 +19,9 @@ class LateralConnection(keras.layers.Layer):
     frames stay the caller's business.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, average_labels: bool = False, **kwargs):
         super().__init__(**kwargs)
+        self.average_labels = average_labels   # False: the sum of models saved before (the models pass True)
 
     def build(self, features_shape, embeddings_shape=None):
         channels, num_labels = features_shape[-1], embeddings_shape[0]
@@ -36,10 +37,13 @@ class LateralConnection(keras.layers.Layer):
         # g's sum over the N labels is a mean: Adam steps every weight of g by ~lr, and summed over
         # N = 3862 YouTube-8M labels those steps moved the features by hundreds in a few steps (one
         # direction for every frame, so the model's output stopped depending on its input).
-        return features + ops.matmul(scores, self.merge) / ops.cast(ops.shape(self.merge)[0], features.dtype)
+        merged = ops.matmul(scores, self.merge)
+        if self.average_labels:
+            merged = merged / ops.cast(ops.shape(self.merge)[0], features.dtype)
+        return features + merged
 
     def compute_output_shape(self, features_shape, embeddings_shape=None):
         return features_shape
 
     def get_config(self):
-        return super().get_config()
+        return {**super().get_config(), "average_labels": self.average_labels}
