@@ -1,21 +1,32 @@
-"""Seed 003's ablations (tables 2-5) on the demo synthetic set, as segment MAP@K on the test truth.
+"""Seed 003's ablations (tables 2-5) on the proving ground, 3 seeds, paired differences.
 
-    python benchmarks/ablation_003.py                 # every table, seeds 0 and 1
-    python benchmarks/ablation_003.py --seeds=0 --tables=3,4 --write_results
+    python benchmarks/ablation_003.py                        # every table, seeds 0, 1, 2
+    python benchmarks/ablation_003.py --seeds=0 --tables=3   # a quick look
+    python benchmarks/ablation_003.py --write_results        # the tables into docs/results.md
 
-Each architecture is pretrained once per seed on the video labels; every
-finetuning variant of that architecture starts from the same checkpoint, so the
-rows of tables 3 and 4 differ only in the finetuning loss (rows repeating a
-finetuning reuse it). Sizes are tiny, so the numbers show directions, not the
-paper's values; still, 5 pretrainings and 11 finetunings take ~20 min per seed
-on 2 shared CPU cores (graph building is a large part); `--seeds=0
---tables=3,4` is the quick look. With --write_results the table replaces this benchmark's section
-of docs/results.md.
+Seed s generates the proving ground with generator seed s (the demo preset: label
+hierarchy, incomplete labels; `yt8m/data/synthetic.py`) and trains with seed s, so a
+seed changes both the data and the initialisation. Everything goes through
+`yt8m.training.train`, the code path of `train.py`: each architecture is pretrained
+once per seed on the video labels (its run saves the label statistics of the
+training files), and every finetuning of that architecture starts from that
+checkpoint on the rated validate segments, so the rows of tables 3 and 4 differ
+only in the finetuning loss. Score: segment MAP@K of the test submission on the
+test truth. Each row is compared with its table's reference row(s) seed by seed
+(paired differences: mean, min, max and how many seeds are positive).
+
+Finished rows are kept per seed in `<run_dir>/results-seed<s>.json`: a run stopped
+half way resumes with the rows it has not done, and seeds can run as parallel
+processes (`--seeds=0 & --seeds=1 & ...`, then `--write_results` alone merges them).
+Sizes are small (the paper's scaled down); the numbers show directions, not the
+paper's values.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 import time
 
@@ -27,41 +38,57 @@ import models  # noqa: E402,F401
 from yt8m import evaluation, metrics, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
-from yt8m.labels import context  # noqa: E402
 
-NEXTVLAD = {"hidden_size": 64, "groups": 8, "expansion": 2, "dropout": 0.3, "gru_units": 32,
-            "attention_units": 16, "classifier_kind": "logistic", "sample_frames": 10}
-ARCHITECTURES = {  # the paper's sizes scaled down by 7: clusters 112/136/112 -> 16/20/16, reductions kept
-    "3 NeXtVLAD, same sizes": ("NeXtVLADMixture", {**NEXTVLAD, "cluster_size_0": 16, "cluster_size_1": 16,
-                                                   "cluster_size_2": 16, "gating_reduction_0": 16,
-                                                   "gating_reduction_1": 16, "gating_reduction_2": 16,
-                                                   "attention_gru": False}),
-    "3 NeXtVLAD, different sizes": ("NeXtVLADMixture", {**NEXTVLAD, "cluster_size_0": 16, "cluster_size_1": 20,
-                                                        "cluster_size_2": 16, "gating_reduction_0": 16,
-                                                        "gating_reduction_1": 16, "gating_reduction_2": 8,
-                                                        "attention_gru": False}),
-    "3 NeXtVLAD + Attention-GRU": ("NeXtVLADMixture", {**NEXTVLAD, "cluster_size_0": 16, "cluster_size_1": 20,
-                                                       "cluster_size_2": 16, "gating_reduction_0": 16,
-                                                       "gating_reduction_1": 16, "gating_reduction_2": 8,
-                                                       "attention_gru": True}),
-    "DBoF": ("DbofModel", {"cluster_size": 256, "hidden_size": 64, "sample_frames": 10, "num_mixtures": 2}),
-    "DBoF + GCN": ("DbofGCNModel", {"cluster_size": 256, "hidden_size": 64, "sample_frames": 10,
+NEXTVLAD = {"hidden_size": 64, "groups": 4, "expansion": 2, "dropout": 0.3, "gru_units": 32,
+            "attention_units": 16, "classifier_kind": "logistic", "sample_frames": 0}
+# The paper's clusters 112/136/112 scaled down by 7 (16/20/16), its gating reductions kept.
+MIXTURE_SAME = {"cluster_size_0": 16, "cluster_size_1": 16, "cluster_size_2": 16, "gating_reduction_0": 16,
+                "gating_reduction_1": 16, "gating_reduction_2": 16}
+MIXTURE_DIFFERENT = {"cluster_size_0": 16, "cluster_size_1": 20, "cluster_size_2": 16, "gating_reduction_0": 16,
+                     "gating_reduction_1": 16, "gating_reduction_2": 8}
+DBOF = {"cluster_size": 256, "hidden_size": 64, "sample_frames": 30, "num_mixtures": 2}
+ARCHITECTURES = {
+    "frame logistic": ("FrameLevelLogisticModel", {}),
+    "1 NeXtVLAD": ("NeXtVLADModel", {k: v for k, v in NEXTVLAD.items() if not k.startswith(("gru", "attention"))}
+                   | {"cluster_size": 16}),
+    "3 NeXtVLAD, same sizes": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_SAME, "attention_gru": False}),
+    "3 NeXtVLAD, different sizes": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_DIFFERENT, "attention_gru": False}),
+    "3 NeXtVLAD + Attention-GRU": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_DIFFERENT, "attention_gru": True}),
+    "mixture, global gate": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_DIFFERENT, "attention_gru": True,
+                                                 "mixture_gate": "global"}),
+    "mixture, no branch losses": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_DIFFERENT, "attention_gru": True,
+                                                      "branch_loss_weight": 0.0}),
+    "DBoF": ("DbofModel", DBOF),
+    "DBoF + GCN": ("DbofGCNModel", {**{k: v for k, v in DBOF.items() if k != "num_mixtures"},
                                     "gcn_hidden_size": 64}),
+    "DBoF + GCN, plain x W^T": ("DbofGCNModel", {**{k: v for k, v in DBOF.items() if k != "num_mixtures"},
+                                                 "gcn_hidden_size": 64, "cosine": False}),
 }
-BASELINE_FINETUNE = {"loss": "bce"}
+MIXTURE = "3 NeXtVLAD + Attention-GRU"
+RATED_ONLY = {"loss": "bce"}                                   # BCE on the rated class alone
+PAPER_LOSS = {"loss": "reweighted", "reweight_m": 2.5, "reweight_n": 0.1}
+# table: (title, reference rows for the paired differences, [(row, architecture, finetuning flags)])
 TABLES = {
-    2: ("Table 2: mixture of NeXtVLADs (finetune: BCE on the rated class)",
-        [(arch, arch, BASELINE_FINETUNE) for arch in list(ARCHITECTURES)[:3]]),
-    3: ("Table 3: label reweighting, n = 0.1 (3 NeXtVLAD + Attention-GRU)",
-        [("BCE on the rated class only", "3 NeXtVLAD + Attention-GRU", BASELINE_FINETUNE)]
-        + [(f"reweighted m = {m}", "3 NeXtVLAD + Attention-GRU", {"loss": "reweighted", "reweight_m": m})
-           for m in (2.0, 2.5, 3.0)]),
-    4: ("Table 4: correlation-smoothed targets, reweighted m = 2.5 (3 NeXtVLAD + Attention-GRU)",
-        [("no smoothing", "3 NeXtVLAD + Attention-GRU", {"loss": "reweighted"})]
-        + [(f"tau = {tau}", "3 NeXtVLAD + Attention-GRU",
-            {"loss": "reweighted", "label_smoothing": "correlation", "tau": tau}) for tau in (0.4, 0.5, 0.6)]),
-    5: ("Table 5: DBoF vs DBoF + GCN (finetune: BCE on the rated class)",
-        [(arch, arch, BASELINE_FINETUNE) for arch in ("DBoF", "DBoF + GCN")]),
+    2: ("Table 2: mixture of NeXtVLADs (finetune: BCE on the rated class)", ["frame logistic", "1 NeXtVLAD"],
+        [(arch, arch, RATED_ONLY) for arch in ("frame logistic", "1 NeXtVLAD", "3 NeXtVLAD, same sizes",
+                                               "3 NeXtVLAD, different sizes", MIXTURE)]),
+    3: ("Table 3: label reweighting, n = 0.1, unrated targets 0 (the mixture)",
+        ["rated class alone (BCE)", "every class at 0 (m = n = 1)"],
+        [("rated class alone (BCE)", MIXTURE, RATED_ONLY),
+         ("every class at 0 (m = n = 1)", MIXTURE, {"loss": "reweighted", "reweight_m": 1.0, "reweight_n": 1.0})]
+        + [(f"reweighted m = {m}", MIXTURE, {**PAPER_LOSS, "reweight_m": m}) for m in (2.0, 2.5, 3.0)]
+        + [("reweighted m = 2.5, unrated targets = video labels", MIXTURE,
+            {**PAPER_LOSS, "unrated_targets": "video_labels"})]),
+    4: ("Table 4: correlation-smoothed targets on the reweighted loss m = 2.5 (the mixture)",
+        ["no smoothing"],
+        [("no smoothing", MIXTURE, PAPER_LOSS)]
+        + [(f"tau = {tau}", MIXTURE, {**PAPER_LOSS, "label_smoothing": "correlation", "tau": tau})
+           for tau in (0.4, 0.5, 0.6)]),
+    5: ("Table 5: DBoF vs DBoF + GCN (finetune: BCE on the rated class)", ["frame logistic", "DBoF"],
+        [(arch, arch, RATED_ONLY) for arch in ("frame logistic", "DBoF", "DBoF + GCN", "DBoF + GCN, plain x W^T")]),
+    6: ("Mixture options (linrongc's per-video gate and branch losses; finetune: BCE on the rated class)",
+        [MIXTURE],
+        [(arch, arch, RATED_ONLY) for arch in (MIXTURE, "mixture, global gate", "mixture, no branch losses")]),
 }
 RESULTS_FILE = os.path.join("docs", "results.md")
 SECTION = ("<!-- issue 4 begin -->", "<!-- issue 4 end -->")
@@ -69,73 +96,69 @@ SECTION = ("<!-- issue 4 begin -->", "<!-- issue 4 end -->")
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--tables", default="2,3,4,5")
-    parser.add_argument("--pretrain_steps", type=int, default=120)
-    parser.add_argument("--finetune_steps", type=int, default=40)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--tables", default="2,3,4,5,6")
+    parser.add_argument("--pretrain_steps", type=int, default=300)
+    parser.add_argument("--finetune_steps", type=int, default=150)
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--pretrain_learning_rate", type=float, default=0.005)
+    parser.add_argument("--finetune_learning_rate", type=float, default=0.001)
+    parser.add_argument("--data_dir", default=os.path.join("data", "proving"))
     parser.add_argument("--run_dir", default=os.path.join("runs", "ablation_003"))
     parser.add_argument("--write_results", action="store_true")
     args = parser.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     tables = [int(t) for t in args.tables.split(",")]
-
-    paths = synthetic.ensure(os.path.join("data", "synthetic"), synthetic.SyntheticConfig.demo())
-    truth = metrics.read_segment_truth(paths.test_truth)
-    base = Config(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
-                  num_classes=paths.num_classes, batch_size=args.batch_size, base_learning_rate=0.005,
-                  max_steps=args.pretrain_steps, steps_per_epoch=args.pretrain_steps,
-                  train_data_pattern=paths.frame_train)
-    stats_file = os.path.join(args.run_dir, "label_stats.npz")
-    if not os.path.exists(stats_file):
-        os.makedirs(args.run_dir, exist_ok=True)
-        context.label_statistics(base).save(stats_file)
-    base = base.replace(label_stats=stats_file)
-
-    scores: dict[tuple[int, str], list[float]] = {}
-    random_map = _random_map(truth)
+    recipe = {k: getattr(args, k) for k in ("pretrain_steps", "finetune_steps", "batch_size",
+                                            "pretrain_learning_rate", "finetune_learning_rate")}
+    done = _load_results(args.run_dir, recipe)
     started = time.time()
     for seed in seeds:
-        pretrained: dict[str, Config] = {}
-        finetuned: dict[tuple, float] = {}
+        paths = synthetic.ensure(os.path.join(args.data_dir, f"seed{seed}"), synthetic.SyntheticConfig.demo(seed))
+        truth = metrics.read_segment_truth(paths.test_truth)
+        done.setdefault(_key(seed, "random ranking", {}), _random_map(truth, seed))
+        base = Config(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
+                      num_classes=paths.num_classes, batch_size=args.batch_size, seed=seed,
+                      base_learning_rate=args.pretrain_learning_rate, max_steps=args.pretrain_steps,
+                      steps_per_epoch=args.pretrain_steps, train_data_pattern=paths.frame_train)
         for table in tables:
-            for row, arch, finetune_changes in TABLES[table][1]:
-                if arch not in pretrained:
-                    model, params = ARCHITECTURES[arch]
-                    pretrained[arch] = base.replace(model=model, model_params=params, seed=seed,
-                                                    train_dir=_dir(args.run_dir, seed, arch, "pretrain"))
-                    _train(pretrained[arch])
-                pre = pretrained[arch]
-                finetune = pre.replace(stage="finetune", init_from=pre.train_dir, segment_labels=True,
-                                       train_data_pattern=paths.frame_validate, base_learning_rate=0.001,
-                                       max_steps=args.finetune_steps, steps_per_epoch=args.finetune_steps,
-                                       train_dir=_dir(args.run_dir, seed, arch, row), **finetune_changes)
-                key = (arch, tuple(sorted(finetune_changes.items())))
-                if key not in finetuned:  # rows that repeat a finetuning (e.g. baselines) reuse it
-                    _train(finetune)
-                    finetuned[key] = _test_map(finetune, paths, truth)
-                value = finetuned[key]
-                scores.setdefault((table, row), []).append(value)
-                print(f"[{time.time() - started:6.0f}s] seed {seed} | table {table} | {row}: {value:.4f}", flush=True)
-                if args.write_results:  # as it goes, so an interrupted run still leaves its rows
-                    _write_section(_markdown(scores, tables, seeds, args, random_map), quiet=True)
-
-    text = _markdown(scores, tables, seeds, args, random_map)
-    print("\n" + text)
+            for row, arch, changes in TABLES[table][2]:
+                key = _key(seed, arch, changes)
+                if key in done:
+                    continue
+                model, params = ARCHITECTURES[arch]
+                pretrain = base.replace(model=model, model_params=params,
+                                        train_dir=_dir(args.run_dir, seed, arch, "pretrain"))
+                if not os.path.exists(os.path.join(pretrain.train_dir, training.MODEL_FILE)):
+                    _fresh_train(pretrain)
+                finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+                                            train_data_pattern=paths.frame_validate,
+                                            base_learning_rate=args.finetune_learning_rate,
+                                            max_steps=args.finetune_steps, steps_per_epoch=args.finetune_steps,
+                                            train_dir=_dir(args.run_dir, seed, arch, key), **changes)
+                _fresh_train(finetune)
+                done[key] = _test_map(finetune, paths, truth)
+                _save_results(args.run_dir, recipe, done, seed)
+                print(f"[{time.time() - started:6.0f}s] seed {seed} | table {table} | {row}: {done[key]:.4f}",
+                      flush=True)
+    done = _load_results(args.run_dir, recipe)  # with the rows of seeds run by other processes
+    print("\n" + _markdown(done, tables, sorted({json.loads(k)[0] for k in done}), args))
     if args.write_results:
-        _write_section(text)
+        _write_section(_markdown(done, tables, sorted({json.loads(k)[0] for k in done}), args))
+
+
+def _key(seed: int, arch: str, changes: dict) -> str:
+    return json.dumps([seed, arch, sorted(changes.items())])
 
 
 def _dir(root: str, seed: int, arch: str, row: str) -> str:
     slug = "".join(c if c.isalnum() else "_" for c in f"{arch}__{row}").strip("_")
-    return os.path.join(root, f"seed{seed}", slug)
+    return os.path.join(root, f"seed{seed}", slug[:120])
 
 
-def _train(config: Config) -> None:
-    if os.path.exists(os.path.join(config.train_dir, training.MODEL_FILE)):
-        import shutil
-
-        shutil.rmtree(config.train_dir)  # a fresh run each time (BackupAndRestore would resume)
+def _fresh_train(config: Config) -> None:
+    if os.path.exists(config.train_dir):
+        shutil.rmtree(config.train_dir)  # a fresh run each time (the backup would resume)
     training.train(config)
 
 
@@ -146,34 +169,72 @@ def _test_map(config: Config, paths, truth) -> float:
     return float(metrics.segment_map_at_k(metrics.read_segment_submission(csv), truth))
 
 
-def _random_map(truth) -> float:
-    scores = np.random.default_rng(0).random(len(truth))
+def _random_map(truth, seed: int) -> float:
+    scores = np.random.default_rng(seed).random(len(truth))
     return float(metrics.rated_segment_map(truth["class_id"].to_numpy(), scores, truth["score"].to_numpy()))
 
 
-def _markdown(scores, tables, seeds, args, random_map: float) -> str:
-    seeds = seeds[:max((len(v) for v in scores.values()), default=0)]  # the seeds with results so far
+def _load_results(run_dir: str, recipe: dict) -> dict:
+    """Every seed's finished rows made with this recipe (one file per seed: seeds may run in parallel)."""
+    done = {}
+    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+        if name.startswith("results-seed") and name.endswith(".json"):
+            with open(os.path.join(run_dir, name)) as handle:
+                saved = json.load(handle)
+            if saved.get("recipe") == recipe:
+                done.update(saved["results"])
+    return done
+
+
+def _save_results(run_dir: str, recipe: dict, done: dict, seed: int) -> None:
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, f"results-seed{seed}.json")
+    mine = {key: value for key, value in done.items() if json.loads(key)[0] == seed}
+    with open(path + ".tmp", "w") as handle:
+        json.dump({"recipe": recipe, "results": mine}, handle, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def _markdown(done: dict, tables, seeds, args) -> str:
+    seeds = [s for s in seeds if any(json.loads(k)[0] == s and json.loads(k)[1] != "random ranking" for k in done)]
+    random = [done.get(_key(s, "random ranking", {})) for s in seeds]
     lines = ["## Seed 003 ablations (3rd YouTube-8M challenge): `benchmarks/ablation_003.py`", "",
-             f"Demo synthetic set, segment MAP@K on the test truth; seeds {', '.join(map(str, seeds))}; "
-             f"pretrain {args.pretrain_steps} steps, finetune {args.finetune_steps} steps on the validate "
-             f"ratings, batch {args.batch_size}, tiny sizes (see the script). A random ranking scores "
-             f"{random_map:.4f}. mean ± half-range over the seeds.", ""]
+             f"Proving ground (`SyntheticConfig.demo(seed)`: label hierarchy, incomplete labels), segment "
+             f"MAP@K on the test truth; seeds {', '.join(map(str, seeds))} (data and training); pretrain "
+             f"{args.pretrain_steps} steps at lr {args.pretrain_learning_rate} on the train video labels, finetune "
+             f"{args.finetune_steps} steps at lr {args.finetune_learning_rate} on the validate ratings, batch "
+             f"{args.batch_size}, small sizes (see the script). Random ranking: "
+             + ", ".join(f"{r:.4f}" for r in random if r is not None) + ". Paired differences against "
+             "the reference row, seed by seed: mean [min, max], and the number of seeds where the row is "
+             "higher.", ""]
     for table in tables:
-        title, rows = TABLES[table]
-        lines += [f"**{title}**", "", "| variant | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± spread |",
-                  "| --- | " + " | ".join("---" for _ in seeds) + " | --- |"]
+        title, references, rows = TABLES[table]
+        values = {row: [done.get(_key(s, arch, changes)) for s in seeds] for row, arch, changes in rows}
+        lines += [f"**{title}**", "",
+                  "| variant | " + " | ".join(f"seed {s}" for s in seeds) + " | mean | "
+                  + " | ".join(f"vs {r}" for r in references) + " |",
+                  "| --- | " + " | ".join("---:" for _ in seeds) + " | ---: | " + " | ".join("---" for _ in references) + " |"]
         for row, _, _ in rows:
-            values = scores.get((table, row), [])
-            if not values:
+            mine = values[row]
+            if all(v is None for v in mine):
                 continue
-            mean, spread = np.mean(values), (max(values) - min(values)) / 2
-            cells = [f"{v:.4f}" for v in values] + ["-"] * (len(seeds) - len(values))
-            lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean:.4f} ± {spread:.4f} |")
+            cells = [f"{v:.4f}" if v is not None else "-" for v in mine]
+            mean = np.mean([v for v in mine if v is not None])
+            lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean:.4f} | "
+                         + " | ".join(_paired(mine, values[r]) if r != row else "" for r in references) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _write_section(text: str, quiet: bool = False) -> None:
+def _paired(mine, reference) -> str:
+    diffs = [a - b for a, b in zip(mine, reference) if a is not None and b is not None]
+    if not diffs:
+        return "-"
+    return (f"{np.mean(diffs):+.4f} [{min(diffs):+.4f}, {max(diffs):+.4f}] "
+            f"{sum(d > 0 for d in diffs)}/{len(diffs)}")
+
+
+def _write_section(text: str) -> None:
     """Replaces this benchmark's section of docs/results.md (creating the file or the section)."""
     begin, end = SECTION
     current = open(RESULTS_FILE).read() if os.path.exists(RESULTS_FILE) else "# Results\n"
@@ -185,8 +246,7 @@ def _write_section(text: str, quiet: bool = False) -> None:
         current = current.rstrip("\n") + "\n\n" + block + "\n"
     with open(RESULTS_FILE, "w") as handle:
         handle.write(current)
-    if not quiet:
-        print(f"wrote {RESULTS_FILE}")
+    print(f"wrote {RESULTS_FILE}")
 
 
 if __name__ == "__main__":
