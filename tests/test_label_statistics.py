@@ -36,6 +36,19 @@ def test_streamed_counts_equal_a_numpy_count(tmp_path):
     assert stats.num_videos == 50
 
 
+def test_a_corrupt_record_stops_the_count_naming_its_file_or_is_skipped(tmp_path):
+    label_lists = [[i % 6] for i in range(40)]
+    _write_video_records(tmp_path / "good.tfrecord", label_lists[:20])
+    _write_video_records(tmp_path / "bad.tfrecord", label_lists[20:])
+    data = bytearray((tmp_path / "bad.tfrecord").read_bytes())
+    data[len(data) // 2:len(data) // 2 + 8] = bytes(8)   # one record's bytes zeroed: its CRC fails
+    (tmp_path / "bad.tfrecord").write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"bad\.tfrecord: record \d+ \(at byte \d+"):
+        count_labels(str(tmp_path / "*.tfrecord"), 6, frame_features=False)
+    skipped = count_labels(str(tmp_path / "*.tfrecord"), 6, frame_features=False, skip_corrupt_records=True)
+    assert 38 <= skipped.num_videos < 40   # the damaged record (or two) lost, the records after it read
+
+
 def test_frame_level_records_give_the_same_counts_as_video_level(synthetic_data):
     from_frames = count_labels(synthetic_data.frame_train, synthetic_data.num_classes, frame_features=True)
     from_videos = count_labels(synthetic_data.video_train, synthetic_data.num_classes, frame_features=False)

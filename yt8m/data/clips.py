@@ -37,7 +37,7 @@ def clip_dataset(pattern: str, *, num_classes: int, batch_size: int, clip_frames
     resize_to = int(round(clip_size * RESIZE_RATIO))
     sampler = _Uniform(seed) if training else None
 
-    def parse(serialized):
+    def parse(serialized, _files):   # the records' files name data errors in readers; unused here
         context, sequences, _ = tf.io.parse_sequence_example(
             serialized,
             context_features={schema.ID_KEY: tf.io.FixedLenFeature([], tf.string),

@@ -67,14 +67,14 @@ def count_labels(pattern: str, num_classes: int, *, frame_features: bool, batch_
                  skip_corrupt_records: bool = False) -> LabelStatistics:
     """Streams the `labels` of every record once: memory O(C^2), whatever the number of videos;
     with `progress`, a line naming the records and a progress bar of the videos counted. With
-    `skip_corrupt_records` a corrupt record ends its file (as --skip_corrupt_records in the readers)."""
+    `skip_corrupt_records` corrupt stretches are skipped and reported as the readers do
+    (`readers.file_records`); without it a corrupt record stops the count naming its file."""
     files = fileio.match_files(pattern, flag)
     parse = _labels_parser(frame_features)
-    if skip_corrupt_records:
-        records = tf.data.Dataset.from_tensor_slices(files).interleave(
-            lambda file: tf.data.TFRecordDataset(file).ignore_errors(), num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        records = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE)
+    corrupt = readers.CorruptRecords() if skip_corrupt_records else None
+    records = tf.data.Dataset.from_tensor_slices(files).interleave(  # errors name the file and record
+        lambda file: readers.file_records(file, corrupt), cycle_length=min(len(files), readers.MAX_PARALLEL_FILES),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     dataset = (records.batch(batch_size).map(parse, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2))
     counts = np.zeros(num_classes, np.int64)
     cooccurrence = np.zeros((num_classes, num_classes), np.int64)
@@ -91,6 +91,8 @@ def count_labels(pattern: str, num_classes: int, *, frame_features: bool, batch_
             _accumulate(dense, counts, cooccurrence)
             bar.update(num_videos)
     bar.update(num_videos, finalize=True)
+    if corrupt is not None and corrupt.count:
+        print(corrupt.report(pattern, flag))
     return LabelStatistics(counts, cooccurrence, num_videos, f"--{flag}={pattern}")
 
 
