@@ -39,12 +39,13 @@ from yt8m import evaluation, metrics, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
 
+# Training runs of 16 consecutive frames (every frame at inference) keep a pretraining step cheap.
 NEXTVLAD = {"hidden_size": 64, "groups": 4, "expansion": 2, "dropout": 0.3, "gru_units": 32,
-            "attention_units": 16, "classifier_kind": "logistic", "sample_frames": 0}
+            "attention_units": 16, "classifier_kind": "logistic", "sample_frames": 16}
 # The paper's clusters 112/136/112 scaled down by 7 (16/20/16), its gating reductions kept.
-MIXTURE_SAME = {"cluster_size_0": 16, "cluster_size_1": 16, "cluster_size_2": 16, "gating_reduction_0": 16,
+MIXTURE_SAME = {"mixture_gate": "video", "cluster_size_0": 16, "cluster_size_1": 16, "cluster_size_2": 16, "gating_reduction_0": 16,
                 "gating_reduction_1": 16, "gating_reduction_2": 16}
-MIXTURE_DIFFERENT = {"cluster_size_0": 16, "cluster_size_1": 20, "cluster_size_2": 16, "gating_reduction_0": 16,
+MIXTURE_DIFFERENT = {"mixture_gate": "video", "cluster_size_0": 16, "cluster_size_1": 20, "cluster_size_2": 16, "gating_reduction_0": 16,
                      "gating_reduction_1": 16, "gating_reduction_2": 8}
 DBOF = {"cluster_size": 256, "hidden_size": 64, "sample_frames": 30, "num_mixtures": 2}
 ARCHITECTURES = {
@@ -86,6 +87,17 @@ TABLES = {
            for tau in (0.4, 0.5, 0.6)]),
     5: ("Table 5: DBoF vs DBoF + GCN (finetune: BCE on the rated class)", ["frame logistic", "DBoF"],
         [(arch, arch, RATED_ONLY) for arch in ("frame logistic", "DBoF", "DBoF + GCN", "DBoF + GCN, plain x W^T")]),
+    7: ("Table 3 on DBoF: label reweighting, n = 0.1, unrated targets 0",
+        ["rated class alone (BCE)", "every class at 0 (m = n = 1)"],
+        [("rated class alone (BCE)", "DBoF", RATED_ONLY),
+         ("every class at 0 (m = n = 1)", "DBoF", {"loss": "reweighted", "reweight_m": 1.0, "reweight_n": 1.0})]
+        + [(f"reweighted m = {m}", "DBoF", {**PAPER_LOSS, "reweight_m": m}) for m in (2.0, 2.5, 3.0)]
+        + [("reweighted m = 2.5, unrated targets = video labels", "DBoF",
+            {**PAPER_LOSS, "unrated_targets": "video_labels"})]),
+    8: ("Table 4 on DBoF: correlation-smoothed targets on the reweighted loss m = 2.5", ["no smoothing"],
+        [("no smoothing", "DBoF", PAPER_LOSS)]
+        + [(f"tau = {tau}", "DBoF", {**PAPER_LOSS, "label_smoothing": "correlation", "tau": tau})
+           for tau in (0.4, 0.5, 0.6)]),
     6: ("Mixture options (linrongc's per-video gate and branch losses; finetune: BCE on the rated class)",
         [MIXTURE],
         [(arch, arch, RATED_ONLY) for arch in (MIXTURE, "mixture, global gate", "mixture, no branch losses")]),
@@ -97,9 +109,9 @@ SECTION = ("<!-- issue 4 begin -->", "<!-- issue 4 end -->")
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--tables", default="2,3,4,5,6")
-    parser.add_argument("--pretrain_steps", type=int, default=300)
-    parser.add_argument("--finetune_steps", type=int, default=150)
+    parser.add_argument("--tables", default="2,3,4,5,6,7,8")
+    parser.add_argument("--pretrain_steps", type=int, default=200)
+    parser.add_argument("--finetune_steps", type=int, default=100)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--pretrain_learning_rate", type=float, default=0.005)
     parser.add_argument("--finetune_learning_rate", type=float, default=0.001)

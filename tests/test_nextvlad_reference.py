@@ -71,7 +71,8 @@ def test_mixture_training_outputs_and_distillation_match_linrongc():
     data = np.load(os.path.join(FIXTURES, "linrongc_mix_nextvlad_training.npz"))
     model = registry.build("NeXtVLADMixture", cluster_size_0=4, cluster_size_1=4, cluster_size_2=4,
                            gating_reduction_0=2, gating_reduction_1=2, gating_reduction_2=2, attention_gru=False,
-                           distill_weight=float(data["cl_lambda"]), distill_temperature=float(data["cl_temperature"]),
+                           mixture_gate="video", distill_weight=float(data["cl_lambda"]),
+                           distill_temperature=float(data["cl_temperature"]),
                            **{**SIZES, "dropout": 0.0})
     load_linrongc_weights(model, variables)
     predictions = model({k: keras.ops.convert_to_tensor(v) for k, v in inputs.items()}, training=True)
