@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 import models  # noqa: E402,F401
+from benchmarks.results_section import write_section  # noqa: E402
 from yt8m import evaluation, metrics, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
@@ -102,7 +103,6 @@ TABLES = {
         [MIXTURE],
         [(arch, arch, RATED_ONLY) for arch in (MIXTURE, "mixture, global gate", "mixture, no branch losses")]),
 }
-RESULTS_FILE = os.path.join("docs", "results.md")
 SECTION = ("<!-- issue 4 begin -->", "<!-- issue 4 end -->")
 
 
@@ -156,7 +156,7 @@ def main(argv=None) -> None:
     done = _load_results(args.run_dir, recipe)  # with the rows of seeds run by other processes
     print("\n" + _markdown(done, tables, sorted({json.loads(k)[0] for k in done}), args))
     if args.write_results:
-        _write_section(_markdown(done, tables, sorted({json.loads(k)[0] for k in done}), args))
+        write_section(SECTION, _markdown(done, tables, sorted({json.loads(k)[0] for k in done}), args))
 
 
 def _key(seed: int, arch: str, changes: dict) -> str:
@@ -244,21 +244,6 @@ def _paired(mine, reference) -> str:
         return "-"
     return (f"{np.mean(diffs):+.4f} [{min(diffs):+.4f}, {max(diffs):+.4f}] "
             f"{sum(d > 0 for d in diffs)}/{len(diffs)}")
-
-
-def _write_section(text: str) -> None:
-    """Replaces this benchmark's section of docs/results.md (creating the file or the section)."""
-    begin, end = SECTION
-    current = open(RESULTS_FILE).read() if os.path.exists(RESULTS_FILE) else "# Results\n"
-    block = f"{begin}\n{text.rstrip()}\n{end}"
-    if begin in current and end in current:
-        head, rest = current.split(begin, 1)
-        current = head + block + rest.split(end, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + block + "\n"
-    with open(RESULTS_FILE, "w") as handle:
-        handle.write(current)
-    print(f"wrote {RESULTS_FILE}")
 
 
 if __name__ == "__main__":

@@ -32,11 +32,11 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.results_section import write_section  # noqa: E402
 from yt8m import metrics  # noqa: E402
 from yt8m.data import schema, synthetic, vocabulary  # noqa: E402
 from yt8m.labels import graphs, statistics  # noqa: E402
 
-RESULTS_FILE = os.path.join("docs", "results.md")
 SECTION = ("<!-- proving ground begin -->", "<!-- proving ground end -->")
 
 
@@ -96,7 +96,7 @@ def main(argv=None) -> None:
     text = _markdown(tables, recipe)
     print("\n" + text)
     if args.write_results:
-        _write_section(text)
+        write_section(SECTION, text)
 
 
 def run_seed(preset: str, seed: int, data_dir: str, recipe: Recipe) -> dict:
@@ -286,21 +286,6 @@ def _markdown(tables: dict, recipe: Recipe) -> str:
             lines.append(f"| {name} | " + " | ".join(cells) + f" | {mean:{'+' if signed else ''}.4f} ± {spread:.4f} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _write_section(text: str) -> None:
-    """Replaces this benchmark's section of docs/results.md (appending it when missing)."""
-    begin, end = SECTION
-    current = open(RESULTS_FILE).read() if os.path.exists(RESULTS_FILE) else "# Results\n"
-    block = f"{begin}\n{text.rstrip()}\n{end}"
-    if begin in current and end in current:
-        head, rest = current.split(begin, 1)
-        current = head + block + rest.split(end, 1)[1]
-    else:
-        current = current.rstrip("\n") + "\n\n" + block + "\n"
-    with open(RESULTS_FILE, "w") as handle:
-        handle.write(current)
-    print(f"wrote {RESULTS_FILE}")
 
 
 if __name__ == "__main__":
