@@ -10,10 +10,8 @@ import numpy as np
 import tensorflow as tf
 
 from models import registry
-from yt8m import augment, distribute, health, losses, multi_worker
-from yt8m import rundir, swa
+from yt8m import augment, backup, distribute, health, losses, multi_worker, rundir, swa
 from yt8m.rundir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (the run's file names, also imported from here)
-from yt8m import backup
 from yt8m.backup import AtomicBackupAndRestore
 from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
@@ -65,8 +63,8 @@ def _train(config: Config) -> TrainResult:
     print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
 
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
-    dataset = _to_device(_continued(inputs.training_dataset(config, corrupt_records=corrupt), config, work_dir),
-                         config)
+    train_data = inputs.training_dataset(config, corrupt_records=corrupt)
+    dataset = _to_device(_continued(train_data, config, work_dir), config)
     # The pretraining set's label statistics: every pretrain saves them (for its finetunes), whatever its loss.
     stats = (context.label_statistics(config, save=chief)
              if (chief and config.stage == "pretrain") or losses.needs_label_statistics(config) else None)
@@ -113,7 +111,8 @@ def _train(config: Config) -> TrainResult:
         print(corrupt.report(config.train_data_pattern, "train_data_pattern"))
     losses_seen = history.history.get("loss", [])
     started = [nan_guard.first_loss] if nan_guard.first_loss is not None else []   # issue 17 case 8: vs step 1
-    found = health.check(model, next(iter(dataset)), started + losses_seen) if chief else ()
+    # The first batch of the stream: a resumed run's input would read the skipped steps again to get one.
+    found = health.check(model, next(iter(train_data)), started + losses_seen) if chief else ()
     return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
                        int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
                        strategy.num_replicas_in_sync, found)
@@ -206,9 +205,9 @@ def _with_precision(config: Config, build, *args) -> keras.Model:
 def _continued(dataset: tf.data.Dataset, config: Config, work_dir: str) -> tf.data.Dataset:
     """The input a resumed run continues with: the batches an uninterrupted run would see next.
 
-    With --max_steps the input is one seeded stream: the steps the backup had taken are skipped. Otherwise every epoch is a new seeded pass: the
-    passes of the completed epochs are started and dropped, so the shuffle's next order is the
-    one the uninterrupted run's next epoch would draw.
+    With --max_steps the input is one seeded stream: the steps the backup had taken are skipped.
+    Otherwise every epoch is a new seeded pass: the passes of the completed epochs are started and
+    dropped, so the shuffle's next order is the one the uninterrupted run's next epoch would draw.
     """
     backup_dir = os.path.join(work_dir, "backup")
     epochs = backup.completed_epochs(backup_dir)
