@@ -14,11 +14,12 @@ from yt8m.fileio import probe_writable, remove_stale_temp_files
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
+STATS_FILE = "label_stats.npz"   # the pretraining set's label statistics (yt8m/labels/context.py)
 BACKUP_DIR = "backup"
 # What makes a run directory hold "another run": a checkpoint of one cannot continue as the other.
 IDENTITY = ("model", "model_params", "num_classes", "feature_names", "feature_sizes", "frame_features", "stage")
 # What --overwrite removes: every file train.py (and eval.py) writes there.
-RUN_FILES = (CONFIG_FILE, MODEL_FILE, BACKUP_DIR, "logs", "workers", "eval.json", "label_stats.npz")
+RUN_FILES = (CONFIG_FILE, MODEL_FILE, BACKUP_DIR, "logs", "workers", "eval.json", STATS_FILE)
 
 
 class RunDir:

@@ -12,12 +12,12 @@ import numpy as np
 import tensorflow as tf
 
 from yt8m.config import Config
+from yt8m.rundir import CONFIG_FILE, STATS_FILE
 from yt8m.errors import UserError
 from yt8m.labels import embeddings
 from yt8m.labels.statistics import LabelStatistics, count_labels
 
 LABEL_PARAMS = ("label_statistics", "label_embeddings", "label_graph")
-STATS_FILE = "label_stats.npz"
 
 
 def label_params(config: Config, wanted, stats: LabelStatistics | None = None) -> dict:
@@ -71,7 +71,7 @@ def _pretrain_run_statistics(init_from: str, followed: tuple[str, ...] = ()) -> 
     saved = os.path.join(init_from, STATS_FILE)
     if tf.io.gfile.exists(saved):
         return _loaded(saved)
-    run_config = os.path.join(init_from, "config.json")  # training.CONFIG_FILE
+    run_config = os.path.join(init_from, CONFIG_FILE)
     if not tf.io.gfile.exists(run_config) or init_from in followed:
         raise UserError(f"no label statistics for the finetune: --init_from={init_from!r} has neither "
                         f"{STATS_FILE} nor a config.json naming its training files; give --label_stats=FILE "
@@ -108,7 +108,8 @@ def _same_file(path: str, other: str) -> bool:
 
 def ks_label_graph(config: Config, stats: LabelStatistics) -> np.ndarray:
     """(C, C) float32 A_KS (KSSNet Eq.1-4, yt8m/labels/graphs.ks_adjacency): the ML-GCN adjacency of the
-    statistics' P(j|i) (t=0.4, p=0.25) superimposed on the knowledge graph of --knowledge_edges, else of the shared verticals of --vocabulary_file (default:
+    statistics' P(j|i) (t=0.4, p=0.25) superimposed on the knowledge graph of --knowledge_edges, else of
+    the shared verticals of --vocabulary_file (default:
     vocabulary.csv beside the training records or in their parent directory), with --ks_lambda/tau/eta."""
     from yt8m.labels import graphs
 
