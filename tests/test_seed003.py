@@ -322,6 +322,30 @@ def test_video_label_segment_targets_spread_from_every_video_label_by_hand(smoot
                                                                                          rel=1e-5)
 
 
+@pytest.mark.parametrize("variant, flags", [
+    ("(a) BCE on the rated class", {"loss": "bce"}),
+    ("(d) every class at 0, m = n = 1", {"loss": "reweighted", "reweight_m": 1.0, "reweight_n": 1.0}),
+    ("(b) reweighted m, n", {"loss": "reweighted"}),
+    ("(c) reweighted + correlation", {"loss": "reweighted", "label_smoothing": "correlation"})])
+def test_linear_benchmark_and_train_py_finetune_on_the_same_targets_and_weights(variant, flags):
+    # benchmarks/proving_ground.py's finetunings (a)-(d), where the gains show, on the hand example:
+    # the per-element targets and weights train.py's loss builds from the reader's labels and weights.
+    from benchmarks import proving_ground
+
+    segments = proving_ground._Split(np.zeros((2, 1)), classes=np.array([2, 2]), targets=np.array([0.0, 1.0]))
+    targets, weights = proving_ground.finetune_targets(
+        variant, segments, 3, graphs.thresholded_correlation(HAND_STATS, 0.5), proving_ground.Recipe())
+    loss = losses.make_loss(Config(segment_labels=True, tau=0.5, **flags), HAND_STATS)
+    if flags["loss"] == "bce":  # the reader's one-hot weights: BCE on the rated class's score alone
+        assert isinstance(loss, losses.MultiLabelCrossentropy) and not hasattr(loss, "targets")
+        np.testing.assert_array_equal(weights, SEGMENT_RATED)
+        np.testing.assert_array_equal((targets * weights)[:, 2], SEGMENT_Y[:, 2])
+        return
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.targets(SEGMENT_Y, SEGMENT_RATED)), targets,
+                               rtol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.weights(SEGMENT_RATED)), weights, rtol=1e-6)
+
+
 def test_smoothing_of_video_labels_caps_at_one_and_reweighting_alone_scales_bce():
     smoothed = losses.make_loss(Config(label_smoothing="correlation", tau=0.5), HAND_STATS)  # video labels
     y = np.array([[1, 1, 0]], "float32")  # y + y P' = (1.8, 1, .6) -> (1, 1, .6)
