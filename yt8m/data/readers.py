@@ -148,21 +148,28 @@ def parse_video_batch(serialized, feature_spec: schema.FeatureSpec, num_classes:
 
 def parse_frame_batch(serialized, feature_spec: schema.FeatureSpec, num_classes: int,
                       max_frames: int = schema.MAX_FRAMES, pad_to_max: bool = False, files=None,
-                      corrupt_records: "CorruptRecords | None" = None):
+                      corrupt_records: "CorruptRecords | None" = None, rated: bool = False):
     """A batch of serialized SequenceExamples -> ({id, frames uint8, num_frames}, multi-hot labels).
 
-    `files` (the records' files, when known) are named by errors; see `_parse_videos`."""
-    video = _parse_videos(serialized, feature_spec, num_classes, rated=False, files=files,
+    `files` (the records' files, when known) are named by errors; see `_parse_videos`. `rated`: the
+    features also carry the ragged ratings (segment_start_times, segment_labels checked, segment_scores)."""
+    video = _parse_videos(serialized, feature_spec, num_classes, rated=rated, files=files,
                           corrupt_records=corrupt_records)
     frames, num_frames = _pad_frames(video["frames"], max_frames, pad_to_max)
     features = {schema.ID_KEY: video[schema.ID_KEY], schema.FRAMES_INPUT: frames,
                 schema.NUM_FRAMES_INPUT: num_frames}
+    if rated:
+        features.update({schema.SEGMENT_START_KEY: video[schema.SEGMENT_START_KEY],
+                         schema.SEGMENT_LABELS_KEY: _checked_labels(video[schema.SEGMENT_LABELS_KEY], num_classes),
+                         schema.SEGMENT_SCORES_KEY: video[schema.SEGMENT_SCORES_KEY]})
     return features, _multi_hot(video[schema.LABELS_KEY], num_classes)
 
 
 def model_inputs(features: dict) -> dict:
-    """Only the keys a model takes: `features`, or `frames` and `num_frames`, or `clip`."""
-    model_keys = (schema.VIDEO_INPUT, schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT, schema.CLIP_INPUT)
+    """Only the keys a model takes: `features`, or `frames` and `num_frames` (and, context-aware
+    segment models, `segment_starts`), or `clip`."""
+    model_keys = (schema.VIDEO_INPUT, schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT, schema.SEGMENT_STARTS_INPUT,
+                  schema.CLIP_INPUT)
     return {key: value for key, value in features.items() if key in model_keys}
 
 

@@ -29,6 +29,7 @@ FEATURE_SIZES = (1024, 128)
 VIDEO_INPUT = "features"      # float32 (B, D), D = sum(feature_sizes)
 FRAMES_INPUT = "frames"       # uint8 (B, T, D)
 NUM_FRAMES_INPUT = "num_frames"  # int32 (B,)
+SEGMENT_STARTS_INPUT = "segment_starts"  # int32 (B, S) first frame of each segment, -1 past the video's end
 CLIP_INPUT = "clip"           # uint8 (B, T, H, W, 3) RGB clips (the Charades-style clip records)
 
 # Clip records (Charades frames layout): a SequenceExample with context `id`,
