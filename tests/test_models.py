@@ -27,8 +27,8 @@ TINY_PARAMS = {
                      "embedding_dim": 6},
     "CmaSNetModel": {"filters": 16, "transformer_units": 16, "embedding_dim": 8},
     "CmaFCModel": {"hidden_size": 16, "transformer_units": 16, "embedding_dim": 8, "sample_frames": 4},
-    "SelfAttentionSNetModel": {"filters": 16, "transformer_units": 16, "attention_dim": 8},
-    "SelfAttentionFCModel": {"hidden_size": 16, "transformer_units": 16, "attention_dim": 8, "sample_frames": 4},
+    "SelfAttentionSNetModel": {"filters": 16},
+    "SelfAttentionFCModel": {"hidden_size": 16, "sample_frames": 4},
     "SRDLModel": {"hidden_size": 8, "gcn_hidden_size": 8, "embedding_dim": 6, "class_block": 7},
 }
 

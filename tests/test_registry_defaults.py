@@ -24,8 +24,8 @@ SMALL_SIZES = {
                         "groups": 2, "gru_units": 16, "attention_units": 8},
     "NeXtVLADModel": {"cluster_size": 8, "hidden_size": 16, "groups": 2},
     "SRDLModel": {"hidden_size": 16, "gcn_hidden_size": 16, "embedding_dim": 8},
-    "SelfAttentionFCModel": {"hidden_size": 16, "transformer_units": 16, "attention_dim": 8},
-    "SelfAttentionSNetModel": {"filters": 16, "transformer_units": 16, "attention_dim": 8},
+    "SelfAttentionFCModel": {"hidden_size": 16},
+    "SelfAttentionSNetModel": {"filters": 16},
 }
 CLIP_SKIP = ("trains on RGB clips: even the smallest Inception-I3D takes ~30 s to trace on 2 cores; "
              "test_kssnet.py trains KSSNetI3D on the synthetic clip set")

@@ -69,7 +69,7 @@ class Config:
     max_steps: int | None = None
     steps_per_epoch: int = 1000
     loss: str = "bce"
-    beta: float = 1.0
+    beta: float = 0.0                       # CMA Eq.12; 0 (the paper's video setting) is BCE
     reweight_m: float = 2.5                 # seed 003 Eq.2-3: weight of the rated classes
     reweight_n: float = 0.1                 # ... and of the others
     label_smoothing: str = "none"           # "correlation": seed 003 Eq.4-6 targets

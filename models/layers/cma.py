@@ -1,5 +1,6 @@
 """Per-class attention heads over a (B, T, F) feature map: cross-modality attention guided by label
-embeddings (CMA paper Eq.6-11) and the self-attention baseline of its table 4.
+embeddings (CMA paper Eq.6-10) and the self-attention baseline of its table 4. The multi-scale
+mean of Eq.11 is in models/cma.py (one head per SNet scale).
 
 Both heads end in per-class classifiers on per-class features, y_k = sigmoid(w_k . h_k + b_k)
 with h_k = sum_i a_k^i I^i (Eq.9-10). The logit is computed as sum_i a_k^i (w_k . I^i) + b_k,
@@ -77,8 +78,9 @@ def masked_softmax(scores, mask):
     return tf.nn.softmax(scores, axis=1) * valid
 
 
-class _PerClassAttentionHead(keras.layers.Layer):
-    """The shared part: the feature transformer (1x1 convs + BN + ReLU) and the per-class classifiers."""
+class PerClassAttentionHead(keras.layers.Layer):
+    """The shared part: the feature transformer (1x1 convs + BN + ReLU, none when `transformer_units`
+    is empty) and the per-class classifiers."""
 
     def __init__(self, num_classes: int, transformer_units=(512, 300), **kwargs):
         super().__init__(**kwargs)
@@ -124,7 +126,7 @@ class _PerClassAttentionHead(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
-class CrossModalityAttention(_PerClassAttentionHead):
+class CrossModalityAttention(PerClassAttentionHead):
     """`(features (B, T, F), num_frames (B,), label_embeddings (C, E)) -> (probabilities, attention)`.
 
     Eq.6-10: I_s = CMT(I) maps each step into the label-embedding space (the last
@@ -139,30 +141,50 @@ class CrossModalityAttention(_PerClassAttentionHead):
         mask = frame_mask(num_frames, tf.shape(features)[1])
         projected = tf.math.l2_normalize(self.transform(features, mask, training), axis=-1, epsilon=1e-12)
         labels = tf.math.l2_normalize(tf.cast(label_embeddings, projected.dtype), axis=-1, epsilon=1e-12)
-        scores = tf.nn.relu(tf.einsum("bte,ce->btc", projected, labels))
+        scores = tf.nn.relu(tf.einsum("bte,ce->btc", projected, labels))  # Eq.7: z = ReLU(cos(I_s^i, e_k))
         attention = normalize_attention(scores, mask)
         return self.classify(features, attention), attention
 
 
+SCORINGS = ("conv", "query_softmax")
+
+
 @keras.saving.register_keras_serializable(package="yt8m")
-class SelfAttention(_PerClassAttentionHead):
+class SelfAttention(PerClassAttentionHead):
     """`(features (B, T, F), num_frames (B,)) -> (probabilities, attention)`: the table-4 baseline.
 
-    The same transformer and per-class classifiers as CrossModalityAttention, but the
-    attention comes from the features alone: learned per-class scores q_k . I_s^i + c_k
-    (a 1x1 convolution with C output channels), softmax over the valid steps. No label
-    embeddings, no label graph.
+    `scoring="conv"` (the paper's): Eq.7 replaced by z_k^i = sigmoid(f_conv(I^i)), a 1x1
+    convolution on the visual features with one output per class, then Eq.8-10 as in
+    CrossModalityAttention (no transformer, no label embeddings). `"query_softmax"`: learned
+    per-class queries on the transformed features, q_k . CMT(I^i) + c_k, softmax over the
+    valid steps (an earlier reading, kept while it is measured).
     """
+
+    def __init__(self, num_classes: int, transformer_units=(), scoring: str = "conv", **kwargs):
+        if scoring not in SCORINGS:
+            raise ValueError(f"scoring {scoring!r} is not one of {', '.join(SCORINGS)}")
+        if scoring == "query_softmax" and not transformer_units:
+            raise ValueError("scoring='query_softmax' needs transformer_units")
+        super().__init__(num_classes, transformer_units if scoring == "query_softmax" else (), **kwargs)
+        self.scoring = scoring
 
     def build(self, features_shape, num_frames_shape=None):
         self.build_head(features_shape)
-        self.query_kernel = self.add_weight(name="query_kernel",
-                                            shape=(self.transformer_units[-1], self.num_classes),
+        width = self.transformer_units[-1] if self.transformer_units else features_shape[-1]
+        self.query_kernel = self.add_weight(name="query_kernel", shape=(width, self.num_classes),
                                             initializer="glorot_uniform")
         self.query_bias = self.add_weight(name="query_bias", shape=(self.num_classes,), initializer="zeros")
 
     def call(self, features, num_frames, training=None):
         mask = frame_mask(num_frames, tf.shape(features)[1])
-        scores = tf.einsum("bte,ec->btc", self.transform(features, mask, training), self.query_kernel)
-        attention = masked_softmax(scores + self.query_bias, mask)
+        if self.scoring == "conv":
+            # The paper's self-attention: Eq.7 replaced by z^i = sigmoid(f_conv(I^i)), then Eq.8.
+            scores = tf.sigmoid(tf.einsum("btf,fc->btc", features, self.query_kernel) + self.query_bias)
+            attention = normalize_attention(scores, mask)
+        else:
+            scores = tf.einsum("bte,ec->btc", self.transform(features, mask, training), self.query_kernel)
+            attention = masked_softmax(scores + self.query_bias, mask)
         return self.classify(features, attention), attention
+
+    def get_config(self):
+        return {**super().get_config(), "scoring": self.scoring}

@@ -16,15 +16,19 @@ class SNet(keras.layers.Layer):
     zeroed (what 'same' padding puts at a sequence's end anyway, and after a ReLU a zero
     never wins a max over a valid value), BN statistics use valid steps only, and the
     output is zero past num_frames'.
+
+    `return_scales=True` returns every block's output instead, `([features_1 .. features_n],
+    [num_frames_1 .. num_frames_n])`, block b at time stride pool_size^b (multi-scale CMA).
     """
 
     def __init__(self, filters: int = 256, num_blocks: int = 4, kernel_size: int = 3, pool_size: int = 2,
-                 **kwargs):
+                 return_scales: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.num_blocks = num_blocks
         self.kernel_size = kernel_size
         self.pool_size = pool_size
+        self.return_scales = return_scales
         self.convolutions = [keras.layers.Conv1D(filters, kernel_size, padding="same", use_bias=False,
                                                  name=f"conv_{i}") for i in range(num_blocks)]
         self.norms = [keras.layers.BatchNormalization(name=f"bn_{i}") for i in range(num_blocks)]
@@ -39,6 +43,7 @@ class SNet(keras.layers.Layer):
     def call(self, frames, num_frames, training=None):
         x = frames
         lengths = tf.cast(num_frames, tf.int32)
+        outputs, output_lengths = [], []
         for convolution, norm in zip(self.convolutions, self.norms):
             mask = frame_mask(lengths, tf.shape(x)[1])
             x = x * tf.cast(mask, x.dtype)[..., None]
@@ -47,15 +52,22 @@ class SNet(keras.layers.Layer):
             x = x * tf.cast(mask, x.dtype)[..., None]
             x = tf.nn.max_pool1d(x, self.pool_size, self.pool_size, padding="SAME")
             lengths = (lengths + self.pool_size - 1) // self.pool_size
-        x = x * tf.cast(frame_mask(lengths, tf.shape(x)[1]), x.dtype)[..., None]
-        return x, tf.cast(lengths, num_frames.dtype)
+            outputs.append(x * tf.cast(frame_mask(lengths, tf.shape(x)[1]), x.dtype)[..., None])
+            output_lengths.append(tf.cast(lengths, num_frames.dtype))
+        if self.return_scales:
+            return outputs, output_lengths
+        return outputs[-1], output_lengths[-1]
 
     def compute_output_shape(self, frames_shape, num_frames_shape=None):
+        if self.return_scales:
+            return ([(frames_shape[0], None, self.filters)] * self.num_blocks,
+                    [num_frames_shape] * self.num_blocks)
         return (frames_shape[0], None, self.filters), num_frames_shape
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "num_blocks": self.num_blocks,
-                "kernel_size": self.kernel_size, "pool_size": self.pool_size}
+                "kernel_size": self.kernel_size, "pool_size": self.pool_size,
+                "return_scales": self.return_scales}
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
