@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from models import registry
 from models.layers.frame_sampling import FrameSampler
@@ -41,10 +42,11 @@ def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gc
     run's `label_embeddings`, else seeded random vectors of `embedding_dim`) go
     through the shared GCN (`gcn_hidden_size` hidden units, 0 for one layer) over
     a randomly initialised, learnable adjacency to `hidden_size`-wide label vectors
-    (Eq.3). CAR: per-class channel and temporal attention, fused, max-pooled, per-class
-    classifiers (Eq.4-6). OE (training only, `srdl_top_k` > 0): erase the interval of
-    the top-`srdl_top_k` classes' normalised attention >= `srdl_alpha` around the
-    global peak and add the erased prediction's loss (Eq.7-13); `srdl_top_k=0` is
+    (Eq.3). CAR: per-class channel and temporal attention with their learnable branch
+    transforms, fused, max-pooled, per-class classifiers (Eq.4-6). OE (training only,
+    `srdl_top_k` > 0): each of the top-`srdl_top_k` classes loses, in its own temporal
+    attention, the interval >= `srdl_alpha` of its normalised curve around its own
+    global peak; the erased prediction's loss is added (Eq.7-13); `srdl_top_k=0` is
     CAR alone. `sample_frames` > 0 trains on one random run of that many consecutive
     frames (intervals stay intervals); `class_block` bounds the memory of the
     per-class pooling (B x class_block x T x hidden_size floats).
@@ -66,3 +68,23 @@ def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gc
     probabilities = CategoryAttention(num_classes, srdl_top_k, srdl_alpha, class_block, name="car")(
         features, num_frames, label_vectors)
     return SRDL(inputs, probabilities, name="SRDLModel")
+
+
+def attention_maps(model: keras.Model, inputs: dict) -> dict[str, np.ndarray]:
+    """Name -> (B, T, C) per-frame, per-class maps of an SRDLModel on `inputs` (whole videos):
+    "temporal attention": SA of Eq.5; "erased in training": 1 on the frames that OE would
+    set to 0 in each top-K class's own SA if training saw these frames (0 for the others)."""
+    car = model.get_layer("car")
+    probe = keras.Model(model.inputs, [model.output, model.get_layer("frame_encoder").output,
+                                       model.get_layer("label_gcn").output[-1]])
+    probabilities, features, label_vectors = probe(inputs, training=False)
+    num_frames = tf.convert_to_tensor(inputs[schema.NUM_FRAMES_INPUT], tf.int32)
+    features = features * tf.sequence_mask(num_frames, tf.shape(features)[1], dtype=features.dtype)[..., None]
+    _, spatial = car.attention(features, label_vectors)
+    erased = np.zeros(spatial.shape, np.float32)
+    if car.erase_top_k:
+        top, erase = (t.numpy() for t in car.erasing(probabilities, spatial, num_frames))
+        rows = np.arange(len(top))[:, None]
+        erased[rows, top] = erase
+    return {"temporal attention": np.transpose(spatial.numpy(), (0, 2, 1)),
+            "erased in training": np.transpose(erased, (0, 2, 1))}

@@ -1,11 +1,14 @@
-"""SRDL on video: interval erasing by hand, CAR attention, the training-only erased branch and its loss."""
+"""SRDL on video: CAR (Eq.4-5) and per-class interval erasing (Eq.7-10) by hand, the training-only erased
+branch and its loss, the attention maps."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from models import registry
-from models.layers.srdl import CategoryAttention, class_max_pool, erase_interval, normalized_attention
+from models import srdl
+from models.layers.srdl import (CategoryAttention, class_max_pool, erase_interval, erase_per_class,
+                               normalized_attention)
 from yt8m.data import schema
 from yt8m.losses import MultiLabelCrossentropy
 import model_harness
@@ -49,24 +52,131 @@ def test_normalized_attention_by_hand():
                           [[0.3, 0.3, 0.3, 0.3], [0.3, 0.3, 0.3, 0.3]]],  # flat curves -> 0
                          np.float32)
     out = normalized_attention(tf.constant(attention), tf.constant([3, 4])).numpy()
-    # Class 0 over frames 0-2: (x - 0.2) / 0.4 = 0, 0.5, 1; class 1: (x - 0.1) / 0.4 = 1, 0.5, 0.
-    np.testing.assert_allclose(out[0, :3], [1.0, 0.5, 1.0], atol=1e-6)
-    assert out[0, 3] == 0.0  # padding
-    np.testing.assert_array_equal(out[1], np.zeros(4))
+    # Each class alone over frames 0-2: class 0 (x - 0.2) / 0.4 = 0, 0.5, 1; class 1 (x - 0.1) / 0.4 = 1, 0.5, 0.
+    np.testing.assert_allclose(out[0, :, :3], [[0.0, 0.5, 1.0], [1.0, 0.5, 0.0]], atol=1e-6)
+    np.testing.assert_array_equal(out[0, :, 3], [0.0, 0.0])  # padding
+    np.testing.assert_array_equal(out[1], np.zeros((2, 4)))
 
 
-def test_channel_and_temporal_attention_are_in_0_1_with_the_right_shapes():
-    rng = np.random.default_rng(0)
-    layer = CategoryAttention(5)
-    features = tf.constant(np.maximum(rng.normal(size=(3, 7, 4)) * 3, 0), tf.float32)
-    labels = tf.constant(rng.normal(size=(5, 4)) * 3, tf.float32)
-    channel, spatial = (t.numpy() for t in layer.attention(features, labels))
-    assert channel.shape == (3, 5, 4) and spatial.shape == (3, 5, 7)
-    for values in (channel, spatial):
-        assert values.min() >= 0.0 and values.max() <= 1.0 and values.std() > 0.05
-    # SA is per frame and class: sigmoid(F_t . h_c / sqrt(d)).
-    np.testing.assert_allclose(spatial[1, 2, 3], 1 / (1 + np.exp(-features[1, 3].numpy() @ labels[2].numpy() / 2)),
-                               rtol=1e-5)
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _car(num_classes=3, width=4, label_width=5, seed=0, **kwargs):
+    """A built CategoryAttention with random (non-zero) weights everywhere, and its weights by name."""
+    layer = CategoryAttention(num_classes, **kwargs)
+    layer.build((None, None, width), (None,), (num_classes, label_width))
+    rng = np.random.default_rng(seed)
+    for weight in layer.weights:
+        weight.assign(rng.normal(size=weight.shape).astype(np.float32))
+    return layer, {w.name: w.numpy() for w in layer.weights}
+
+
+def _numpy_car(w, features, labels):
+    """Eq.4-5 in numpy, one example, class and frame at a time."""
+    batch, steps, _ = features.shape
+    channel = np.zeros((batch, len(labels), features.shape[2]))
+    spatial = np.zeros((batch, len(labels), steps))
+    for b in range(batch):
+        u = np.tanh(features[b].max(axis=0) @ w["f_ca_kernel"] + w["f_ca_bias"])
+        for c, h in enumerate(labels):
+            channel[b, c] = _sigmoid((u * h) @ w["f_c_kernel"] + w["f_c_bias"])
+            for t in range(steps):
+                s = np.tanh(features[b, t] @ w["f_sa_kernel"] + w["f_sa_bias"])
+                spatial[b, c, t] = _sigmoid((s * h) @ w["f_s_kernel"][:, 0] + w["f_s_bias"][0])
+    return channel, spatial
+
+
+def _numpy_logit(w, features, spatial, channel, c):
+    """Eq.6 for one class of one example: max_t 0.5 F_t * (SA_t + CA), then w_c . v + b_c."""
+    pooled = (0.5 * features * (spatial[:, None] + channel[None, :])).max(axis=0)
+    return pooled @ w["kernel"][c] + w["bias"][c]
+
+
+def _numpy_interval(curve, alpha):
+    """The frames of the run >= alpha (normalised) around the curve's global peak, walking out from it."""
+    normalized = (curve - curve.min()) / (curve.max() - curve.min())
+    first = last = int(np.argmax(normalized))
+    while first > 0 and normalized[first - 1] >= alpha:
+        first -= 1
+    while last < len(curve) - 1 and normalized[last + 1] >= alpha:
+        last += 1
+    erase = np.zeros(len(curve), bool)
+    erase[first:last + 1] = True
+    return erase
+
+
+def test_channel_and_temporal_attention_with_their_branch_transforms_against_numpy():
+    layer, w = _car()
+    rng = np.random.default_rng(1)
+    features = np.maximum(rng.normal(size=(2, 10, 4)), 0).astype(np.float32)
+    labels = rng.normal(size=(3, 5)).astype(np.float32)
+    channel, spatial = (t.numpy() for t in layer.attention(tf.constant(features), tf.constant(labels)))
+    assert channel.shape == (2, 3, 4) and spatial.shape == (2, 3, 10)
+    expected_channel, expected_spatial = _numpy_car(w, features, labels)
+    np.testing.assert_allclose(channel, expected_channel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(spatial, expected_spatial, rtol=1e-5, atol=1e-6)
+    assert spatial.std() > 0.05 and channel.std() > 0.05
+    # f_s is a weight that reaches SA: with its kernel at 0, SA is sigmoid(b_s) everywhere.
+    layer.f_s_kernel.assign(np.zeros((5, 1), np.float32))
+    flat = layer.attention(tf.constant(features), tf.constant(labels))[1].numpy()
+    np.testing.assert_allclose(flat, np.full(flat.shape, _sigmoid(w["f_s_bias"][0])), rtol=1e-6)
+
+
+# 3 classes, 10 frames: each curve has its own peak and its own run >= 0.5 (min 0 and max 1 already).
+CURVES = np.array([[0.0, 0.1, 0.6, 1.0, 0.7, 0.2, 0.0, 0.0, 0.3, 0.1],   # class 0: frames 2-4
+                   [0.9, 1.0, 0.2, 0.0, 0.1, 0.0, 0.6, 0.8, 0.1, 0.0],   # class 1: frames 0-1 (not 6-7)
+                   [0.0, 0.0, 0.1, 0.2, 0.0, 0.4, 0.9, 1.0, 0.5, 0.0]],  # class 2: frames 6-8
+                  np.float32)
+PROBABILITIES = np.array([[0.9, 0.2, 0.6]], np.float32)  # ranking: class 0, class 2, class 1
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+def test_the_top_k_classes_each_erase_their_own_interval(top_k):
+    top, erase = erase_per_class(tf.constant(PROBABILITIES), tf.constant(CURVES[None]), tf.constant([10]),
+                                 top_k, 0.5)
+    expected = np.zeros((3, 10), bool)
+    expected[0, 2:5] = expected[1, 0:2] = expected[2, 6:9] = True
+    np.testing.assert_array_equal(top.numpy()[0], [0, 2, 1][:top_k])
+    np.testing.assert_array_equal(erase.numpy()[0], expected[[0, 2, 1][:top_k]])
+    assert len({tuple(row) for row in erase.numpy()[0]}) == top_k  # K different intervals, one per class
+
+
+def test_each_class_is_normalised_over_the_valid_frames_alone():
+    # 6 valid frames: class 2's peak (frame 7) lies in the padding; alpha 0.7.
+    _, erase = erase_per_class(tf.constant(PROBABILITIES), tf.constant(CURVES[None]), tf.constant([6]), 3, 0.7)
+    expected = np.zeros((3, 10), bool)
+    expected[0, 3:5] = True  # class 0 over frames 0-5 (min 0, max 1): 1.0, 0.7 >= 0.7 -> frames 3, 4
+    expected[1, 0:2] = True  # class 1: (0.9 - 0) / 1.0 = 0.9, 1.0 -> frames 0, 1
+    expected[2, 5] = True    # class 2 over frames 0-5: max 0.4 at frame 5, (0.2 - 0) / 0.4 = 0.5 < 0.7 -> frame 5
+    np.testing.assert_array_equal(erase.numpy()[0], expected[[0, 2, 1]])
+
+
+def test_erased_prediction_rescores_each_top_k_class_without_its_own_interval_by_hand():
+    layer, w = _car(erase_top_k=2, erase_alpha=0.5, seed=2)
+    rng = np.random.default_rng(3)
+    features = np.maximum(rng.normal(size=(2, 10, 4)), 0).astype(np.float32)
+    labels = rng.normal(size=(3, 5)).astype(np.float32)
+    num_frames = np.array([10, 7], np.int32)
+    features[1, 7:] = 5.0  # padding: zeroed by the layer, never pooled nor erased
+    probabilities = layer(tf.constant(features), tf.constant(num_frames), tf.constant(labels), training=True).numpy()
+    erased = layer.take_erased_probabilities().numpy()
+    intervals = set()
+    for b, frames in enumerate(num_frames):
+        f = features[b, :frames]
+        channel, spatial = _numpy_car(w, f[None], labels)
+        original = np.array([_sigmoid(_numpy_logit(w, f, spatial[0, c], channel[0, c], c)) for c in range(3)])
+        np.testing.assert_allclose(probabilities[b], original, rtol=1e-5)
+        expected = original.copy()
+        for c in np.argsort(-original)[:2]:
+            erase = _numpy_interval(spatial[0, c], 0.5)
+            intervals.add((b, tuple(np.flatnonzero(erase))))
+            kept = np.where(erase, 0.0, spatial[0, c])  # the class's own SA at 0 on its own interval (Eq.10)
+            expected[c] = _sigmoid(_numpy_logit(w, f, kept, channel[0, c], c))
+        np.testing.assert_allclose(erased[b], expected, rtol=1e-5, atol=1e-6)
+        assert (np.abs(erased[b] - probabilities[b]) > 1e-4).sum() >= 1  # some class lost evidence
+    assert len(intervals) == 4  # two examples x two classes: four intervals
+    assert layer.take_erased_probabilities() is None
 
 
 @pytest.mark.parametrize("class_block", [2, 64])
@@ -116,7 +226,8 @@ def test_the_erased_branch_is_not_built_at_inference():
     assert car.erased_probabilities is None
 
 
-def test_training_loss_is_original_plus_erased_and_the_erased_prediction_drops_the_interval():
+
+def test_training_loss_is_original_plus_erased_and_only_the_top_k_classes_change():
     model = _model(srdl_top_k=2)
     model.compile(optimizer="adam", loss=MultiLabelCrossentropy())
     _, inputs, labels, weights = _batch_and_labels()
@@ -129,26 +240,30 @@ def test_training_loss_is_original_plus_erased_and_the_erased_prediction_drops_t
     original = float(loss(labels, predictions, weights))
     np.testing.assert_allclose(total, original + float(loss(labels, erased, weights)), rtol=1e-5)
     np.testing.assert_allclose(predictions.numpy(), model(inputs, training=False).numpy(), rtol=1e-5)
-
-    # The erased prediction is the model's own prediction on the video without the erased interval.
-    features_model = keras.Model(model.inputs, model.get_layer("frame_encoder").output)
-    vectors_model = keras.Model(model.inputs, model.get_layer("label_gcn").output[-1])
-    num_frames = inputs[schema.NUM_FRAMES_INPUT]
-    features = features_model(inputs) * tf.sequence_mask(num_frames, tf.shape(inputs["frames"])[1],
-                                                          dtype=tf.float32)[..., None]
-    _, spatial = car.attention(features, vectors_model(inputs))
-    erase = car.erasing_mask(predictions, spatial, num_frames).numpy()
-    assert erase.any(axis=1)[num_frames.numpy() > 0].all()
-    frames = inputs[schema.FRAMES_INPUT].numpy()
-    for row in range(len(frames)):
-        kept = frames[row, :num_frames[row]][~erase[row, :num_frames[row]]]
-        if len(kept) == 0:
-            continue
-        alone = model({schema.FRAMES_INPUT: kept[None], schema.NUM_FRAMES_INPUT: np.array([len(kept)], np.int32)},
-                      training=False)
-        np.testing.assert_allclose(alone.numpy()[0], erased.numpy()[row], rtol=1e-5, atol=1e-6)
+    changed = np.abs(erased.numpy() - predictions.numpy()) > 1e-6
+    top = np.argsort(-predictions.numpy(), axis=1)[:, :2]
+    outside = np.ones_like(changed)
+    outside[np.arange(len(top))[:, None], top] = False
+    assert not changed[outside].any() and changed.any()
 
 
+def test_attention_maps_give_each_top_k_class_one_interval_on_whole_videos():
+    model = _model(srdl_top_k=3)
+    _, inputs, _, _ = _batch_and_labels()
+    maps = srdl.attention_maps(model, inputs)
+    steps = inputs[schema.FRAMES_INPUT].shape[1]
+    attention, erased = maps["temporal attention"], maps["erased in training"]
+    assert attention.shape == erased.shape == (len(inputs[schema.NUM_FRAMES_INPUT]), steps,
+                                               model_harness.NUM_CLASSES)
+    assert attention.min() >= 0 and attention.max() <= 1 and attention.std() > 0
+    predictions = model(inputs, training=False).numpy()
+    for row, frames in enumerate(inputs[schema.NUM_FRAMES_INPUT].numpy()):
+        classes = np.flatnonzero(erased[row].any(axis=0))
+        if frames > 1:
+            assert set(classes) <= set(np.argsort(-predictions[row])[:3]) and len(classes) >= 1
+        for c in classes:
+            run = np.flatnonzero(erased[row, :, c])
+            assert run.max() < frames and np.array_equal(run, np.arange(run[0], run[-1] + 1))  # one interval
 def test_car_alone_has_no_erased_loss():
     model = _model(srdl_top_k=0)
     model.compile(optimizer="adam", loss=MultiLabelCrossentropy())

@@ -2,18 +2,20 @@
 
 Our temporal reading of SRDL (docs/ARCHITECTURE.md, "SRDL"): the image's spatial
 positions are a video's frames. With F (B, T, d) the non-negative frame features
-(padding zeroed) and H (C, d) the GCN-contextualised label vectors (Eq.3, computed
-outside this layer by the shared GCN over a learned adjacency):
+(padding zeroed) and H (C, e) the GCN-contextualised label vectors (Eq.3, computed
+outside this layer by the shared GCN over a learned adjacency), and the learnable
+branch transforms f_ca, f_sa (d -> e), f_c (e -> d) and f_s (e -> 1):
 
-- channel attention (Eq.4): CA[b, c] = sigmoid(maxpool_t F[b] * H[c])            (B, C, d)
-- temporal attention (Eq.5): SA[b, c, t] = sigmoid(F[b, t] . H[c] / sqrt(d))      (B, C, T)
+- channel attention (Eq.4): CA[b, c] = sigmoid(f_c(tanh(f_ca(maxpool_t F[b])) * h_c))      (B, C, d)
+- temporal attention (Eq.5): SA[b, c, t] = sigmoid(f_s(tanh(f_sa(F[b, t])) * h_c))         (B, C, T)
 - fusion (Eq.6): F_c = 0.5 F * SA_c + 0.5 F * CA_c, max-pooled over the valid frames
   to one vector per class, then a per-class linear classifier: y_c = sigmoid(w_c . v_c + b_c).
-- erasing (Eq.7-10), training only: the temporal attention of the top-K predicted
-  classes, min-max normalised per class over the valid frames, max over the K
-  classes; the run of frames >= alpha that holds the global peak (the widest run
-  when several runs reach the peak) is removed and the classifier runs again on
-  the remaining frames: the erased prediction of L = L_ori + L_era (Eq.11-13).
+- erasing (Eq.7-10), training only: for each of the top-K predicted classes, its own
+  temporal attention min-max normalised over the valid frames; the run of frames
+  >= alpha that holds its global peak (the widest run when several reach the peak)
+  is set to 0 in that class's SA, and that class's fused features are pooled and
+  classified again: K intervals, one per class, the erased prediction of
+  L = L_ori + L_era (Eq.11-13). The other classes' erased prediction is their original.
 """
 from __future__ import annotations
 
@@ -24,15 +26,28 @@ import tensorflow as tf
 
 
 def normalized_attention(attention, num_frames):
-    """(B, K, T) temporal attention -> (B, T): each class's curve min-max normalised over
-    its valid frames (a flat curve becomes 0), then the max over the K classes (Eq.7-8)."""
+    """(B, K, T) temporal attention -> (B, K, T): each class's curve min-max normalised over
+    its valid frames, 0 on padding; a flat curve becomes 0 (Eq.7)."""
     valid = tf.sequence_mask(num_frames, tf.shape(attention)[-1])[:, None, :]
     low = tf.reduce_min(tf.where(valid, attention, tf.float32.max), axis=-1, keepdims=True)
     high = tf.reduce_max(tf.where(valid, attention, tf.float32.min), axis=-1, keepdims=True)
     spread = high - low
     normalized = tf.math.divide_no_nan(attention - low, tf.where(spread > 0, spread, tf.zeros_like(spread)))
-    normalized = tf.where(valid, normalized, tf.zeros_like(normalized))
-    return tf.reduce_max(normalized, axis=1)
+    return tf.where(valid, normalized, tf.zeros_like(normalized))
+
+
+def erase_per_class(probabilities, spatial, num_frames, top_k: int, alpha: float):
+    """(top (B, K) class ids, erase (B, K, T) bool): each top-K predicted class's own interval (Eq.7-10).
+
+    Class top[b, k]'s curve SA[b, top[b, k]] is normalised alone and `erase_interval`
+    picks the run around its own global peak, so the K classes erase K (possibly
+    different, possibly overlapping) intervals. No gradient flows through the choice.
+    """
+    top = tf.math.top_k(tf.stop_gradient(probabilities), k=top_k).indices
+    curves = normalized_attention(tf.gather(tf.stop_gradient(spatial), top, batch_dims=1), num_frames)
+    steps = tf.shape(curves)[-1]
+    erase = erase_interval(tf.reshape(curves, (-1, steps)), tf.repeat(num_frames, top_k), alpha)
+    return top, tf.reshape(erase, tf.shape(curves))
 
 
 def erase_interval(curve, num_frames, alpha: float):
@@ -99,7 +114,7 @@ def class_max_pool(features, spatial, channel, class_block: int):
 class CategoryAttention(keras.layers.Layer):
     """CAR (Eq.4-6) with a per-class classifier, and OE (Eq.7-10) in training.
 
-    `(features (B, T, d), num_frames (B,), label_vectors (C, d)) -> probabilities (B, C)`.
+    `(features (B, T, d), num_frames (B,), label_vectors (C, e)) -> probabilities (B, C)`.
     Features must be non-negative (e.g. after a ReLU): padding is zeroed, so the
     masked max pools are plain max pools. In training with `erase_top_k > 0`, the
     erased prediction is kept in `erased_probabilities` for the model's loss
@@ -123,6 +138,17 @@ class CategoryAttention(keras.layers.Layer):
 
     def build(self, features_shape, num_frames_shape=None, label_vectors_shape=None):
         width = features_shape[-1]
+        label_width = label_vectors_shape[-1] if label_vectors_shape is not None else width
+
+        def dense(name, shape):
+            return (self.add_weight(name=f"{name}_kernel", shape=shape, initializer="glorot_uniform"),
+                    self.add_weight(name=f"{name}_bias", shape=shape[-1:], initializer="zeros"))
+
+        # The branch transforms of Eq.4-5: f_ca, f_sa (d -> e) before tanh, f_c (e -> d), f_s (e -> 1).
+        self.f_ca_kernel, self.f_ca_bias = dense("f_ca", (width, label_width))
+        self.f_c_kernel, self.f_c_bias = dense("f_c", (label_width, width))
+        self.f_sa_kernel, self.f_sa_bias = dense("f_sa", (width, label_width))
+        self.f_s_kernel, self.f_s_bias = dense("f_s", (label_width, 1))
         self.kernel = self.add_weight(name="kernel", shape=(self.num_classes, width), initializer="glorot_uniform")
         # Biases start at the 1/C prior, so the first steps are not spent pushing C sigmoids down from 0.5.
         prior = -math.log(max(self.num_classes - 1, 1))
@@ -131,36 +157,47 @@ class CategoryAttention(keras.layers.Layer):
 
     def attention(self, features, label_vectors):
         """(CA (B, C, d), SA (B, C, T)) of Eq.4-5, both in [0, 1]; features already masked."""
-        pooled = tf.reduce_max(features, axis=1)  # (B, d); >= 0, so padding (zeros) never wins
-        channel = tf.sigmoid(pooled[:, None, :] * label_vectors[None, :, :])
-        scale = tf.math.rsqrt(tf.cast(tf.shape(features)[-1], features.dtype))
-        spatial = tf.sigmoid(tf.einsum("btd,cd->bct", features, label_vectors) * scale)
+        pooled = tf.reduce_max(features, axis=1)  # GMP (B, d); >= 0, so padding (zeros) never wins
+        context = tf.tanh(pooled @ self.f_ca_kernel + self.f_ca_bias)  # (B, e)
+        # Eq.4: CA = sigmoid(f_c(tanh(f_ca(GMP(F))) * h_c)); f_c is linear, so (u * h_c) W_c is one einsum.
+        channel = tf.sigmoid(tf.einsum("be,ce,ed->bcd", context, label_vectors, self.f_c_kernel) + self.f_c_bias)
+        frames = tf.tanh(tf.einsum("btd,de->bte", features, self.f_sa_kernel) + self.f_sa_bias)  # (B, T, e)
+        # Eq.5: SA_t = sigmoid(f_s(tanh(f_sa(F_t)) * h_c)); f_s(x * h_c) = x . (h_c * w_s) + b_s.
+        spatial = tf.sigmoid(tf.einsum("bte,ce->bct", frames, label_vectors * self.f_s_kernel[:, 0]) + self.f_s_bias)
         return channel, spatial
 
-    def classify(self, features, label_vectors):
-        """(probabilities (B, C), SA (B, C, T)) of masked, non-negative features."""
-        channel, spatial = self.attention(features, label_vectors)
+    def logits(self, features, spatial, channel, classes=None):
+        """Per-class logits (B, K) of the fused, max-pooled features (Eq.6): every class, or
+        `classes` (B, K), SA and CA then being those classes' rows."""
         pooled = class_max_pool(features, spatial, channel, self.class_block)
-        logits = tf.einsum("bcd,cd->bc", pooled, self.kernel) + self.bias
-        return tf.sigmoid(logits), spatial
+        if classes is None:
+            return tf.einsum("bcd,cd->bc", pooled, self.kernel) + self.bias
+        return (tf.reduce_sum(pooled * tf.gather(self.kernel, classes), axis=-1)
+                + tf.gather(self.bias, classes))
 
-    def erasing_mask(self, probabilities, spatial, num_frames):
-        """Bool (B, T): the interval OE removes, from the top-K predicted classes' attention."""
-        k = min(self.erase_top_k, self.num_classes)
-        top = tf.math.top_k(tf.stop_gradient(probabilities), k=k).indices
-        curves = tf.gather(tf.stop_gradient(spatial), top, batch_dims=1)  # (B, K, T)
-        return erase_interval(normalized_attention(curves, num_frames), num_frames, self.erase_alpha)
+    def erasing(self, probabilities, spatial, num_frames):
+        """(top (B, K), erase (B, K, T)): the top-K classes and each one's own erased interval."""
+        return erase_per_class(probabilities, spatial, num_frames, min(self.erase_top_k, self.num_classes),
+                               self.erase_alpha)
+
+    def erased(self, features, probabilities, spatial, channel, num_frames):
+        """The erased prediction (B, C): the top-K classes re-scored with their own interval set
+        to 0 in their own SA (Eq.10), every other class as predicted."""
+        top, erase = self.erasing(probabilities, spatial, num_frames)
+        kept_spatial = tf.gather(spatial, top, batch_dims=1) * (1.0 - tf.cast(erase, spatial.dtype))
+        logits = self.logits(features, kept_spatial, tf.gather(channel, top, batch_dims=1), top)
+        rows = tf.broadcast_to(tf.range(tf.shape(top)[0])[:, None], tf.shape(top))
+        return tf.tensor_scatter_nd_update(probabilities, tf.stack([rows, top], axis=-1), tf.sigmoid(logits))
 
     def call(self, features, num_frames, label_vectors, training=None):
         mask = tf.sequence_mask(num_frames, tf.shape(features)[1], dtype=features.dtype)
         features = features * mask[..., None]
-        probabilities, spatial = self.classify(features, label_vectors)
+        channel, spatial = self.attention(features, label_vectors)
+        probabilities = tf.sigmoid(self.logits(features, spatial, channel))
         self.erased_probabilities = None
         if training and self.erase_top_k > 0:
             with tf.name_scope("object_erasing"):
-                erase = self.erasing_mask(probabilities, spatial, num_frames)
-                kept = features * (1.0 - tf.cast(erase, features.dtype))[..., None]
-                self.erased_probabilities, _ = self.classify(kept, label_vectors)
+                self.erased_probabilities = self.erased(features, probabilities, spatial, channel, num_frames)
         return probabilities
 
     def take_erased_probabilities(self):
