@@ -1,18 +1,26 @@
-"""Table 4 of the CMA paper (video part) on the demo synthetic set: {CMA, self-attention} x {SNet, FC}.
+"""Table 4 of the CMA paper (video part) and its ablations on the proving ground, 3 seeds, paired differences.
 
-    python benchmarks/table4_cma.py [--seeds=0,1] [--max_steps=150] [--run_dir=runs/table4]
+    python benchmarks/table4_cma.py                          # every row, seeds 0, 1, 2
+    python benchmarks/table4_cma.py --seeds=0 --rows=CMA-SNet  # a quick look
+    python benchmarks/table4_cma.py --write_results          # the tables into docs/results.md
 
-Each model is trained (pretrain stage, video-level labels, frame features) through the same
-training/evaluation calls as train.py / eval.py / inference.py, then scored:
+Seed s reads the proving ground of generator seed s (`SyntheticConfig.proving(s)`, under
+--data_dir/proving_seed<s>) and trains with seed s. Every row is a pretrain run on the train
+video labels through `yt8m.training.train` (the code path of train.py), with the CMA models'
+default ASGE label embeddings trained inside the run, then scored:
   Hit@1, PERR, MAP, GAP   video-level eval on the validate files (the starter's eval_util)
   seg MAP@K               a segment submission for the test files against their truth
-Rows are mean +- std over the seeds. The CMA models get their ASGE label embeddings
-trained (and cached) inside each run, as a real run does.
+Rows are compared seed by seed (paired differences) with the frame logistic baseline and
+with the row each ablation changes. Finished rows are kept per seed in
+`<run_dir>/results-seed<s>.json` (a stopped run resumes; seeds can run as parallel processes).
+Sizes are small (the paper's scaled down); the numbers show directions, not the paper's values.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
 import time
 
@@ -21,84 +29,166 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+import models  # noqa: E402,F401
+from benchmarks.results_section import write_section  # noqa: E402
 from yt8m import evaluation, metrics, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
 
-DATA_DIR = os.path.join("data", "synthetic")
-# Small but sensible sizes for 2 CPU cores; the same width everywhere so only the head and
-# backbone differ. SNet squeezes time 16x (4 blocks of stride-2 pooling).
-BACKBONE = {"snet": {"filters": 128}, "fc": {"hidden_size": 128}}
-MODELS = {
-    "CMA-SNet": ("CmaSNetModel", {**BACKBONE["snet"], "transformer_units": 128}),
-    "self-attention-SNet": ("SelfAttentionSNetModel", {**BACKBONE["snet"], "transformer_units": 128,
-                                                       "attention_dim": 64}),
-    "CMA-FC": ("CmaFCModel", {**BACKBONE["fc"], "transformer_units": 128}),
-    "self-attention-FC": ("SelfAttentionFCModel", {**BACKBONE["fc"], "transformer_units": 128,
-                                                   "attention_dim": 64}),
+WIDTH = 64          # SNet filters / FC units and the CMA transformer, the same everywhere
+EMBEDDING_DIM = 32  # ASGE (or random) label embeddings
+SNET = {"filters": WIDTH}
+FC = {"hidden_size": WIDTH}
+CMA = {"transformer_units": WIDTH}
+# row: (model, model params, config changes)
+ROWS = {
+    "frame logistic": ("FrameLevelLogisticModel", {}, {}),
+    "CMA-SNet": ("CmaSNetModel", {**SNET, **CMA}, {}),
+    "self-attention-SNet": ("SelfAttentionSNetModel", SNET, {}),
+    "self-attention-SNet, softmax queries": ("SelfAttentionSNetModel",
+                                             {**SNET, "scoring": "query_softmax", "transformer_units": WIDTH}, {}),
+    "CMA-FC": ("CmaFCModel", {**FC, **CMA}, {}),
+    "self-attention-FC": ("SelfAttentionFCModel", FC, {}),
+    "CMA-SNet, multi-scale (4 blocks)": ("CmaSNetModel", {**SNET, **CMA, "scales": 4}, {}),
+    "CMA-SNet, random label embeddings": ("CmaSNetModel", {**SNET, **CMA}, {"label_embeddings": "random"}),
+    "CMA-SNet, beta 0.4": ("CmaSNetModel", {**SNET, **CMA}, {"loss": "class_balanced", "beta": 0.4}),
 }
+BASELINE = "frame logistic"
+# (row, the row it changes): the paired comparisons of the ablations
+PAIRS = [("CMA-SNet", "self-attention-SNet"), ("CMA-FC", "self-attention-FC"),
+         ("self-attention-SNet, softmax queries", "self-attention-SNet"),
+         ("CMA-SNet, multi-scale (4 blocks)", "CMA-SNet"), ("CMA-SNet", "CMA-SNet, random label embeddings"),
+         ("CMA-SNet, beta 0.4", "CMA-SNet")]
 COLUMNS = ("hit_at_one", "perr", "map", "gap", "segment_map_at_k")
 HEADERS = ("Hit@1", "PERR", "MAP", "GAP", "seg MAP@K")
+SECTION = ("<!-- issue 5 begin -->", "<!-- issue 5 end -->")
 
 
-def run_one(paths, name: str, seed: int, args) -> dict:
-    model, params = MODELS[name]
-    train_dir = os.path.join(args.run_dir, f"{model}_seed{seed}")
+def run_one(paths, row: str, seed: int, args) -> dict:
+    model, params, changes = ROWS[row]
+    slug = "".join(c if c.isalnum() else "_" for c in row)
+    train_dir = os.path.join(args.run_dir, f"seed{seed}", slug)
+    if os.path.exists(train_dir):
+        shutil.rmtree(train_dir)  # a fresh run (the backup would resume)
+    os.makedirs(train_dir)
+    if changes.get("label_embeddings") == "random":
+        path = os.path.join(train_dir, "random_embeddings.npy")
+        np.save(path, np.random.default_rng(seed).standard_normal((paths.num_classes, EMBEDDING_DIM)).astype("float32"))
+        changes = {**changes, "label_embeddings": path}
     config = Config(train_data_pattern=paths.frame_train, eval_data_pattern=paths.frame_validate,
                     frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
                     num_classes=paths.num_classes, model=model, model_params=params, seed=seed,
                     batch_size=args.batch_size, base_learning_rate=args.learning_rate,
                     max_steps=args.max_steps, steps_per_epoch=args.max_steps, train_dir=train_dir,
-                    label_embedding_dim=args.embedding_dim, asge_steps=args.asge_steps)
+                    label_embedding_dim=EMBEDDING_DIM, asge_steps=args.asge_steps, **changes)
     start = time.time()
-    result = training.train(config)
-    seconds = time.time() - start
-    scores = {k: v for k, v in evaluation.evaluate(config, progress=False).items() if k in COLUMNS}
+    training.train(config)
+    scores = {k: float(v) for k, v in evaluation.evaluate(config, progress=False).items() if k in COLUMNS}
     csv = os.path.join(train_dir, "submission.csv")
     evaluation.write_submission(config.replace(input_data_pattern=paths.frame_test, segment_labels=True,
                                                output_file=csv), progress=False)
-    scores["segment_map_at_k"] = metrics.segment_map_at_k(metrics.read_segment_submission(csv),
-                                                          metrics.read_segment_truth(paths.test_truth))
-    scores["train_seconds"] = seconds
-    scores["step_ms"] = 1000 * seconds / max(result.steps, 1)
+    scores["segment_map_at_k"] = float(metrics.segment_map_at_k(metrics.read_segment_submission(csv),
+                                                                metrics.read_segment_truth(paths.test_truth)))
+    scores["seconds"] = time.time() - start
     return scores
 
 
-def table(results: dict, seeds) -> str:
-    lines = [f"| model | {' | '.join(HEADERS)} | train s/run |", "|" + " --- |" * (len(HEADERS) + 2)]
-    for name, runs in results.items():
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument("--max_steps", type=int, default=200)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=0.005)
+    parser.add_argument("--asge_steps", type=int, default=300)
+    parser.add_argument("--data_dir", default=os.path.join("data", "proving_ground"))
+    parser.add_argument("--run_dir", default=os.path.join("runs", "table4_cma"))
+    parser.add_argument("--write_results", action="store_true")
+    args = parser.parse_args(argv)
+    recipe = {k: getattr(args, k) for k in ("max_steps", "batch_size", "learning_rate", "asge_steps")}
+    recipe.update(width=WIDTH, embedding_dim=EMBEDDING_DIM)
+    done = _load_results(args.run_dir, recipe)
+    started = time.time()
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        paths = synthetic.ensure(os.path.join(args.data_dir, f"proving_seed{seed}"),
+                                 synthetic.SyntheticConfig.proving(seed), progress=False)
+        for row in args.rows.split(","):
+            key = _key(seed, row)
+            if key in done:
+                continue
+            done[key] = run_one(paths, row, seed, args)
+            _save_results(args.run_dir, recipe, done, seed)
+            print(f"[{time.time() - started:6.0f}s] seed {seed} | {row}: "
+                  + ", ".join(f"{k} {v:.4f}" for k, v in done[key].items()), flush=True)
+    done = _load_results(args.run_dir, recipe)  # with the rows of seeds run by other processes
+    text = _markdown(done, args)
+    print("\n" + text)
+    if args.write_results:
+        write_section(SECTION, text)
+
+
+def _key(seed: int, row: str) -> str:
+    return json.dumps([seed, row])
+
+
+def _load_results(run_dir: str, recipe: dict) -> dict:
+    done = {}
+    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+        if name.startswith("results-seed") and name.endswith(".json"):
+            with open(os.path.join(run_dir, name)) as handle:
+                saved = json.load(handle)
+            if saved.get("recipe") == recipe:
+                done.update(saved["results"])
+    return done
+
+
+def _save_results(run_dir: str, recipe: dict, done: dict, seed: int) -> None:
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, f"results-seed{seed}.json")
+    mine = {key: value for key, value in done.items() if json.loads(key)[0] == seed}
+    with open(path + ".tmp", "w") as handle:
+        json.dump({"recipe": recipe, "results": mine}, handle, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def _values(done: dict, row: str, seeds, column: str) -> list:
+    return [done[_key(s, row)][column] * 100 if _key(s, row) in done else None for s in seeds]
+
+
+def _paired(mine, reference) -> str:
+    diffs = [a - b for a, b in zip(mine, reference) if a is not None and b is not None]
+    if not diffs:
+        return "-"
+    return f"{np.mean(diffs):+.1f} [{min(diffs):+.1f}, {max(diffs):+.1f}] {sum(d > 0 for d in diffs)}/{len(diffs)}"
+
+
+def _markdown(done: dict, args) -> str:
+    seeds = sorted({json.loads(k)[0] for k in done})
+    rows = [r for r in ROWS if any(_key(s, r) in done for s in seeds)]
+    lines = ["## CMA table 4 and its ablations on the proving ground (`python benchmarks/table4_cma.py`)", "",
+             f"Proving ground (`SyntheticConfig.proving(seed)`), seeds {', '.join(map(str, seeds))} (data and "
+             f"training), pretrain only: {args.max_steps} Adam steps of batch {args.batch_size} at lr "
+             f"{args.learning_rate} on the train video labels, widths {WIDTH}, label embeddings of width "
+             f"{EMBEDDING_DIM} (ASGE, {args.asge_steps} steps, inside each CMA run). Video-level metrics on "
+             "the validate files, segment MAP@K of a test submission against the test truth. Values x100, "
+             "mean ± std over the seeds.", "",
+             "| model | " + " | ".join(HEADERS) + " | s/run |", "| --- |" + " ---: |" * (len(HEADERS) + 1)]
+    for row in rows:
         cells = []
         for column in COLUMNS:
-            values = np.array([r[column] for r in runs]) * 100
-            cells.append(f"{values.mean():.1f} ± {values.std():.1f}" if len(runs) > 1 else f"{values.mean():.1f}")
-        seconds = np.mean([r["train_seconds"] for r in runs])
-        lines.append(f"| {name} | {' | '.join(cells)} | {seconds:.0f} |")
+            values = [v for v in _values(done, row, seeds, column) if v is not None]
+            cells.append(f"{np.mean(values):.1f} ± {np.std(values):.1f}")
+        seconds = np.mean([done[_key(s, row)]["seconds"] for s in seeds if _key(s, row) in done])
+        lines.append(f"| {row} | " + " | ".join(cells) + f" | {seconds:.0f} |")
+    lines += ["", "Paired differences (x100), seed by seed: mean [min, max] and the seeds where the first "
+              "row is higher.", "", "| row | vs | " + " | ".join(HEADERS) + " |",
+              "| --- | --- |" + " --- |" * len(HEADERS)]
+    pairs = [(r, BASELINE) for r in rows if r != BASELINE] + PAIRS
+    for first, second in pairs:
+        if first in rows and second in rows:
+            lines.append(f"| {first} | {second} | " + " | ".join(
+                _paired(_values(done, first, seeds, c), _values(done, second, seeds, c)) for c in COLUMNS) + " |")
     return "\n".join(lines)
-
-
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--max_steps", type=int, default=150)
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--learning_rate", type=float, default=0.002)
-    parser.add_argument("--embedding_dim", type=int, default=64)
-    parser.add_argument("--asge_steps", type=int, default=300)
-    parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--run_dir", default=os.path.join("runs", "table4"))
-    args = parser.parse_args()
-    seeds = [int(s) for s in args.seeds.split(",")]
-    paths = synthetic.ensure(DATA_DIR, synthetic.SyntheticConfig.demo())
-    results = {}
-    for name in args.models.split(","):
-        results[name] = []
-        for seed in seeds:
-            scores = run_one(paths, name, seed, args)
-            print(f"{name} seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in scores.items()), flush=True)
-            results[name].append(scores)
-    print(f"\nTable 4 on the demo synthetic set, {len(seeds)} seed(s), {args.max_steps} steps of batch "
-          f"{args.batch_size}; values x100, mean ± std over seeds:\n")
-    print(table(results, seeds))
 
 
 if __name__ == "__main__":
