@@ -45,20 +45,20 @@ ROWS = {
     "frame logistic": ("FrameLevelLogisticModel", {}, {}),
     "CMA-SNet": ("CmaSNetModel", {**SNET, **CMA}, {}),
     "self-attention-SNet": ("SelfAttentionSNetModel", SNET, {}),
-    "self-attention-SNet, softmax queries": ("SelfAttentionSNetModel",
+    "self-attention-SNet (softmax queries)": ("SelfAttentionSNetModel",
                                              {**SNET, "scoring": "query_softmax", "transformer_units": WIDTH}, {}),
     "CMA-FC": ("CmaFCModel", {**FC, **CMA}, {}),
     "self-attention-FC": ("SelfAttentionFCModel", FC, {}),
-    "CMA-SNet, multi-scale (4 blocks)": ("CmaSNetModel", {**SNET, **CMA, "scales": 4}, {}),
-    "CMA-SNet, random label embeddings": ("CmaSNetModel", {**SNET, **CMA}, {"label_embeddings": "random"}),
-    "CMA-SNet, beta 0.4": ("CmaSNetModel", {**SNET, **CMA}, {"loss": "class_balanced", "beta": 0.4}),
+    "CMA-SNet multi-scale (4 blocks)": ("CmaSNetModel", {**SNET, **CMA, "scales": 4}, {}),
+    "CMA-SNet random embeddings": ("CmaSNetModel", {**SNET, **CMA}, {"label_embeddings": "random"}),
+    "CMA-SNet beta 0.4": ("CmaSNetModel", {**SNET, **CMA}, {"loss": "class_balanced", "beta": 0.4}),
 }
 BASELINE = "frame logistic"
 # (row, the row it changes): the paired comparisons of the ablations
 PAIRS = [("CMA-SNet", "self-attention-SNet"), ("CMA-FC", "self-attention-FC"),
-         ("self-attention-SNet, softmax queries", "self-attention-SNet"),
-         ("CMA-SNet, multi-scale (4 blocks)", "CMA-SNet"), ("CMA-SNet", "CMA-SNet, random label embeddings"),
-         ("CMA-SNet, beta 0.4", "CMA-SNet")]
+         ("self-attention-SNet (softmax queries)", "self-attention-SNet"),
+         ("CMA-SNet multi-scale (4 blocks)", "CMA-SNet"), ("CMA-SNet", "CMA-SNet random embeddings"),
+         ("CMA-SNet beta 0.4", "CMA-SNet")]
 COLUMNS = ("hit_at_one", "perr", "map", "gap", "segment_map_at_k")
 HEADERS = ("Hit@1", "PERR", "MAP", "GAP", "seg MAP@K")
 SECTION = ("<!-- issue 5 begin -->", "<!-- issue 5 end -->")
