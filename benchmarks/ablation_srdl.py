@@ -1,22 +1,26 @@
-"""SRDL ablation on the demo synthetic set: CAR alone, CAR + OE, and the OE top-K / alpha sweeps.
+"""SRDL ablation on the proving ground, 3 seeds, paired differences: CAR alone, CAR + OE, top-K, alpha.
 
-    python benchmarks/ablation_srdl.py [--pretrain_steps=60] [--finetune_steps=30] [--write_results]
+    python benchmarks/ablation_srdl.py                         # every row, seeds 0, 1, 2
+    python benchmarks/ablation_srdl.py --seeds=0 --rows=car,oe  # a quick look
+    python benchmarks/ablation_srdl.py --write_results         # the tables into docs/results.md (issue 7)
 
-Each variant runs the pipeline a user runs (training.train pretrain on video
-labels, finetune on segment ratings, evaluation.write_submission on the test
-split) with the same seed, data and sizes, and is scored by segment MAP@K
-against the test truth; a random ranking of the rated test segments is the
-floor. Variants (srdl_top_k, srdl_alpha): CAR only (0), CAR+OE (3, 0.5), top-K
-in {1, 3, 5} at alpha 0.5, alpha in {0.3, 0.5, 0.7} at top-K 3. Sizes are small
-so the whole sweep takes minutes on 2 CPU cores; the numbers are single-seed.
-`--write_results` puts the table in docs/results.md (issue 7's section).
+Seed s reads the proving ground made with generator seed s (`SyntheticConfig.proving(s)`,
+generated under --data_dir when missing) and trains with seed s. Every row is one
+`yt8m.training.train` run (the code path of `train.py`) on the train split's video
+labels, then scored as the CMA paper's Table 4: video-level Hit@1, PERR, MAP, GAP on the
+validate split (`evaluation.evaluate`) and segment MAP@K of a test submission against
+the test truth. The label statistics and ASGE label embeddings are made once per seed
+and shared by every SRDL row, so the rows differ only in CAR/OE settings. Paired
+differences are taken seed by seed against CAR alone and the frame logistic baseline.
+Finished rows are kept in `<run_dir>/results-seed<s>.json` (a stopped run resumes).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -24,126 +28,164 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
+import models  # noqa: E402,F401
+from benchmarks.results_section import write_section  # noqa: E402
 from yt8m import evaluation, metrics, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
 from yt8m.labels import context, embeddings  # noqa: E402
 
-DATA_DIR = os.path.join("data", "synthetic")
-RESULTS = os.path.join("docs", "results.md")
-BEGIN, END = "<!-- issue 7 begin -->", "<!-- issue 7 end -->"
-VARIANTS = [("CAR only", 0, 0.5), ("CAR+OE", 3, 0.5), ("CAR+OE top-K=1", 1, 0.5), ("CAR+OE top-K=5", 5, 0.5),
-            ("CAR+OE alpha=0.3", 3, 0.3), ("CAR+OE alpha=0.7", 3, 0.7)]
+SECTION = ("<!-- issue 7 begin -->", "<!-- issue 7 end -->")
+SMALL = {"hidden_size": 32, "gcn_hidden_size": 32, "sample_frames": 30}
+# key: (row name, model, model params)
+ROWS = {
+    "logistic": ("frame logistic", "FrameLevelLogisticModel", {}),
+    "car": ("CAR only", "SRDLModel", {**SMALL, "srdl_top_k": 0}),
+    "oe": ("CAR+OE, K=3, alpha=0.5", "SRDLModel", {**SMALL, "srdl_top_k": 3, "srdl_alpha": 0.5}),
+    "k1": ("CAR+OE, K=1, alpha=0.5", "SRDLModel", {**SMALL, "srdl_top_k": 1, "srdl_alpha": 0.5}),
+    "k5": ("CAR+OE, K=5, alpha=0.5", "SRDLModel", {**SMALL, "srdl_top_k": 5, "srdl_alpha": 0.5}),
+    "a3": ("CAR+OE, K=3, alpha=0.3", "SRDLModel", {**SMALL, "srdl_top_k": 3, "srdl_alpha": 0.3}),
+    "a7": ("CAR+OE, K=3, alpha=0.7", "SRDLModel", {**SMALL, "srdl_top_k": 3, "srdl_alpha": 0.7}),
+    "defaults": ("SRDLModel, builder defaults", "SRDLModel", {}),
+}
+REFERENCES = ("car", "logistic")
+COLUMNS = ("hit_at_one", "perr", "map", "gap", "segment_map_at_k")
+HEADERS = ("Hit@1", "PERR", "MAP", "GAP", "seg MAP@K")
 
 
-def run_variant(paths, work: str, name: str, top_k: int, alpha: float, args, label_stats: str,
-                label_embeddings: str) -> dict:
-    params = {"hidden_size": args.hidden_size, "gcn_hidden_size": args.gcn_hidden_size,
-              "sample_frames": args.sample_frames, "srdl_top_k": top_k, "srdl_alpha": alpha}
-    run = os.path.join(work, name.replace(" ", "_").replace("+", "").replace("=", ""))
-    pretrain = Config(train_data_pattern=paths.frame_train, frame_features=True, feature_names=("rgb", "audio"),
-                      feature_sizes=(1024, 128), num_classes=paths.num_classes, model="SRDLModel",
-                      model_params=params, batch_size=args.batch_size, base_learning_rate=args.learning_rate,
-                      max_steps=args.pretrain_steps, steps_per_epoch=args.pretrain_steps, seed=args.seed,
-                      label_stats=label_stats, label_embeddings=label_embeddings,
-                      train_dir=os.path.join(run, "pretrain"))
-    finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
-                                train_data_pattern=paths.frame_validate, max_steps=args.finetune_steps,
-                                steps_per_epoch=args.finetune_steps, base_learning_rate=args.learning_rate / 5,
-                                train_dir=os.path.join(run, "finetune"))
-    start = time.perf_counter()
-    training.train(pretrain)
-    pretrain_seconds = time.perf_counter() - start
-    training.train(finetune)
-    csv = os.path.join(run, "submission.csv")
-    evaluation.write_submission(finetune.replace(input_data_pattern=paths.frame_test, output_file=csv,
-                                                 batch_size=256), progress=False)
-    total_seconds = time.perf_counter() - start
-    truth = metrics.read_segment_truth(paths.test_truth)
-    score = metrics.segment_map_at_k(metrics.read_segment_submission(csv), truth)
-    return {"variant": name, "top_k": top_k, "alpha": alpha, "map": score,
-            "pretrain_s": pretrain_seconds, "total_s": total_seconds}
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated of {', '.join(ROWS)}")
+    parser.add_argument("--max_steps", type=int, default=150)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--learning_rate", type=float, default=0.005)
+    parser.add_argument("--embedding_dim", type=int, default=64, help="ASGE label embedding size")
+    parser.add_argument("--data_dir", default=os.path.join("data", "proving_ground"),
+                        help="seed s reads <data_dir>/proving_seed<s>")
+    parser.add_argument("--run_dir", default=os.path.join("runs", "ablation_srdl"))
+    parser.add_argument("--write_results", action="store_true")
+    args = parser.parse_args(argv)
+    recipe = {k: getattr(args, k) for k in ("max_steps", "batch_size", "learning_rate", "embedding_dim")}
+    done = _load_results(args.run_dir, recipe)
+    started = time.time()
+    for seed in [int(s) for s in args.seeds.split(",") if s]:
+        paths = synthetic.ensure(os.path.join(args.data_dir, f"proving_seed{seed}"),
+                                 synthetic.SyntheticConfig.proving(seed))
+        base = Config(train_data_pattern=paths.frame_train, eval_data_pattern=paths.frame_validate,
+                      frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
+                      num_classes=paths.num_classes, seed=seed, batch_size=args.batch_size,
+                      base_learning_rate=args.learning_rate, max_steps=args.max_steps,
+                      steps_per_epoch=args.max_steps, label_embedding_dim=args.embedding_dim)
+        labels = None
+        for key in [r for r in args.rows.split(",") if r]:
+            if _key(seed, key) in done:
+                continue
+            _, model, params = ROWS[key]
+            config = base.replace(model=model, model_params=params, train_dir=os.path.join(args.run_dir, f"seed{seed}", key))
+            if model == "SRDLModel":
+                labels = labels or _shared_labels(base, os.path.join(args.run_dir, f"seed{seed}", "labels"))
+                config = config.replace(**labels)
+            row_start = time.time()
+            done[_key(seed, key)] = {**_run(config, paths), "seconds": time.time() - row_start}
+            _save_results(args.run_dir, recipe, done, seed)
+            print(f"[{time.time() - started:6.0f}s] seed {seed} | {ROWS[key][0]}: {done[_key(seed, key)]}", flush=True)
+    done = _load_results(args.run_dir, recipe)
+    text = _markdown(done, args)
+    print("\n" + text)
+    if args.write_results:
+        write_section(SECTION, text)
 
 
-def random_floor(paths, seed: int) -> float:
-    truth = metrics.read_segment_truth(paths.test_truth)
-    scores = np.random.default_rng(seed).random(len(truth))
-    return metrics.rated_segment_map(truth["class_id"].to_numpy(), scores, truth["score"].to_numpy())
+def _shared_labels(base: Config, directory: str) -> dict:
+    """The seed's label statistics and ASGE embeddings, made once (and kept) for every SRDL row."""
+    stats_file, vectors_file = os.path.join(directory, context.STATS_FILE), os.path.join(directory, "asge.npy")
+    if not os.path.exists(vectors_file):
+        os.makedirs(directory, exist_ok=True)
+        stats = context.label_statistics(base.replace(train_dir=directory))
+        np.save(vectors_file + ".tmp.npy", embeddings.initial_embeddings(base.replace(train_dir=directory), stats))
+        os.replace(vectors_file + ".tmp.npy", vectors_file)
+    return {"label_stats": stats_file, "label_embeddings": vectors_file}
 
 
-def markdown(rows, floor: float, args) -> str:
-    lines = [
-        "## SRDL on video: CAR and interval erasing (issue 7)",
-        "",
-        f"`python benchmarks/ablation_srdl.py --write_results` on the demo synthetic set (SyntheticConfig.demo(), "
-        f"{args.num_classes} classes): SRDLModel hidden_size={args.hidden_size}, "
-        f"gcn_hidden_size={args.gcn_hidden_size}, sample_frames={args.sample_frames}, batch {args.batch_size}; "
-        f"pretrain {args.pretrain_steps} steps (lr {args.learning_rate}) on video labels, finetune "
-        f"{args.finetune_steps} steps (lr {args.learning_rate / 5:g}) on segment ratings; seed {args.seed}, one run "
-        "each; every variant starts from the same label statistics and ASGE label embeddings. Score: segment "
-        "MAP@K of the test submission against the test truth. Times: wall seconds on 2 shared CPU cores (noisy) "
-        "of the pretrain stage (model build and tracing included) and of the whole variant (pretrain, "
-        "finetune, test inference); OE runs the per-class classifier a second time in every training step.",
-        "",
-        "| variant | srdl_top_k | srdl_alpha | test segment MAP@K | pretrain s | total s |",
-        "| --- | --- | --- | --- | --- | --- |",
-    ]
-    for row in rows:
-        lines.append(f"| {row['variant']} | {row['top_k']} | {row['alpha'] if row['top_k'] else '-'} | "
-                     f"{row['map']:.4f} | {row['pretrain_s']:.0f} | {row['total_s']:.0f} |")
-    lines.append(f"| random ranking | - | - | {floor:.4f} | - | - |")
+def _run(config: Config, paths) -> dict:
+    if os.path.exists(config.train_dir):
+        shutil.rmtree(config.train_dir)  # a fresh run each time (the backup would resume)
+    training.train(config)
+    scores = {k: float(v) for k, v in evaluation.evaluate(config, progress=False).items() if k in COLUMNS}
+    csv = os.path.join(config.train_dir, "submission.csv")
+    evaluation.write_submission(config.replace(input_data_pattern=paths.frame_test, segment_labels=True,
+                                               output_file=csv), progress=False)
+    scores["segment_map_at_k"] = float(metrics.segment_map_at_k(metrics.read_segment_submission(csv),
+                                                                metrics.read_segment_truth(paths.test_truth)))
+    return scores
+
+
+def _key(seed: int, row: str) -> str:
+    return f"{seed}:{row}"
+
+
+def _load_results(run_dir: str, recipe: dict) -> dict:
+    done = {}
+    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
+        if name.startswith("results-seed") and name.endswith(".json"):
+            with open(os.path.join(run_dir, name)) as handle:
+                saved = json.load(handle)
+            if saved.get("recipe") == recipe:
+                done.update(saved["results"])
+    return done
+
+
+def _save_results(run_dir: str, recipe: dict, done: dict, seed: int) -> None:
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, f"results-seed{seed}.json")
+    mine = {key: value for key, value in done.items() if key.startswith(f"{seed}:")}
+    with open(path + ".tmp", "w") as handle:
+        json.dump({"recipe": recipe, "results": mine}, handle, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def _markdown(done: dict, args) -> str:
+    seeds = sorted({int(k.split(":")[0]) for k in done})
+    rows = [key for key in ROWS if any(_key(s, key) in done for s in seeds)]
+
+    def values(key, column):
+        return [done[_key(s, key)][column] if _key(s, key) in done else None for s in seeds]
+
+    lines = ["## SRDL on video: CAR and per-class interval erasing (issue 7; `python benchmarks/ablation_srdl.py`)", "",
+             f"Proving ground (`SyntheticConfig.proving(seed)`), seeds {', '.join(map(str, seeds))} (data and "
+             f"training). Each row: one `training.train` run on the train split's video labels, "
+             f"{args.max_steps} steps, batch {args.batch_size}, Adam lr {args.learning_rate}; SRDL rows "
+             f"hidden_size={SMALL['hidden_size']}, gcn_hidden_size={SMALL['gcn_hidden_size']}, "
+             f"sample_frames={SMALL['sample_frames']} (the builder-defaults row: 64, 64, every frame), ASGE label "
+             f"embeddings of size {args.embedding_dim} shared within a seed. Video-level Hit@1, PERR, MAP, GAP on "
+             "the validate split; segment MAP@K of the test submission on the test truth. Mean (std) over seeds; "
+             "s: wall seconds per row on 2 shared CPU cores (training, evaluation, test inference).", "",
+             "| row | " + " | ".join(HEADERS) + " | s |", "| --- |" + " ---: |" * (len(HEADERS) + 1)]
+    for key in rows:
+        cells = []
+        for column in COLUMNS + ("seconds",):
+            v = [x for x in values(key, column) if x is not None]
+            cells.append(f"{np.mean(v):.0f}" if column == "seconds" else
+                         f"{np.mean(v):.4f} ({np.std(v):.4f})" + ("" if len(v) == len(seeds) else f" n={len(v)}"))
+        lines.append(f"| {ROWS[key][0]} | " + " | ".join(cells) + " |")
+    for reference in REFERENCES:
+        if reference not in rows:
+            continue
+        lines += ["", f"Paired differences against {ROWS[reference][0]}, seed by seed: mean [min, max], seeds higher.",
+                  "", "| row | " + " | ".join(HEADERS) + " |", "| --- |" + " --- |" * len(HEADERS)]
+        for key in rows:
+            if key != reference:
+                lines.append(f"| {ROWS[key][0]} | " + " | ".join(
+                    _paired(values(key, c), values(reference, c)) for c in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_section(text: str, path: str = RESULTS) -> None:
-    """Replaces issue 7's section of docs/results.md (creating the file or the section if missing)."""
-    current = open(path).read() if os.path.exists(path) else "# Results\n"
-    section = f"{BEGIN}\n{text}{END}\n"
-    if BEGIN in current and END in current:
-        head, rest = current.split(BEGIN, 1)
-        current = head + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        current = current.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as handle:
-        handle.write(current)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pretrain_steps", type=int, default=60)
-    parser.add_argument("--finetune_steps", type=int, default=30)
-    parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--learning_rate", type=float, default=0.01)
-    parser.add_argument("--hidden_size", type=int, default=16)
-    parser.add_argument("--gcn_hidden_size", type=int, default=16)
-    parser.add_argument("--sample_frames", type=int, default=24)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", default="", help="comma-separated variant names to run (default: all)")
-    parser.add_argument("--write_results", action="store_true", help=f"write the table into {RESULTS}")
-    args = parser.parse_args()
-    paths = synthetic.ensure(DATA_DIR, synthetic.SyntheticConfig.demo())
-    args.num_classes = paths.num_classes
-    variants = [v for v in VARIANTS if not args.only or v[0] in args.only.split(",")]
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="ablation_srdl_") as work:
-        # Label statistics and (ASGE) label embeddings once, shared by every variant.
-        shared = Config(train_data_pattern=paths.frame_train, frame_features=True, feature_names=("rgb", "audio"),
-                        feature_sizes=(1024, 128), num_classes=paths.num_classes, seed=args.seed,
-                        train_dir=os.path.join(work, "labels"))
-        os.makedirs(shared.train_dir)
-        stats = context.label_statistics(shared)
-        np.save(os.path.join(work, "labels", "initial.npy"), embeddings.initial_embeddings(shared, stats))
-        label_stats = os.path.join(work, "labels", context.STATS_FILE)
-        label_embeddings = os.path.join(work, "labels", "initial.npy")
-        for name, top_k, alpha in variants:
-            print(f"\n== {name} (srdl_top_k={top_k}, srdl_alpha={alpha}) ==", flush=True)
-            rows.append(run_variant(paths, work, name, top_k, alpha, args, label_stats, label_embeddings))
-            print(rows[-1], flush=True)
-    text = markdown(rows, random_floor(paths, args.seed), args)
-    print("\n" + text)
-    if args.write_results:
-        write_section(text)
-        print(f"written to {RESULTS}")
+def _paired(mine, reference) -> str:
+    diffs = [a - b for a, b in zip(mine, reference) if a is not None and b is not None]
+    if not diffs:
+        return "-"
+    return f"{np.mean(diffs):+.4f} [{min(diffs):+.4f}, {max(diffs):+.4f}] {sum(d > 0 for d in diffs)}/{len(diffs)}"
 
 
 if __name__ == "__main__":
