@@ -4,12 +4,14 @@ import json
 import os
 import shutil
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from tests.helpers import TINY_DBOF, frame_config
-from yt8m import evaluation, metrics, training
+from yt8m import callbacks, evaluation, metrics, training
 from yt8m.config import Config
 from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
@@ -114,3 +116,53 @@ def test_a_corrupt_record_names_the_pattern(synthetic_data, tmp_path):
                                     max_steps=None, num_epochs=1))
     assert str(broken) in str(error.value)
 
+
+
+# ------------------------------------------------ yt8m/callbacks.py: no read per step, same stops
+
+
+def _callback_fit(callbacks, *, nan_at=None, steps=30, steps_per_epoch=10, epochs=3):
+    """A one-weight model fit on batches of one; the label of batch `nan_at` (0-based) is NaN."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    y = np.zeros((steps, 1), np.float32)
+    if nan_at is not None:
+        y[nan_at] = np.nan
+    data = tf.data.Dataset.from_tensor_slices((np.ones((steps, 1), np.float32), y)).batch(1).repeat()
+    model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=0)
+    return model
+
+
+def test_callbacks_leave_keras_free_to_dispatch_batch_ends_asynchronously(monkeypatch):
+    from keras.src import backend
+
+    monkeypatch.setattr(backend, "IS_THREAD_SAFE", True)   # as on the backends that dispatch asynchronously
+    listed = keras.callbacks.CallbackList([callbacks.StopAtStep(5), callbacks.StopOnNonFiniteLoss()])
+    assert listed._async_train
+    assert not keras.callbacks.CallbackList([keras.callbacks.TerminateOnNaN()])._async_train  # the check can fail
+
+
+@pytest.mark.parametrize("max_steps", [7, 10, 30])
+def test_stop_at_step_stops_at_the_step_within_an_epoch_and_at_its_end(max_steps):
+    model = _callback_fit([callbacks.StopAtStep(max_steps)])
+    assert int(model.optimizer.iterations.numpy()) == max_steps
+
+
+def test_stop_at_step_counts_from_the_step_a_fit_starts_at():
+    model = _callback_fit([callbacks.StopAtStep(4)])
+    model.fit(np.ones((8, 1)), np.zeros((8, 1)), batch_size=1, epochs=1, verbose=0, callbacks=[callbacks.StopAtStep(6)])
+    assert int(model.optimizer.iterations.numpy()) == 6
+
+
+@pytest.mark.parametrize("nan_at, every, stopped_at", [
+    (4, 100, 10),   # seen at the first epoch end (the epoch's mean loss stays NaN)
+    (12, 5, 15),    # seen at the first check after it, mid-epoch
+    (0, 100, 1),    # the first step's loss is always read
+])
+def test_stop_on_non_finite_loss_reads_every_few_steps_and_at_the_epoch_end(nan_at, every, stopped_at):
+    guard = callbacks.StopOnNonFiniteLoss(every=every)
+    model = _callback_fit([guard], nan_at=nan_at)
+    assert guard.bad_step == stopped_at and np.isnan(guard.bad_value)
+    assert int(model.optimizer.iterations.numpy()) == stopped_at
+    assert (guard.first_loss is None) == (nan_at == 0)

@@ -11,12 +11,12 @@ import tensorflow as tf
 
 from models import registry
 from yt8m import augment, backup, distribute, health, losses, multi_worker, rundir, swa
+from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss
 from yt8m.rundir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (the run's file names, also imported from here)
 from yt8m.backup import AtomicBackupAndRestore
 from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
-from yt8m.fileio import save_model_atomically
 from yt8m.labels import context
 from yt8m.optimizers import GRAPH_LAYERS, FusedAdam
 
@@ -104,7 +104,7 @@ def _train(config: Config) -> TrainResult:
             history = model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                                 shuffle=False, verbose=verbose)
     if nan_guard.bad_step is not None:
-        raise UserError(f"the training loss became {nan_guard.bad_value} at step {nan_guard.bad_step}; "
+        raise UserError(f"the training loss became {nan_guard.bad_value} by step {nan_guard.bad_step}; "
                         f"lower --base_learning_rate or check the data; "
                         f"{backup.describe_saved(config.train_dir, MODEL_FILE)}")
     if corrupt is not None:
@@ -262,49 +262,3 @@ def _task_index() -> str:
 
     task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
     return f"{task.get('type', 'worker')}-{task.get('index', 0)}"
-
-
-class StopAtStep(keras.callbacks.Callback):
-    """Ends training once the optimizer has taken `max_steps` steps (also after a resume)."""
-
-    def __init__(self, max_steps: int):
-        super().__init__()
-        self.max_steps = max_steps
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.max_steps:
-            self.model.stop_training = True
-
-
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Stops at the first NaN/inf loss and remembers where, so the run can say so clearly; also keeps
-    the first step's loss (where this fit started, for the health check's divergence test)."""
-
-    def __init__(self):
-        super().__init__()
-        self.bad_step = None
-        self.bad_value = None
-        self.first_loss = None
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if self.first_loss is None and loss is not None and np.isfinite(loss):
-            self.first_loss = float(loss)
-        if loss is not None and not np.isfinite(loss):
-            self.bad_step = int(self.model.optimizer.iterations.numpy())
-            self.bad_value = float(loss)
-            self.model.stop_training = True
-
-
-class SaveModelAtomically(keras.callbacks.Callback):
-    """Saves the whole model at every epoch end through a temporary file; never a non-finite one."""
-
-    def __init__(self, path: str, nan_guard: StopOnNonFiniteLoss):
-        super().__init__()
-        self.path = path
-        self.nan_guard = nan_guard
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self.nan_guard.bad_step is None and backup.all_finite(self.model):
-            save_model_atomically(self.model, self.path)
-

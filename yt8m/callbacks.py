@@ -1,0 +1,104 @@
+"""The training callbacks of a stage's fit: stop at --max_steps, stop on a non-finite loss, save the model.
+
+None of them reads a tensor on every step (a host sync per step stalls a GPU's pipeline and keeps
+Keras from dispatching callbacks asynchronously): the step is counted in Python from the fit's own
+batch indices (one read of the optimizer's step per fit), the loss is read every NAN_CHECK_EVERY
+steps and at each epoch end.
+"""
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+from yt8m import backup
+from yt8m.fileio import save_model_atomically
+
+# Steps between two reads of the loss by StopOnNonFiniteLoss (and at every epoch end).
+NAN_CHECK_EVERY = 100
+
+
+class _StepCounter(keras.callbacks.Callback):
+    """The optimizer's step after the current execution, counted in Python: read once, at the first batch
+    of a fit (after BackupAndRestore's restore in on_train_begin), then advanced by the fit's steps."""
+
+    def on_train_begin(self, logs=None):
+        self.step = None
+
+    def _advance(self) -> int:
+        if self.step is None:
+            self.step = int(self.model.optimizer.iterations.numpy())
+        self.step += int(getattr(self.model, "steps_per_execution", 1) or 1)
+        return self.step
+
+
+class StopAtStep(_StepCounter):
+    """Ends training once the optimizer has taken `max_steps` steps (also after a resume). The stop is set
+    before the batch that reaches max_steps runs, so the fit ends right after it, with no read per step."""
+
+    def __init__(self, max_steps: int):
+        super().__init__()
+        self.max_steps = max_steps
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._advance() >= self.max_steps:
+            self.model.stop_training = True
+
+
+class StopOnNonFiniteLoss(_StepCounter):
+    """Stops at a NaN/inf loss and remembers when it was seen, so the run can say so clearly; also keeps
+    the first step's loss (where this fit started, for the health check's divergence test).
+
+    The loss Keras reports is the epoch's running mean, so a non-finite step stays visible until the
+    epoch ends: reading it every `every` steps and at the epoch end (before the backup and the model
+    are saved, this callback being first in the list) misses none.
+    """
+
+    # Its batch-end read may run on Keras's callback thread: a stop lands a step later at worst, and the
+    # epoch end (which waits for that thread) sees bad_step before anything is saved.
+    async_safe = True
+
+    def __init__(self, every: int = NAN_CHECK_EVERY):
+        super().__init__()
+        self.every = every
+        self.bad_step = None
+        self.bad_value = None
+        self.first_loss = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.next_check = 0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._advance()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.first_loss is None or self.step >= self.next_check:
+            self.next_check = (self.step // self.every + 1) * self.every
+            self._check((logs or {}).get("loss"))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._check((logs or {}).get("loss"))
+
+    def _check(self, loss) -> None:
+        if loss is None or self.bad_step is not None:
+            return
+        loss = float(loss)
+        if self.first_loss is None and np.isfinite(loss):
+            self.first_loss = loss
+        if not np.isfinite(loss):
+            self.bad_step = self.step
+            self.bad_value = loss
+            self.model.stop_training = True
+
+
+class SaveModelAtomically(keras.callbacks.Callback):
+    """Saves the whole model at every epoch end through a temporary file; never a non-finite one."""
+
+    def __init__(self, path: str, nan_guard: StopOnNonFiniteLoss):
+        super().__init__()
+        self.path = path
+        self.nan_guard = nan_guard
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.nan_guard.bad_step is None and backup.all_finite(self.model):
+            save_model_atomically(self.model, self.path)
