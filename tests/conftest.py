@@ -6,13 +6,14 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-REFERENCE_DIR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference"
+# Third-party data the tests read (segment class ids, COCO/VOC label graphs); README and licences there.
+REFERENCE_DIR = pathlib.Path(__file__).resolve().parent / "fixtures" / "reference"
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> pathlib.Path:
     if not REFERENCE_DIR.is_dir():
-        pytest.fail(f"reference data not found at {REFERENCE_DIR}; clone ../shared beside the project")
+        pytest.fail(f"reference data not found at {REFERENCE_DIR}; it ships with the repository")
     return REFERENCE_DIR
 
 
