@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from yt8m import metrics
 from yt8m.errors import UserError
 from yt8m.metrics import (VideoMetrics, rated_segment_map, read_segment_submission, read_segment_truth,
-                          segment_map_at_k, top_k_mask)
+                          segment_map_at_k, submission_map_at_k, top_k_mask)
 
 # 4 videos x 4 classes.
 PREDICTIONS = np.array([
@@ -210,3 +211,37 @@ def test_bad_segment_files_raise_user_error(tmp_path):
     bad_submission.write_text("Class,Segments\n1,a:0\n1,b:0\n")
     with pytest.raises(UserError, match="twice"):
         read_segment_submission(str(bad_submission))
+
+
+def test_submission_map_at_k_scores_the_file_as_the_official_scorer(tmp_path):
+    truth_path = tmp_path / "truth.csv"
+    truth_path.write_text("a:0,1,1.0\nb:0,1,0.0\nc:0,1,1.0\nd:0,1,1.0\na:0,2,0.0\nb:0,2,1.0\ne:0,3,0.0\n")
+    truth = read_segment_truth(str(truth_path))
+    path = tmp_path / "submission.csv"
+    # No header (the official reader has none); class 4 rates nothing; class 1's double space is an
+    # empty id that counts towards k, as the official split(" ") does.
+    path.write_text("1,a:0 x:0  b:0 c:0\n2,a:0 b:0\n3,e:0\n4,a:0\n")
+    # class 1 (k=None): a+ b- c+ -> (1/1 + 2/3)/3 = 5/9; class 2: (1/2)/1; MAP 19/36 (as test_segment_map_by_hand)
+    assert submission_map_at_k(str(path), truth, k=None) == pytest.approx(19 / 36)
+    # k=3: class 1 keeps [a, x, ''] -> (1/1)/3; MAP (1/3 + 1/2)/2 = 5/12
+    assert submission_map_at_k(str(path), truth, k=3) == pytest.approx(5 / 12)
+    # A segment submitted twice is looked up twice (the official scorer's list comprehension does).
+    path.write_text("Class,Segments\n2,b:0 b:0\n")
+    assert submission_map_at_k(str(path), truth) == pytest.approx((1 / 1 + 2 / 2) / 1)
+
+
+def test_submission_map_at_k_reads_in_chunks(tmp_path, monkeypatch):
+    rng = np.random.default_rng(5)
+    pool = np.array([f"v{i}:{5 * (i % 3)}" for i in range(300)], dtype=object)
+    truth = pd.DataFrame({"segment_id": pool[rng.integers(0, 300, 400)], "class_id": rng.integers(0, 8, 400),
+                          "score": (rng.random(400) < 0.4).astype(float)}).drop_duplicates(["segment_id", "class_id"])
+    submission = {c: rng.permutation(pool)[:120] for c in range(8)}
+    path = tmp_path / "submission.csv"
+    path.write_text("Class,Segments\n" + "".join(f"{c},{' '.join(ids)}\n" for c, ids in submission.items()))
+    monkeypatch.setattr(metrics, "SUBMISSION_CHUNK_BYTES", 700)      # a few lines per chunk
+    for k in (None, 50):
+        expected = segment_map_at_k(submission, truth, k=k)
+        assert 0 < expected < 1
+        assert submission_map_at_k(str(path), truth, k=k) == pytest.approx(expected)
+        assert segment_map_at_k(read_segment_submission(str(path), k=k, truth=truth), truth, k=k) == \
+            pytest.approx(expected)

@@ -20,11 +20,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from yt8m.errors import UserError
 
 SEGMENT_TRUTH_COLUMNS = ("segment_id", "class_id", "score")
 SEGMENT_CSV_HEADER = "Class,Segments"
+SUBMISSION_CHUNK_BYTES = 64 << 20   # submitted segment ids scored at once (~6M ids)
 
 
 def top_k_mask(scores: np.ndarray, k, tie_keys: np.ndarray | None = None) -> np.ndarray:
@@ -165,35 +169,132 @@ class VideoMetrics:
                 "num_examples": int(self.num_examples)}
 
 
-def _open_text(path: str):
-    """A text handle for a local path, or through tf.io.gfile for gs:// and the like."""
+def _open_binary(path: str):
+    """A binary handle for a local path, or through tf.io.gfile for gs:// and the like."""
     if "://" in path:
         import tensorflow as tf  # only for remote file systems; the metrics need no TF
-        return tf.io.gfile.GFile(path, "r")
-    return open(path, encoding="utf-8")
+        return tf.io.gfile.GFile(path, "rb")
+    return open(path, "rb")
 
 
 def read_segment_truth(path: str) -> pd.DataFrame:
     """The official scorer's label cache: no header, `<video_id>:<start>,<class_id>,<score>` lines.
 
-    Returns columns segment_id (categorical str), class_id (int64), score (float64);
-    a pair given twice keeps its last score (the scorer builds a dict).
+    Returns columns segment_id (categorical str), class_id (int64), score (float64), in file
+    order; a pair given twice keeps its last score (the scorer builds a dict). Parsed by
+    pyarrow's multi-threaded CSV reader, segment ids dictionary-coded as they are read.
     """
+    types = {"segment_id": pa.dictionary(pa.int32(), pa.string()), "class_id": pa.int64(), "score": pa.float64()}
     try:
-        with _open_text(path) as handle:
-            truth = pd.read_csv(handle, header=None, names=list(SEGMENT_TRUTH_COLUMNS),
-                                dtype={"segment_id": str, "class_id": np.int64, "score": np.float64})
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        with _open_binary(path) as handle:
+            table = pa_csv.read_csv(handle, read_options=pa_csv.ReadOptions(column_names=list(SEGMENT_TRUTH_COLUMNS)),
+                                    convert_options=pa_csv.ConvertOptions(column_types=types))
+    except (OSError, pa.ArrowException) as exc:
         raise UserError(f"segment truth {path!r} cannot be read as "
                         f"'<video_id>:<start>,<class_id>,<score>' lines: {exc}") from None
-    if truth.isna().any().any():
+    if any(column.null_count for column in table.columns):
         raise UserError(f"segment truth {path!r} has lines with missing fields")
-    truth = truth.drop_duplicates(["segment_id", "class_id"], keep="last").reset_index(drop=True)
-    return truth.astype({"segment_id": "category"})  # the scorer matches by these integer codes
+    segments = table.unify_dictionaries().column("segment_id").combine_chunks()
+    codes = segments.indices.to_numpy(zero_copy_only=False)
+    classes = table.column("class_id").to_numpy()
+    truth = pd.DataFrame({
+        "segment_id": pd.Categorical.from_codes(codes, categories=pd.Index(segments.dictionary.to_pandas())),
+        "class_id": classes, "score": table.column("score").to_numpy()})
+    return truth[_last_of_each_pair(codes, classes)].reset_index(drop=True)
 
 
-def _rated_segments_by_class(truth: pd.DataFrame) -> dict:
-    return {c: pd.Index(ids) for c, ids in truth.groupby("class_id")["segment_id"]}
+def _last_of_each_pair(codes: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Mask of the last row of each (segment code, class) pair, by sorting (not hashing: cache-friendly)."""
+    keys = (classes.astype(np.int64) - classes.min(initial=0)) * (int(codes.max(initial=0)) + 1) + codes
+    ordered = np.sort(keys)
+    if ordered.size < 2 or (ordered[1:] != ordered[:-1]).all():   # the usual case: no pair twice
+        return np.ones(keys.size, dtype=bool)
+    order = np.argsort(keys, kind="stable")                 # a pair's rows stay in file order
+    last = np.ones(keys.size, dtype=bool)
+    last[order[:-1]] = keys[order[:-1]] != keys[order[1:]]
+    return last
+
+
+class _TruthByClass:
+    """The truth's rated segment ids grouped by class (pyarrow string arrays) and whether each is positive.
+
+    A submitted class's list is matched only against the ids rated for that class: one
+    probe per submitted id into a hash table of one class's ratings, small enough to stay
+    in cache, and no (segment, class) pair key at all.
+    """
+
+    def __init__(self, truth: pd.DataFrame):
+        classes = truth["class_id"].to_numpy(dtype=np.int64)
+        segments = truth["segment_id"]
+        if not isinstance(segments.dtype, pd.CategoricalDtype):
+            segments = segments.astype("category")
+        codes = segments.cat.codes.to_numpy()
+        if not _last_of_each_pair(codes, classes).all():
+            raise ValueError("truth rates a (segment_id, class_id) pair twice; read it with read_segment_truth")
+        offset = classes - classes.min(initial=0)
+        order = np.argsort(offset.astype(np.min_scalar_type(offset.max(initial=0))), kind="stable")  # radix
+        categories = pa.array(segments.cat.categories.array).cast(pa.large_string())
+        self._segments = categories.take(pa.array(codes[order]))
+        self._positive = (truth["score"] > 0).to_numpy()[order]
+        self.classes, starts, counts = np.unique(classes[order], return_index=True, return_counts=True)
+        self._spans = dict(zip(self.classes.tolist(), zip(starts.tolist(), counts.tolist())))
+        self.positives = np.add.reduceat(self._positive, starts) if starts.size else np.zeros(0, np.int64)
+
+    def matched(self, class_id: int, segment_ids: pa.Array) -> np.ndarray:
+        """For each submitted id of `class_id`, in order: 1 rated positive, 0 rated negative, -1 unrated."""
+        start, count = self._spans.get(class_id, (0, 0))
+        found = pc.index_in(segment_ids, value_set=self._segments.slice(start, count))
+        rows = found.fill_null(-1).to_numpy(zero_copy_only=False)
+        return np.where(rows >= 0, self._positive[start + rows], -1)
+
+    def num_positives(self, class_ids: np.ndarray) -> np.ndarray:
+        """Positive ratings of each class (0 for a class without ratings)."""
+        where = np.searchsorted(self.classes, class_ids)
+        known = (where < self.classes.size) & (self.classes[np.minimum(where, self.classes.size - 1)] == class_ids)
+        return np.where(known, self.positives[np.minimum(where, max(self.classes.size - 1, 0))], 0)
+
+
+def _submission_lines(path: str, k: int | None):
+    """(class id, its segment ids as a pyarrow string array) per line of a `Class,Segments` CSV.
+
+    Each list is split on single spaces and cut at k, as the official scorer does
+    (`split(" ")[:k]`); up to SUBMISSION_CHUNK_BYTES of lines are split at once.
+    """
+    seen: set[int] = set()
+    classes, texts, size = [], [], 0
+
+    def split():
+        offsets = np.cumsum([0] + [len(text) for text in texts], dtype=np.int64)
+        joined = pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(offsets), pa.py_buffer(b"".join(texts)))
+        lists = pc.split_pattern(joined, " ", max_splits=k)      # a list's rest past k: one entry, cut below
+        starts = lists.offsets.to_numpy()
+        values = lists.values
+        for i, class_id in enumerate(classes):
+            length = int(starts[i + 1] - starts[i])
+            yield class_id, values.slice(int(starts[i]), min(length, k) if k else length)
+
+    with _open_binary(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            line = line.strip()
+            if not line or (number == 1 and line == SEGMENT_CSV_HEADER.encode()):
+                continue
+            class_text, _, segments = line.partition(b",")
+            try:
+                class_id = int(class_text)
+            except ValueError:
+                raise UserError(f"{path}:{number}: expected '<class_id>,<segment ids>', "
+                                f"got {line[:60].decode(errors='replace')!r}") from None
+            if class_id in seen:
+                raise UserError(f"{path}:{number}: class {class_id} appears twice; give one row per class")
+            seen.add(class_id)
+            classes.append(class_id)
+            texts.append(segments)
+            size += len(segments)
+            if size >= SUBMISSION_CHUNK_BYTES:
+                yield from split()
+                classes, texts, size = [], [], 0
+    if classes:
+        yield from split()
 
 
 def read_segment_submission(path: str, *, k: int | None = None,
@@ -201,38 +302,44 @@ def read_segment_submission(path: str, *, k: int | None = None,
     """A `Class,Segments` CSV as {class_id: segment ids best first (object array)}.
 
     With `k` each list is cut at k; with `truth` only the segments rated for the
-    class are kept, line by line (what the official scorer does, cutting first),
+    class are kept (what the official scorer does, cutting first), line by line,
     so memory stays O(rated pairs) whatever the submission's size. Scoring the
     result with the same k and truth gives the same MAP@K as the full lists.
+    `submission_map_at_k` scores a file without building this dict.
     """
-    rated = _rated_segments_by_class(truth) if truth is not None else None
+    rated = _TruthByClass(truth) if truth is not None else None
     submission: dict[int, np.ndarray] = {}
-    with _open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            line = line.strip()
-            if not line or (number == 1 and line == SEGMENT_CSV_HEADER):
-                continue
-            class_text, _, segments = line.partition(",")
-            try:
-                class_id = int(class_text)
-            except ValueError:
-                raise UserError(f"{path}:{number}: expected '<class_id>,<segment ids>', "
-                                f"got {line[:60]!r}") from None
-            if class_id in submission:
-                raise UserError(f"{path}:{number}: class {class_id} appears twice; give one row per class")
-            ids = np.array(segments.split()[:k], dtype=object)
-            if rated is not None:
-                ids = ids[pd.Index(ids).isin(rated.get(class_id, pd.Index([])))]
-            submission[class_id] = ids
+    for class_id, segment_ids in _submission_lines(path, k):
+        keep = pc.not_equal(segment_ids, "").to_numpy(zero_copy_only=False)
+        if rated is not None:
+            keep &= rated.matched(class_id, segment_ids) >= 0
+        submission[class_id] = segment_ids.to_numpy(zero_copy_only=False)[keep]
     return submission
 
 
-def _mean_ap(class_ids: np.ndarray, ap_sums: np.ndarray, truth_classes: np.ndarray,
-             truth_positives: np.ndarray) -> float:
+def _ap_sum(matched: np.ndarray) -> float:
+    """Sum of precision@i over the positive entries of one ranked list (1 positive, 0 negative,
+    -1 unrated: dropped, not a negative); the AP is this over the class's positive ratings."""
+    positive = matched[matched >= 0] == 1
+    hits = np.cumsum(positive)[positive]
+    return float((hits / (np.flatnonzero(positive) + 1)).sum())   # precision@i = hits@i / i
+
+
+def _mean_ap(class_ids: np.ndarray, ap_sums: np.ndarray, num_positives: np.ndarray) -> float:
     """Mean over `class_ids` with a positive rating of ap_sum / that class's positive ratings."""
-    num_positives = _sum_by_group(truth_classes, truth_positives, class_ids)
     scored = num_positives > 0
     return float((ap_sums[scored] / num_positives[scored]).mean()) if scored.any() else float("nan")
+
+
+def _map_of_lists(lists, truth: pd.DataFrame) -> float:
+    """MAP@K of (class id, pyarrow array of ids best first, already cut at k) pairs."""
+    rated = _TruthByClass(truth)
+    class_ids, ap_sums = [], []
+    for class_id, segment_ids in lists:
+        class_ids.append(class_id)
+        ap_sums.append(_ap_sum(rated.matched(class_id, segment_ids)))
+    class_ids = np.array(class_ids, dtype=np.int64)
+    return _mean_ap(class_ids, np.array(ap_sums, dtype=np.float64), rated.num_positives(class_ids))
 
 
 def segment_map_at_k(submission: Mapping[int, Sequence[str]], truth: pd.DataFrame,
@@ -246,42 +353,15 @@ def segment_map_at_k(submission: Mapping[int, Sequence[str]], truth: pd.DataFram
     score is the mean over submitted classes with a positive rating (NaN if none).
     k=None: no cut.
     """
-    class_ids = np.fromiter(submission.keys(), dtype=np.int64, count=len(submission))
-    lists = [np.asarray(ids, dtype=object)[:k] for ids in submission.values()]
-    lengths = np.array([ids.size for ids in lists], dtype=np.int64)
-    segment_ids = np.concatenate(lists) if lists else np.array([], dtype=object)
-    entry_classes = np.repeat(class_ids, lengths)
-    rows = _truth_rows(truth, segment_ids, entry_classes)
-    rated = rows >= 0
-    # The submitted order is the ranking; each class's entries are one run, best first.
-    groups, precisions = _positive_precisions_in_order(
-        entry_classes[rated], truth["score"].to_numpy()[rows[rated]] > 0)
-    ap_sums = _sum_by_group(groups, precisions, class_ids)
-    return _mean_ap(class_ids, ap_sums, truth["class_id"].to_numpy(), (truth["score"] > 0).to_numpy())
+    lists = ((int(c), pa.array(np.asarray(ids, dtype=object)[:k], type=pa.large_string()))
+             for c, ids in submission.items())
+    return _map_of_lists(lists, truth)
 
 
-def _truth_rows(truth: pd.DataFrame, segment_ids: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
-    """The row of `truth` rating each (segment_ids[i], class_ids[i]) pair, -1 for an unrated pair.
-
-    Each segment id string is hashed once, into the truth's integer segment codes; the
-    pairs are then looked up as int64 keys code * classes + class in a hash index.
-    """
-    if truth.empty:
-        return np.full(len(segment_ids), -1, dtype=np.int64)
-    segments = truth["segment_id"]
-    if isinstance(segments.dtype, pd.CategoricalDtype):          # read_segment_truth's: coded once
-        codes, unique_segments = segments.cat.codes.to_numpy(), segments.cat.categories
-    else:
-        codes, unique_segments = pd.factorize(segments)
-    truth_classes = truth["class_id"].to_numpy(dtype=np.int64)
-    span = int(truth_classes.max()) + 1
-    truth_keys = pd.Index(codes.astype(np.int64) * span + truth_classes)
-    if not truth_keys.is_unique:
-        raise ValueError("truth rates a (segment_id, class_id) pair twice; read it with read_segment_truth")
-    entry_codes = pd.Index(unique_segments).get_indexer(segment_ids)
-    known = (entry_codes >= 0) & (class_ids >= 0) & (class_ids < span)
-    entry_keys = np.where(known, entry_codes.astype(np.int64) * span + class_ids, -1)
-    return truth_keys.get_indexer(entry_keys)
+def submission_map_at_k(path: str, truth: pd.DataFrame, k: int | None = 100000) -> float:
+    """`segment_map_at_k` of a `Class,Segments` CSV, scored line by line as it is read (no dict of
+    id lists, no Python string per segment): the fast end-to-end scorer."""
+    return _map_of_lists(_submission_lines(path, k), truth)
 
 
 def rated_segment_map(class_ids, scores, labels, k: int | None = 100000) -> float:
@@ -298,4 +378,5 @@ def rated_segment_map(class_ids, scores, labels, k: int | None = 100000) -> floa
         raise ValueError("class_ids, scores and labels must be 1-D arrays of one length")
     submitted = np.unique(class_ids)
     groups, precisions = _ranked_positive_precisions(class_ids, scores, positives, k)
-    return _mean_ap(submitted, _sum_by_group(groups, precisions, submitted), class_ids, positives)
+    return _mean_ap(submitted, _sum_by_group(groups, precisions, submitted),
+                    _sum_by_group(class_ids, positives, submitted))
