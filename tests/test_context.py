@@ -57,3 +57,172 @@ def test_video_reader_on_test_files_lists_the_segments_inference_cuts(synthetic_
                                                   rated=False):
         cut += features["id"].numpy().tolist()
     assert sorted(ids) == sorted(cut) and len(set(ids)) == len(ids)
+
+
+# ------------------------------------------------------------------ the context-aware model
+
+def _backbone(name):
+    from models import registry
+
+    params = {"DbofModel": dict(cluster_size=16, hidden_size=16, sample_frames=10),
+              "NeXtVLADModel": dict(cluster_size=8, hidden_size=16, groups=2, dropout=0.0)}[name]
+    return registry.build(name, num_classes=64, feature_size=SPEC.total_size, **params)
+
+
+def _randomised(model, seed=0):
+    """Every weight of the combination drawn at random, so the video's part of a score is not 0."""
+    rng = np.random.default_rng(seed)
+    head = model.get_layer("combine")
+    head.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in head.get_weights()])
+    return model
+
+
+@pytest.mark.parametrize("name, encoder, combine", [("DbofModel", "backbone", "concat"),
+                                                    ("NeXtVLADModel", "pool", "gate")])
+def test_whole_video_scores_equal_each_segment_fed_by_hand(synthetic_data, name, encoder, combine):
+    """One forward pass over a batch of padded videos gives each segment the score the sub-models give
+    when that segment's 5 frames (cut by hand, zeros past the end) and its video alone are fed to them;
+    no score where no segment is; another video's context changes the score."""
+    from models import context
+
+    model = _randomised(context.context_model(_backbone(name), segment_encoder=encoder, combine=combine))
+    dataset = video_segments.video_segment_dataset(synthetic_data.frame_test, num_classes=64, feature_spec=SPEC,
+                                                   batch_size=240, rated=False)
+    features = next(iter(dataset))[0]
+    scores = model(readers.model_inputs(features), training=False).numpy()
+    frames, num_frames = features["frames"].numpy(), features["num_frames"].numpy()
+    starts, mask = features["segment_starts"].numpy(), features["segment_mask"].numpy()
+    assert len(num_frames) >= 3 and len(set(num_frames)) > 1          # videos of different lengths, padded
+    assert (scores[~mask] == 0).all()
+    video_encoder, segment_encoder = model.get_layer("video_encoder"), model.get_layer("segment_encoder")
+    head = model.get_layer("combine")
+    for b in range(len(num_frames)):
+        n = num_frames[b]
+        assert mask[b].sum() == -(-n // 5)                           # ceil(n / 5) segments, no more
+        video = video_encoder({"frames": frames[b:b + 1, :n], "num_frames": num_frames[b:b + 1]}, training=False)
+        for s in np.flatnonzero(mask[b]):
+            cut = np.zeros((1, 5, SPEC.total_size), np.uint8)
+            real = frames[b, starts[b, s]:min(starts[b, s] + 5, n)]
+            cut[0, :len(real)] = real
+            segment = segment_encoder({"frames": cut, "num_frames": np.array([len(real)], np.int32)},
+                                      training=False)
+            by_hand = head([segment[0], segment[1], video[0], video[1]], training=False).numpy()[0]
+            np.testing.assert_allclose(scores[b, s], by_hand, atol=1e-5)
+    other = video_encoder({"frames": frames[1:2, :num_frames[1]], "num_frames": num_frames[1:2]}, training=False)
+    elsewhere = head([segment[0], segment[1], other[0], other[1]], training=False).numpy()[0]
+    assert np.abs(elsewhere - scores[b, s]).max() > 1e-4
+
+
+def test_concat_context_starts_at_the_segment_only_scores(synthetic_data):
+    """The zero-initialised context classifier: before finetuning, the context model gives every test
+    segment the score its backbone gives that segment alone on the per-segment reader."""
+    from models import context
+
+    backbone = _backbone("DbofModel")
+    model = context.context_model(backbone)
+    alone = {}
+    for features, _, _ in readers.segment_dataset(synthetic_data.frame_test, num_classes=64, feature_spec=SPEC,
+                                                  batch_size=120, rated=False):
+        alone.update(zip(features["id"].numpy(), backbone(readers.model_inputs(features), training=False).numpy()))
+    scored = 0
+    for features, _, _ in video_segments.video_segment_dataset(synthetic_data.frame_test, num_classes=64,
+                                                               feature_spec=SPEC, batch_size=120, rated=False):
+        mask = features["segment_mask"].numpy()
+        scores = model(readers.model_inputs(features), training=False).numpy()[mask]
+        for segment_id, score in zip(features["segment_ids"].numpy()[mask], scores):
+            np.testing.assert_allclose(score, alone[segment_id], atol=1e-5)
+            scored += 1
+    assert scored == len(alone) > 0
+
+
+def test_per_segment_loss_is_the_loss_on_the_rated_segments_rows():
+    """PerSegmentLoss over (B, S, C) = the wrapped loss on the rows of the rated segments only."""
+    from yt8m.losses import ReweightedCrossentropy
+    from yt8m.segment_context import PerSegmentLoss
+
+    rng = np.random.default_rng(0)
+    y_pred = rng.uniform(0.05, 0.95, (2, 3, 4)).astype("float32")
+    y_true = np.zeros((2, 3, 4), "float32")
+    weights = np.zeros((2, 3, 4), "float32")
+    y_true[0, 1, [0, 2]] = [1, 1]     # video label 0, rated class 2 positive
+    weights[0, 1, 2] = 1
+    y_true[1, 2, 3], weights[1, 2, 3] = 0, 1   # rated class 3 negative
+    inner = ReweightedCrossentropy(2.5, 0.1)
+    got = float(PerSegmentLoss(inner)(y_true, y_pred, weights))
+    rows = [(0, 1), (1, 2)]
+    expected = float(inner(np.stack([y_true[r] for r in rows]), np.stack([y_pred[r] for r in rows]),
+                           np.stack([weights[r] for r in rows])))
+    # by hand: per element w * BCE * C, mean over the 2 x 4 elements (the zero-target rows' classes at n)
+    p, t, w = (np.stack([a[r] for r in rows]) for a in (y_pred, y_true, weights))
+    t_zero = t * w   # unrated targets 0 (seed 003 §3.2)
+    bce = -(t_zero * np.log(p) + (1 - t_zero) * np.log(1 - p)) * 4
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert got == pytest.approx(float(((0.1 + 2.4 * w) * bce).mean()), rel=1e-5)
+
+
+# ------------------------------------------------------------------ finetune, eval, inference
+
+@pytest.fixture(scope="module")
+def pretrained(synthetic_data, tmp_path_factory):
+    from tests.helpers import frame_config
+    from yt8m import training
+
+    config = frame_config(synthetic_data, tmp_path_factory.mktemp("runs") / "pretrain", max_steps=30,
+                          steps_per_epoch=15)
+    training.train(config)
+    return config
+
+
+def test_context_finetune_with_every_loss_then_one_pass_eval_and_submission(pretrained, synthetic_data, tmp_path):
+    """--segment_context=video: finetune on whole rated videos with the reweighted loss, correlation-smoothed
+    targets and weak negatives together; the run reloads as a context model; eval scores every rated pair
+    and the submission is the official format, scored by yt8m.metrics, every listed segment inside its video."""
+    from models import context
+    from yt8m import evaluation, metrics, training
+
+    config = pretrained.replace(stage="finetune", init_from=pretrained.train_dir, segment_labels=True,
+                                segment_context="video", context_combine="gate",
+                                train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
+                                max_steps=8, steps_per_epoch=4, loss="reweighted", label_smoothing="correlation",
+                                weak_negative_alpha=0.5, batch_size=20)
+    result = training.train(config)
+    assert result.steps == 8 and np.isfinite(result.final_loss) and result.health == ()
+    model = training.load_trained_model(config.train_dir)
+    assert context.is_context_model(model)
+    run = config.replace(stage="pretrain", init_from="", eval_data_pattern=synthetic_data.frame_validate,
+                         output_file=str(tmp_path / "eval.json"))
+    scored = evaluation.evaluate(run, progress=False)
+    per_segment = evaluation.evaluate(pretrained.replace(segment_labels=True, output_file=str(tmp_path / "e.json"),
+                                                         eval_data_pattern=synthetic_data.frame_validate),
+                                      progress=False)
+    assert scored["num_rated_segments"] == per_segment["num_rated_segments"] > 0
+    assert 0 < scored["segment_map_at_k"] <= 1
+    csv = str(tmp_path / "submission.csv")
+    evaluation.write_submission(run.replace(input_data_pattern=synthetic_data.frame_test, output_file=csv),
+                                progress=False)
+    with open(csv) as handle:
+        assert handle.readline().strip() == "Class,Segments"
+    truth = metrics.read_segment_truth(synthetic_data.test_truth)
+    assert 0 < metrics.submission_map_at_k(csv, truth) <= 1
+    lengths = {}
+    for features, _, _ in video_segments.video_segment_dataset(synthetic_data.frame_test, num_classes=64,
+                                                               feature_spec=SPEC, batch_size=600, rated=False):
+        lengths.update(zip(features["id"].numpy().astype(str), features["num_frames"].numpy()))
+    listed = {i for ids in metrics.read_segment_submission(csv).values() for i in ids}
+    assert listed and all(int(i.split(":")[1]) < lengths[i.split(":")[0]] for i in listed)
+    with pytest.raises(Exception, match="segment_context"):
+        evaluation.evaluate(run.replace(segment_context="none"), progress=False)
+
+
+def test_segment_context_flags_are_checked(pretrained, synthetic_data, tmp_path):
+    from yt8m import training
+    from yt8m.config import Config
+    from yt8m.errors import UserError
+
+    with pytest.raises(UserError, match="--segment_labels --frame_features"):
+        Config(segment_context="video")
+    with pytest.raises(UserError, match="context_combine"):
+        Config(context_combine="sum")
+    with pytest.raises(UserError, match="pretrain without it"):
+        training.train(pretrained.replace(segment_labels=True, segment_context="video",
+                                          train_dir=str(tmp_path / "pre")))

@@ -6,7 +6,8 @@ each whole video and keeps its top-k classes (and, with `--candidate_threshold`,
 those with probability >= the threshold): a `CandidateTable`, memory O(videos x k).
 The video-level model is `--video_model_dir`'s (a frame-level model takes the frames; a
 video-level model takes the mean of the dequantised frames, which is how the official
-video-level features are made), or else the segment model itself run on whole videos.
+video-level features are made), or else the segment model itself run on whole videos (a
+context-aware one, --segment_context=video: its video encoder).
 
 Gating demotes instead of dropping: a non-candidate score p becomes p - 1, below every
 candidate (probabilities are in [0, 1]) but still ordered among the non-candidates.
@@ -107,6 +108,10 @@ def video_candidates(config: Config, pattern: str, flag: str, segment_model: ker
         model, video_config = segment_model, None
     if model is None:
         raise ValueError("video_candidates needs --video_model_dir or the segment model")
+    from models import context
+
+    if context.is_context_model(model):   # --segment_context=video: its video encoder's predictions
+        model = context.video_model(model)
     takes_frames = schema.FRAMES_INPUT in model.input
     if not takes_frames:
         sizes = video_config.feature_spec.total_size if video_config else model.input[schema.VIDEO_INPUT].shape[-1]

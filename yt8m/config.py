@@ -16,6 +16,9 @@ UNRATED_TARGETS = ("zero", "video_labels")  # segment targets of the unrated cla
 ENSEMBLE = "Ensemble"                      # --model=Ensemble: --members combined (yt8m/ensemble.py)
 ENSEMBLE_METHODS = ("mean", "rank")
 CLIP_SAMPLINGS = ("tsn", "consecutive")    # yt8m/data/clips.py
+SEGMENT_CONTEXTS = ("none", "video")       # segments alone, or in their video's context (models/context.py)
+CONTEXT_COMBINES = ("concat", "gate")
+CONTEXT_SEGMENT_ENCODERS = ("backbone", "pool")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +101,10 @@ class Config:
     ensemble_method: str = "mean"
     fit_weights_on: str = ""                # rated segments the member weights are fitted on
     swa_from_step: int = 0                  # average the epoch-end weights from this step on (0: off)
+    # Segments in their video's context (issue 16): finetune, eval and inference.
+    segment_context: str = "none"           # SEGMENT_CONTEXTS; "video": yt8m/segment_context.py
+    context_combine: str = "concat"         # CONTEXT_COMBINES
+    context_segment_encoder: str = "backbone"  # CONTEXT_SEGMENT_ENCODERS
 
     def __post_init__(self):
         self.feature_spec  # validates names against sizes
@@ -127,6 +134,13 @@ class Config:
             raise UserError(f"--max_steps must be positive, got {self.max_steps}")
         if self.top_k is not None and self.top_k <= 0:
             raise UserError(f"--top_k must be positive, got {self.top_k}")
+        for name, choices in (("segment_context", SEGMENT_CONTEXTS), ("context_combine", CONTEXT_COMBINES),
+                              ("context_segment_encoder", CONTEXT_SEGMENT_ENCODERS)):
+            if getattr(self, name) not in choices:
+                raise UserError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}")
+        if self.segment_context == "video" and not (self.segment_labels and self.frame_features):
+            raise UserError("--segment_context=video scores the 5-frame segments of whole videos; add "
+                            "--segment_labels --frame_features")
         if self.clip_sampling not in CLIP_SAMPLINGS:
             raise UserError(f"--clip_sampling={self.clip_sampling!r} is not one of {', '.join(CLIP_SAMPLINGS)}")
         for name in ("gcn_learning_rate", "weight_decay"):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from yt8m import candidates, metrics, submission
+from yt8m import candidates, metrics, segment_context, submission
 from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.data.vocabulary import read_segment_label_ids
@@ -57,7 +57,14 @@ def _prediction_pass(config: Config, make_dataset, pattern: str, flag: str, prog
     model = trained_model(config, progress)
     table = _candidate_table(config, model, pattern, flag, progress)
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
-    return predict_batches(model, make_dataset(config, corrupt), pattern, flag, progress), table, corrupt
+    predict = predict_batches
+    if config.segment_labels:
+        segment_context.check_model(model, config)
+    if config.segment_context == "video":   # each video read and encoded once, all its segments scored
+        predict = segment_context.predict_batches
+        make_dataset = {inputs.eval_dataset: segment_context.eval_dataset,
+                        inputs.inference_dataset: segment_context.inference_dataset}[make_dataset]
+    return predict(model, make_dataset(config, corrupt), pattern, flag, progress), table, corrupt
 
 
 def evaluate(config: Config, progress: bool = True) -> dict:

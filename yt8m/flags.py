@@ -8,8 +8,9 @@ from __future__ import annotations
 from absl import flags
 
 from yt8m.errors import UserError
-from yt8m.config import (CLIP_SAMPLINGS, ENSEMBLE_METHODS, LABEL_SMOOTHINGS, LOSSES, STAGES, STRATEGIES,
-                         UNRATED_TARGETS, Config, parse_model_params)
+from yt8m.config import (CLIP_SAMPLINGS, CONTEXT_COMBINES, CONTEXT_SEGMENT_ENCODERS, ENSEMBLE_METHODS,
+                         LABEL_SMOOTHINGS, LOSSES, SEGMENT_CONTEXTS, STAGES, STRATEGIES, UNRATED_TARGETS, Config,
+                         parse_model_params)
 
 FLAGS = flags.FLAGS
 
@@ -151,6 +152,17 @@ def define_flags() -> None:
                         "on (coordinate search maximising segment MAP).")
     flags.DEFINE_integer("swa_from_step", d.swa_from_step, "Stochastic weight averaging: average the weights at "
                          "each epoch end from this step on and save the average as model.keras (0: off).")
+    # Segments in their video's context (issue 16).
+    flags.DEFINE_enum("segment_context", d.segment_context, SEGMENT_CONTEXTS, "Segment finetune, eval and "
+                      "inference: none, each 5-frame segment alone; video, the pretrained model encodes the whole "
+                      "video and a segment encoder each segment, all segments of a video in one pass "
+                      "(models/context.py).")
+    flags.DEFINE_enum("context_combine", d.context_combine, CONTEXT_COMBINES, "--segment_context=video: concat, a "
+                      "classifier on the segment's and the video's embeddings added to the segment's logits (starts "
+                      "at 0); gate, the segment's score times sigmoid(w * the video's logit + b).")
+    flags.DEFINE_enum("context_segment_encoder", d.context_segment_encoder, CONTEXT_SEGMENT_ENCODERS,
+                      "--segment_context=video: backbone, a copy of the pretrained model (own weights) over the "
+                      "segment's frames; pool, their mean and one ReLU layer.")
 
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import registry
-from yt8m import augment, backup, distribute, health, losses, multi_worker, rundir, swa
+from yt8m import augment, backup, distribute, health, losses, multi_worker, rundir, segment_context, swa
 from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss
 from yt8m.rundir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (the run's file names, also imported from here)
 from yt8m.backup import AtomicBackupAndRestore
@@ -63,16 +63,25 @@ def _train(config: Config) -> TrainResult:
     print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
 
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
-    train_data = inputs.training_dataset(config, corrupt_records=corrupt)
+    if config.segment_context == "video" and config.stage != "finetune":
+        raise UserError("--segment_context=video finetunes a pretrained frame-level model on whole rated videos; "
+                        "pretrain without it, then --stage=finetune --segment_context=video")
+    in_context = config.segment_context == "video"   # whole videos, every segment scored (yt8m/segment_context.py)
+    train_data = (segment_context.training_dataset(config, corrupt) if in_context
+                  else inputs.training_dataset(config, corrupt_records=corrupt))
     dataset = _to_device(_continued(train_data, config, work_dir), config)
     # The pretraining set's label statistics: every pretrain saves them (for its finetunes), whatever its loss.
     stats = (context.label_statistics(config, save=chief)
              if (chief and config.stage == "pretrain") or losses.needs_label_statistics(config) else None)
     loss = losses.make_loss(config, stats)
+    if in_context:
+        loss = segment_context.PerSegmentLoss(loss)
     with strategy.scope():
         model = _with_precision(config, _initial_model, config, stats)
         if config.noise_std > 0:  # seed 003: finetune stage; any stage that asks
             model = augment.add_input_noise(model, config.noise_std, config.noise_mask_rate, config.seed)
+        if in_context:
+            model = segment_context.wrap(model, config)
         model.compile(optimizer=_optimizer(config), loss=loss, jit_compile=config.jit_compile)
     nan_guard = StopOnNonFiniteLoss()
     callbacks = [
@@ -112,7 +121,10 @@ def _train(config: Config) -> TrainResult:
     losses_seen = history.history.get("loss", [])
     started = [nan_guard.first_loss] if nan_guard.first_loss is not None else []   # issue 17 case 8: vs step 1
     # The first batch of the stream: a resumed run's input would read the skipped steps again to get one.
-    found = health.check(model, next(iter(train_data)), started + losses_seen) if chief else ()
+    probe = (model, next(iter(train_data))) if chief else None
+    if chief and in_context:   # the rated segments' rows, as the per-segment reader's batches hold them
+        probe = segment_context.rated_rows(*probe)
+    found = health.check(*probe, started + losses_seen) if chief else ()
     return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
                        int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
                        strategy.num_replicas_in_sync, found)

@@ -1,0 +1,186 @@
+"""Context-aware segment models (issue 16): any frame-level model scores each 5-frame segment
+in its whole video's context, every segment of a video in one forward pass.
+
+`context_model(backbone, ...)` takes a built (or pretrained) frame-level model and returns a
+model of `frames` uint8 (B, T, D), `num_frames` (B,) and `segment_starts` (B, S) int32
+(-1: no segment; yt8m/data/video_segments.py) giving (B, S, C) probabilities, 0 where no
+segment is. Inside, three sub-models reachable by name:
+  - "video_encoder": the backbone itself over the whole video -> [embedding (B, Hv), p_v (B, C)];
+  - "segment_encoder" over each segment's frames [start, start + 5) (zeros past the video's
+    end, as readers.segment_dataset cuts them) -> [embedding (N, Hs), p_s (N, C)]:
+    `segment_encoder="backbone"` a copy of the backbone with its own weights (initialised to
+    the backbone's, i.e. the segment-only model's start), "pool" the mean of the dequantised
+    frames, one ReLU layer as wide as the video embedding and a logistic classifier;
+  - "combine" ([segment embedding, p_s, video embedding, p_v] -> p): `combine="concat"`,
+    Team Ceshine's (2019, 7th) context-aware classifier on the concatenated embeddings, added
+    to the segment's logits through a zero-initialised layer, so training starts at the
+    segment-only scores: p = sigmoid(logit p_s + W [e_s, e_v] + b); `combine="gate"`, the
+    segment's score gated by the video's (the 2019 teams weighting segment scores by video
+    predictions): p = p_s * sigmoid(w * logit p_v + b), w = 1, b = 0 at the start.
+An embedding is the input of the backbone's layer "predictions" (its classifier), or, for
+models without one (the mixtures), the logits of its output.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from models.layers.inputs import Dequantize, FrameMean
+from models.layers.mixture import ProbabilityLogits
+from yt8m.data import schema
+
+SEGMENT_ENCODERS = ("backbone", "pool")
+COMBINES = ("concat", "gate")
+VIDEO_ENCODER, SEGMENT_ENCODER, COMBINE = "video_encoder", "segment_encoder", "combine"
+CLASSIFIER_LAYER = "predictions"
+
+
+def is_context_model(model: keras.Model) -> bool:
+    """True for a model of `context_model` (it takes segment_starts)."""
+    return isinstance(model.input, dict) and schema.SEGMENT_STARTS_INPUT in model.input
+
+
+def context_model(backbone: keras.Model, *, segment_encoder: str = "backbone", combine: str = "concat",
+                  name: str | None = None) -> keras.Model:
+    """The context-aware model of the module doc around `backbone` (its layers and weights reused as the
+    video encoder)."""
+    if segment_encoder not in SEGMENT_ENCODERS:
+        raise ValueError(f"unknown segment encoder {segment_encoder!r}; use one of {', '.join(SEGMENT_ENCODERS)}")
+    if combine not in COMBINES:
+        raise ValueError(f"unknown combine {combine!r}; use one of {', '.join(COMBINES)}")
+    if not isinstance(backbone.input, dict) or schema.FRAMES_INPUT not in backbone.input:
+        raise ValueError(f"model {backbone.name} does not read frames; a context-aware segment model needs a "
+                         f"frame-level backbone")
+    num_classes = backbone.output.shape[-1]
+    feature_size = backbone.input[schema.FRAMES_INPUT].shape[-1]
+    video = encoder(backbone, VIDEO_ENCODER)
+    if segment_encoder == "backbone":
+        copy = keras.models.clone_model(backbone)
+        copy.set_weights(backbone.get_weights())
+        segment = encoder(copy, SEGMENT_ENCODER)
+    else:
+        segment = pooled_segment_encoder(feature_size, video.output[0].shape[-1], num_classes)
+    head = combination(segment.output[0].shape[-1], video.output[0].shape[-1], num_classes, combine)
+
+    inputs = {schema.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=schema.FRAMES_INPUT),
+              schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=schema.NUM_FRAMES_INPUT),
+              schema.SEGMENT_STARTS_INPUT: keras.Input((None,), dtype="int32", name=schema.SEGMENT_STARTS_INPUT)}
+    frames, num_frames, starts = (inputs[k] for k in (schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT,
+                                                      schema.SEGMENT_STARTS_INPUT))
+    video_embedding, video_probabilities = video({schema.FRAMES_INPUT: frames, schema.NUM_FRAMES_INPUT: num_frames})
+    segment_frames, segment_num_frames, owner = CutSegments(name="cut_segments")(frames, num_frames, starts)
+    segment_embedding, segment_probabilities = segment({schema.FRAMES_INPUT: segment_frames,
+                                                        schema.NUM_FRAMES_INPUT: segment_num_frames})
+    per_segment = GatherRows(name="video_of_segment")
+    probabilities = head([segment_embedding, segment_probabilities, per_segment(video_embedding, owner),
+                          per_segment(video_probabilities, owner)])
+    outputs = ScatterSegments(name="segment_predictions")(probabilities, starts)
+    return keras.Model(inputs, outputs, name=name or f"{backbone.name}InContext")
+
+
+def video_model(model: keras.Model) -> keras.Model:
+    """A context model's whole-video predictions: its video encoder's (frames, num_frames) -> p_v (B, C)."""
+    video = model.get_layer(VIDEO_ENCODER)
+    return keras.Model(video.input, video.output[1], name=f"{model.name}_video")
+
+
+def encoder(model: keras.Model, name: str) -> keras.Model:
+    """`model`'s inputs -> [its embedding, its probabilities], sharing its layers."""
+    try:
+        embedding = model.get_layer(CLASSIFIER_LAYER).input
+    except ValueError:
+        embedding = ProbabilityLogits(name=f"{name}_logits")(model.output)
+    return keras.Model(model.input, [embedding, model.output], name=name)
+
+
+def pooled_segment_encoder(feature_size: int, hidden_size: int, num_classes: int) -> keras.Model:
+    """A light segment encoder: mean of the dequantised frames -> ReLU layer -> [embedding, logistic p]."""
+    inputs = {schema.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=schema.FRAMES_INPUT),
+              schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=schema.NUM_FRAMES_INPUT)}
+    frames = Dequantize(name="segment_dequantize")(inputs[schema.FRAMES_INPUT])
+    mean = FrameMean(name="segment_mean")(frames, inputs[schema.NUM_FRAMES_INPUT])
+    embedding = keras.layers.Dense(hidden_size, activation="relu", name="segment_hidden")(mean)
+    probabilities = keras.layers.Dense(num_classes, activation="sigmoid", name="segment_classifier")(embedding)
+    return keras.Model(inputs, [embedding, probabilities], name=SEGMENT_ENCODER)
+
+
+def combination(segment_size: int, video_size: int, num_classes: int, combine: str) -> keras.Model:
+    """[segment embedding, p_s, video embedding, p_v] -> p (N, C), as `combine` says (module doc)."""
+    inputs = [keras.Input((segment_size,), name="segment_embedding"),
+              keras.Input((num_classes,), name="segment_probabilities"),
+              keras.Input((video_size,), name="video_embedding"),
+              keras.Input((num_classes,), name="video_probabilities")]
+    segment_embedding, segment_probabilities, video_embedding, video_probabilities = inputs
+    segment_logits = ProbabilityLogits(name="segment_logits")(segment_probabilities)
+    if combine == "concat":
+        joint = keras.layers.Concatenate(name="segment_and_video")([segment_embedding, video_embedding])
+        context = keras.layers.Dense(num_classes, kernel_initializer="zeros", name="context_classifier")(joint)
+        logits = keras.layers.Add(name="context_logits")([segment_logits, context])  # logit p_s + W [e_s, e_v] + b
+        outputs = keras.layers.Activation("sigmoid", name="context_probabilities")(logits)
+    else:
+        video_logits = ProbabilityLogits(name="video_logits")(video_probabilities)
+        outputs = VideoGate(name="video_gate")(segment_probabilities, video_logits)
+    return keras.Model(inputs, outputs, name=COMBINE)
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class CutSegments(keras.layers.Layer):
+    """(frames (B, T, D), num_frames (B,), starts (B, S), -1 = none) -> the N existing segments' frames
+    [start, start + 5) (N, 5, D) (zeros past the video's end, as readers._cut_segments), their real frame
+    counts (N,) and their videos (N,); segments in row-major (video, start) order."""
+
+    def call(self, frames, num_frames, starts):
+        where = tf.where(starts >= 0)                            # (N, 2) [video, slot], row-major
+        owner = tf.cast(where[:, 0], tf.int32)
+        start = tf.gather_nd(starts, where)
+        offsets = start[:, None] + tf.range(schema.SEGMENT_FRAMES, dtype=start.dtype)[None, :]
+        real = offsets < tf.gather(num_frames, owner)[:, None]
+        padded = tf.pad(frames, [[0, 0], [0, schema.SEGMENT_FRAMES], [0, 0]])
+        index = tf.stack([tf.broadcast_to(owner[:, None], tf.shape(offsets)), offsets], axis=-1)
+        cut = tf.gather_nd(padded, index) * tf.cast(real, frames.dtype)[:, :, None]
+        return cut, tf.reduce_sum(tf.cast(real, tf.int32), axis=1), owner
+
+    def compute_output_spec(self, frames, num_frames, starts):
+        return (keras.KerasTensor((None, schema.SEGMENT_FRAMES, frames.shape[-1]), dtype=frames.dtype),
+                keras.KerasTensor((None,), dtype="int32"), keras.KerasTensor((None,), dtype="int32"))
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class GatherRows(keras.layers.Layer):
+    """(values (B, H), owner (N,)) -> values[owner] (N, H): each segment's video's row."""
+
+    def call(self, values, owner):
+        return tf.gather(values, owner)
+
+    def compute_output_shape(self, values_shape, owner_shape):
+        return (None, values_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class ScatterSegments(keras.layers.Layer):
+    """(values (N, C) of the existing segments in CutSegments' order, starts (B, S)) -> (B, S, C), 0 where
+    no segment is."""
+
+    def call(self, values, starts):
+        where = tf.where(starts >= 0)
+        shape = tf.concat([tf.shape(starts, out_type=tf.int64), tf.shape(values, out_type=tf.int64)[1:]], 0)
+        return tf.scatter_nd(where, values, shape)
+
+    def compute_output_shape(self, values_shape, starts_shape):
+        return (starts_shape[0], starts_shape[1], values_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class VideoGate(keras.layers.Layer):
+    """p = p_s * sigmoid(w * logit p_v + b), per class w (init 1) and b (init 0): the segment's score gated
+    by its video's."""
+
+    def build(self, segment_probabilities_shape, video_logits_shape):
+        self.w = self.add_weight(shape=(segment_probabilities_shape[-1],), initializer="ones", name="w")
+        self.b = self.add_weight(shape=(segment_probabilities_shape[-1],), initializer="zeros", name="b")
+
+    def call(self, segment_probabilities, video_logits):
+        return segment_probabilities * tf.sigmoid(self.w * video_logits + self.b)  # p_s * sigmoid(w logit p_v + b)
+
+    def compute_output_shape(self, segment_probabilities_shape, video_logits_shape):
+        return segment_probabilities_shape
