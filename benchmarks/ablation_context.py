@@ -1,0 +1,251 @@
+"""Issue 16's ablation on the proving ground: segments alone vs in their video's context, 3 seeds.
+
+    python benchmarks/ablation_context.py                       # DBoF and NeXtVLAD, seeds 0, 1, 2
+    python benchmarks/ablation_context.py --seeds=0 --pretrain_steps=20 --finetune_steps=10   # a smoke run
+    python benchmarks/ablation_context.py --write_results       # the table into docs/results.md
+
+Seed s reads the proving ground of generator seed s (`SyntheticConfig.proving(s)`, under
+--data_dir/proving_seed<s>) and trains with seed s. Per seed and backbone, through
+`yt8m.training.train` (train.py's path): one pretrain on the train video labels, then two
+finetunes from it on the validate ratings with the same loss and steps: segment-only
+(`--segment_context=none`, the backbone on each 5-frame segment) and context-aware
+(`--segment_context=video`, concat, the backbone's copy as the segment encoder). Rows, each
+segment MAP@K on the test truth:
+  - segment-only, context-aware: the official path (evaluation.write_submission, the CSV
+    scored by yt8m.metrics), timed per test video;
+  - mixture: the mean of the two runs' scores (Team Ceshine mixed context-aware and
+    -agnostic classifiers);
+  - + time shift: each run's scores averaged over its frames shifted one step left, not at
+    all and one step right (the 9th place's test-time augmentation; the edge frame repeats);
+  - + candidates k: --candidate_top_k=k gating, the video-level predictions of the run's own
+    model on whole videos (segment-only) or of its video encoder (context-aware).
+The mixture, time-shift and gating rows score the rated test pairs from the runs' per-segment
+scores (`metrics.rated_segment_map`; the same MAP@K as a submission's: a class has fewer test
+segments than K). Paired differences are taken seed by seed against the segment-only row.
+Finished seeds are kept in --run_dir/results.json (a stopped run resumes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import models  # noqa: E402,F401
+from benchmarks.results_section import write_section  # noqa: E402
+from models import context  # noqa: E402
+from yt8m import evaluation, metrics, segment_context, training  # noqa: E402
+from yt8m.config import Config  # noqa: E402
+from yt8m.data import readers, schema, synthetic, video_segments  # noqa: E402
+
+BACKBONES = {
+    "DBoF": ("DbofModel", {"cluster_size": 256, "hidden_size": 64, "sample_frames": 30, "num_mixtures": 2}),
+    "NeXtVLAD": ("NeXtVLADModel", {"cluster_size": 16, "hidden_size": 64, "groups": 4, "expansion": 2,
+                                   "dropout": 0.3, "classifier_kind": "logistic", "sample_frames": 16}),
+}
+CANDIDATE_KS = (5, 20)
+SECTION = ("<!-- issue 16 begin -->", "<!-- issue 16 end -->")
+REFERENCE = "segment-only"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--backbones", default="DBoF,NeXtVLAD")
+    parser.add_argument("--pretrain_steps", type=int, default=150)
+    parser.add_argument("--finetune_steps", type=int, default=60)
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--pretrain_learning_rate", type=float, default=0.005)
+    parser.add_argument("--finetune_learning_rate", type=float, default=0.001)
+    parser.add_argument("--loss", default="reweighted")
+    parser.add_argument("--data_dir", default=os.path.join("data", "proving_ground"))
+    parser.add_argument("--run_dir", default=os.path.join("runs", "ablation_context"))
+    parser.add_argument("--write_results", action="store_true")
+    args = parser.parse_args(argv)
+    recipe = {k: getattr(args, k) for k in ("pretrain_steps", "finetune_steps", "batch_size", "loss",
+                                            "pretrain_learning_rate", "finetune_learning_rate")}
+    done = _load(args.run_dir, recipe)
+    started = time.time()
+    for seed in (int(s) for s in args.seeds.split(",")):
+        paths = synthetic.ensure(os.path.join(args.data_dir, f"proving_seed{seed}"),
+                                 synthetic.SyntheticConfig.proving(seed), progress=False)
+        truth = metrics.read_segment_truth(paths.test_truth)
+        for name in args.backbones.split(","):
+            key = f"{seed}/{name}"
+            if key in done:
+                continue
+            done[key] = _one_backbone(args, seed, name, paths, truth)
+            _save(args.run_dir, recipe, done)
+            print(f"[{time.time() - started:6.0f}s] seed {seed} {name}: "
+                  + ", ".join(f"{row} {value:.4f}" for row, value in done[key]["map"].items()), flush=True)
+    text = _markdown(done, args)
+    print("\n" + text)
+    if args.write_results:
+        write_section(SECTION, text)
+
+
+def _one_backbone(args, seed: int, name: str, paths, truth) -> dict:
+    model, params = BACKBONES[name]
+    root = os.path.join(args.run_dir, f"seed{seed}", name)
+    pretrain = Config(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
+                      num_classes=paths.num_classes, batch_size=args.batch_size, seed=seed, model=model,
+                      model_params=params, base_learning_rate=args.pretrain_learning_rate,
+                      max_steps=args.pretrain_steps, steps_per_epoch=args.pretrain_steps,
+                      train_data_pattern=paths.frame_train, train_dir=os.path.join(root, "pretrain"))
+    _fresh_train(pretrain)
+    runs = {}
+    for row, changes in ((REFERENCE, {}), ("context-aware", {"segment_context": "video"})):
+        finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+                                    train_data_pattern=paths.frame_validate, loss=args.loss,
+                                    base_learning_rate=args.finetune_learning_rate, max_steps=args.finetune_steps,
+                                    steps_per_epoch=args.finetune_steps,
+                                    train_dir=os.path.join(root, row.replace(" ", "_")), **changes)
+        _fresh_train(finetune)
+        runs[row] = finetune
+    result = {"map": {}, "seconds_per_video": {}}
+    for row, run in runs.items():   # the official path: submission CSV, timed
+        csv = os.path.join(run.train_dir, "submission.csv")
+        tic = time.perf_counter()
+        evaluation.write_submission(run.replace(stage="pretrain", init_from="", input_data_pattern=paths.frame_test,
+                                                output_file=csv), progress=False)
+        result["seconds_per_video"][row] = (time.perf_counter() - tic) / _num_videos(paths)
+        result["map"][row] = metrics.submission_map_at_k(csv, truth)
+    scores = {row: _pair_scores(run, paths, truth) for row, run in runs.items()}
+    rate = lambda s: float(metrics.rated_segment_map(truth["class_id"].to_numpy(), s,  # noqa: E731
+                                                     truth["score"].to_numpy()))
+    result["map"]["mixture"] = rate((scores[REFERENCE][0] + scores["context-aware"][0]) / 2)
+    for row in runs:
+        result["map"][f"{row} + time shift"] = rate(np.mean(scores[row][:3], axis=0))
+    result["map"]["mixture + time shift"] = rate(
+        (np.mean(scores[REFERENCE][:3], axis=0) + np.mean(scores["context-aware"][:3], axis=0)) / 2)
+    for row in runs:
+        candidates = scores[row][3]
+        for k in CANDIDATE_KS:   # a non-candidate pair is demoted below every candidate (yt8m/candidates.py)
+            result["map"][f"{row} + candidates k={k}"] = rate(np.where(candidates < k, scores[row][0],
+                                                                       scores[row][0] - 1.0))
+    return result
+
+
+def _fresh_train(config: Config) -> None:
+    if os.path.exists(config.train_dir):
+        shutil.rmtree(config.train_dir)
+    training.train(config)
+
+
+def _num_videos(paths) -> int:
+    return sum(1 for _ in tf.data.TFRecordDataset(tf.io.gfile.glob(paths.frame_test)))
+
+
+def _one_pass(model: keras.Model) -> keras.Model:
+    """A segment-only model on the whole-video batches: its segments cut and scored as context_model does."""
+    if context.is_context_model(model):
+        return model
+    inputs = {schema.FRAMES_INPUT: keras.Input((None, model.input[schema.FRAMES_INPUT].shape[-1]), dtype="uint8"),
+              schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32"),
+              schema.SEGMENT_STARTS_INPUT: keras.Input((None,), dtype="int32")}
+    frames, num_frames, owner = context.CutSegments()(*inputs.values())
+    scores = model({schema.FRAMES_INPUT: frames, schema.NUM_FRAMES_INPUT: num_frames})
+    return keras.Model(inputs, context.ScatterSegments()(scores, inputs[schema.SEGMENT_STARTS_INPUT]))
+
+
+def _shifted(frames, num_frames, delta: int):
+    """Frames moved `delta` steps in time within each video (the edge frame repeated)."""
+    steps = tf.range(tf.shape(frames)[1])[None, :] + delta
+    return tf.gather(frames, tf.clip_by_value(steps, 0, tf.maximum(num_frames[:, None] - 1, 0)), batch_dims=1)
+
+
+def _pair_scores(run: Config, paths, truth):
+    """The run's score of every rated test pair with frames shifted by 0, -1, +1, and the rank of the pair's
+    class among its video's video-level predictions (for the candidate rows)."""
+    model = training.load_trained_model(run.train_dir)
+    whole = _one_pass(model)
+    video = context.video_model(model) if context.is_context_model(model) else model
+    forward = tf.function(lambda x: whole(x, training=False), reduce_retracing=True)
+    per_video = tf.function(lambda x: video(x, training=False), reduce_retracing=True)
+    pairs = {}   # segment id -> (indices of its rated pairs in `truth`, their classes)
+    for index, (segment, rated) in enumerate(zip(truth["segment_id"].astype(str), truth["class_id"])):
+        pairs.setdefault(segment, []).append((index, rated))
+    out = np.full((4, len(truth)), np.nan)
+    dataset = video_segments.video_segment_dataset(paths.frame_test, num_classes=run.num_classes,
+                                                   feature_spec=run.feature_spec, batch_size=run.batch_size * 8,
+                                                   rated=False)
+    for features, _, _ in dataset:
+        inputs = readers.model_inputs(features)
+        ids = features[video_segments.SEGMENT_IDS_KEY].numpy().astype(str)
+        found = [(b, s, index, rated) for b, s in zip(*np.nonzero(ids != "")) for index, rated in pairs.get(ids[b, s], ())]
+        if not found:
+            continue
+        b, s, index, c = (np.array(v) for v in zip(*found))
+        for slot, delta in enumerate((0, -1, 1)):
+            shifted = dict(inputs, frames=_shifted(inputs["frames"], inputs["num_frames"], delta))
+            out[slot, index] = forward(shifted).numpy()[b, s, c]
+        probabilities = per_video({k: inputs[k] for k in (schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT)}).numpy()
+        ranks = np.argsort(np.argsort(-probabilities, axis=1, kind="stable"), axis=1)
+        out[3, index] = ranks[b, c]
+    if np.isnan(out).any():
+        raise RuntimeError(f"{np.isnan(out[0]).sum()} rated test pairs were not scored")
+    return out
+
+
+def _load(run_dir: str, recipe: dict) -> dict:
+    path = os.path.join(run_dir, "results.json")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as handle:
+        saved = json.load(handle)
+    return saved["results"] if saved.get("recipe") == recipe else {}
+
+
+def _save(run_dir: str, recipe: dict, done: dict) -> None:
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, "results.json")
+    with open(path + ".tmp", "w") as handle:
+        json.dump({"recipe": recipe, "results": done}, handle, indent=1)
+    os.replace(path + ".tmp", path)
+
+
+def _markdown(done: dict, args) -> str:
+    seeds = sorted({int(k.split("/")[0]) for k in done})
+    lines = ["## Segments in their video's context (issue 16): `benchmarks/ablation_context.py`", "",
+             f"Proving ground (`SyntheticConfig.proving(seed)`), segment MAP@K on the test truth, seeds "
+             f"{', '.join(map(str, seeds))} (data and training). Per seed and backbone one pretrain "
+             f"({args.pretrain_steps} steps, lr {args.pretrain_learning_rate}, batch {args.batch_size}) and two "
+             f"finetunes from it on the validate ratings ({args.finetune_steps} steps, lr "
+             f"{args.finetune_learning_rate}, --loss={args.loss}): segment-only (`--segment_context=none`) and "
+             f"context-aware (`--segment_context=video`, concat, the backbone's copy as segment encoder). "
+             f"Paired differences against segment-only, seed by seed: mean [min, max], seeds higher.", ""]
+    for name in [b for b in BACKBONES if any(k.endswith(f"/{b}") for k in done)]:
+        rows = next(done[k]["map"] for k in done if k.endswith(f"/{name}")).keys()
+        lines += [f"**{name}**", "", "| row | " + " | ".join(f"seed {s}" for s in seeds)
+                  + " | mean | vs segment-only |", "| --- | " + " | ".join("---:" for _ in seeds) + " | ---: | --- |"]
+        reference = [done.get(f"{s}/{name}", {}).get("map", {}).get(REFERENCE) for s in seeds]
+        for row in rows:
+            values = [done.get(f"{s}/{name}", {}).get("map", {}).get(row) for s in seeds]
+            cells = [f"{v:.4f}" if v is not None else "-" for v in values]
+            mean = np.mean([v for v in values if v is not None])
+            lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean:.4f} | "
+                         + (_paired(values, reference) if row != REFERENCE else "") + " |")
+        times = {row: np.mean([done[f"{s}/{name}"]["seconds_per_video"][row] for s in seeds if f"{s}/{name}" in done])
+                 for row in (REFERENCE, "context-aware")}
+        lines += ["", f"Inference (write_submission, {name}), ms per test video: "
+                  + ", ".join(f"{row} {1000 * t:.1f}" for row, t in times.items()), ""]
+    return "\n".join(lines)
+
+
+def _paired(mine, reference) -> str:
+    diffs = [a - b for a, b in zip(mine, reference) if a is not None and b is not None]
+    if not diffs:
+        return "-"
+    return f"{np.mean(diffs):+.4f} [{min(diffs):+.4f}, {max(diffs):+.4f}] {sum(d > 0 for d in diffs)}/{len(diffs)}"
+
+
+if __name__ == "__main__":
+    main()
