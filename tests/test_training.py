@@ -1,9 +1,12 @@
 """Training stages, evaluation and submissions on the session's synthetic data."""
 import glob
+import io
 import json
 import os
 import shutil
+import zipfile
 
+import h5py
 import keras
 import numpy as np
 import pandas as pd
@@ -12,6 +15,7 @@ import tensorflow as tf
 
 from tests.helpers import TINY_DBOF, frame_config
 from yt8m import callbacks, evaluation, metrics, training
+from yt8m.backup import backup_weights_path
 from yt8m.config import Config
 from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
@@ -30,6 +34,15 @@ def test_pretrain_writes_the_run_and_counts_steps(pretrained):
     for name in ("model.keras", "config.json", "backup", "logs"):
         assert os.path.exists(os.path.join(config.train_dir, name)), name
     assert Config.load(os.path.join(config.train_dir, "config.json")) == config
+
+
+def test_the_model_file_holds_no_optimizer_state_and_the_backup_does(pretrained):
+    config, _ = pretrained
+    with zipfile.ZipFile(os.path.join(config.train_dir, "model.keras")) as archive:
+        with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+            assert "layers" in weights and "optimizer" not in weights
+    with h5py.File(backup_weights_path(os.path.join(config.train_dir, "backup")), "r") as weights:
+        assert "optimizer" in weights   # the resume's copy keeps Adam's moments
 
 
 def test_finetune_starts_from_the_pretrained_weights_with_a_new_optimizer(pretrained, synthetic_data, tmp_path):

@@ -31,12 +31,20 @@ def atomic_output(path: str, mode: str = "w"):
 
 
 def save_model_atomically(model, path: str) -> None:
-    """keras model.save through a temporary `.keras` file renamed into place: never a half-written model."""
+    """keras model.save through a temporary `.keras` file renamed into place: never a half-written model.
+
+    Without the optimizer's state (Adam's moments: twice the weights again); the training backup keeps
+    it for a resume, and every reader loads model.keras with compile=False. (Keras 3 ignores
+    include_optimizer for .keras files, so the optimizer is detached for the save.)
+    """
     tmp = f"{path}.tmp-{os.getpid()}.keras"
+    optimizer = getattr(model, "optimizer", None)
     try:
+        model.optimizer = None
         model.save(tmp)
         tf.io.gfile.rename(tmp, path, overwrite=True)
     finally:
+        model.optimizer = optimizer
         if tf.io.gfile.exists(tmp):
             tf.io.gfile.remove(tmp)
 
