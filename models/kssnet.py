@@ -145,6 +145,43 @@ class MaskFrames(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
+class ValidFrames(keras.layers.Layer):
+    """(x (B, T, F), num_frames (B,)) -> bool (B, T), True on the frames before num_frames (BatchNorm's mask)."""
+
+    def call(self, x, num_frames):
+        return ops.arange(ops.shape(x)[1])[None, :] < ops.cast(num_frames, "int32")[:, None]
+
+    def compute_output_spec(self, x, num_frames):
+        return keras.KerasTensor(x.shape[:2], dtype="bool")
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class FrameBatchNorm(keras.layers.BatchNormalization):
+    """BatchNorm over the valid frames: `layer(x (B, T, C), valid (B, T) bool)`; padded frames take no
+    part in the batch statistics (the mask is not passed on to later layers)."""
+
+    def call(self, inputs, valid, training=None):
+        return super().call(inputs, training=training, mask=valid)
+
+    def compute_mask(self, inputs, valid=None):
+        return None
+
+    def compute_output_shape(self, inputs_shape, valid_shape=None):
+        return inputs_shape
+
+
+NORMS = ("batch", "layer")
+
+
+def _normalize(x, valid, norm: str, name: str):
+    """mssnet's I3D units normalise by BatchNorm ("batch", over the batch's valid frames); "layer" is a
+    LayerNorm per frame."""
+    if norm == "batch":
+        return FrameBatchNorm(name=name)(x, valid)
+    return keras.layers.LayerNormalization(name=name)(x)
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
 class MaskedMeanPool(keras.layers.Layer):
     """Mean over the valid frames (zero for an empty video) of frames already zeroed past num_frames."""
 
@@ -160,34 +197,42 @@ class MaskedMeanPool(keras.layers.Layer):
 def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, num_stages: int = 3,
                     kernel_size: int = 3, gcn_layers: int = 4, embedding_dim: int = 300, dropout: float = 0.5,
                     linear_head: bool = True, lateral_input: str = "pre_activation", prior: float = 0.01,
-                    cosine: bool = True, label_graph=None, label_embeddings=None) -> keras.Model:
-    """KSSNet on frame features: `num_stages` x (Conv1D `width`, LayerNorm, ReLU) over the valid
+                    cosine: bool = True, norm: str = "batch", label_graph=None,
+                    label_embeddings=None) -> keras.Model:
+    """KSSNet on frame features: `num_stages` x (Conv1D `width`, norm, ReLU) over the valid
     frames, a `gcn_layers`-deep GCN (all layers `width` wide) whose hidden layers enter the deepest
-    stages through lateral connections, LayerNorm, masked mean pool, dropout, the GCN classifier.
+    stages through lateral connections, norm, masked mean pool, dropout, the GCN classifier.
 
-    Frames past `num_frames` are zeroed before every convolution, so padding changes
-    nothing (and LayerNorm keeps training free of cross-frame statistics).
+    `norm`: "batch" (mssnet's I3D units: conv, BatchNorm, ReLU), its statistics over the valid frames
+    only; "layer", a LayerNorm per frame. A lateral connection adds g(x tanh(E)^T), largely one
+    direction for every frame (tanh(E)'s rows share the GCN's biases); the next BatchNorm takes the
+    batch's mean out of each channel, a LayerNorm does not, and under the CLI's Adam at lr 0.01 that
+    shared direction swamped the frames (every segment the same output: std 0.002 across test segments).
+    Frames past `num_frames` are zeroed before every convolution, so padding changes nothing.
     `lateral_input`, `prior`, `cosine`: see the module docstring.
     """
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r} is not one of {', '.join(NORMS)}")
     if not 1 <= gcn_layers <= num_stages + 1:
         raise ValueError(f"gcn_layers={gcn_layers} needs 1 <= gcn_layers <= num_stages + 1 ({num_stages + 1}): "
                          f"each hidden GCN layer feeds one backbone stage")
     inputs = frame_inputs(feature_size)
     num_frames = inputs[schema.NUM_FRAMES_INPUT]
     x = Dequantize(name="dequantize")(inputs[schema.FRAMES_INPUT])
+    valid = ValidFrames(name="valid_frames")(x, num_frames)
     nodes, adjacency = _label_graph(num_classes, embedding_dim, label_graph, label_embeddings, x)
     layers = _gcn([width] * gcn_layers, lateral_input)(nodes, adjacency)
     first_lateral = num_stages - (gcn_layers - 1)
     for stage in range(num_stages):
         x = MaskFrames(name=f"mask_{stage}")(x, num_frames)
         x = keras.layers.Conv1D(width, kernel_size, padding="same", name=f"conv_{stage}")(x)
-        x = keras.layers.LayerNormalization(name=f"norm_{stage}")(x)
+        x = _normalize(x, valid, norm, f"norm_{stage}")
         x = keras.layers.ReLU(name=f"relu_{stage}")(x)
         if stage >= first_lateral:
             x = LateralConnection(average_labels=True, name=f"lateral_{stage}")(x, layers[stage - first_lateral])
     # The last LC has no normalisation after it: without this one its residual grew unboundedly in
     # training (the ablation's depth-2 run drove every logit below -88, all probabilities 0).
-    x = keras.layers.LayerNormalization(name="norm_out")(x)
+    x = _normalize(x, valid, norm, "norm_out")
     x = MaskFrames(name="mask_out")(x, num_frames)
     pooled = MaskedMeanPool(name="pool")(x, num_frames)
     pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)
