@@ -312,6 +312,25 @@ def test_corrupt_record_is_a_user_error(frame_videos, damage):
         _collect(dataset, pattern="pat")
 
 
+def test_a_corrupt_record_among_several_files_is_named_after_the_fast_read_fails(tmp_path):
+    """Records are read unchecked; only when TensorFlow's reader fails are the files re-read
+    (checked) to name the bad one, here the second of three, with its record and offset."""
+    rng = np.random.default_rng(1)
+    paths = [_write(tmp_path / f"train{i}.tfrecord",
+                    [_frame_example(f"v{i}{j}", _random_frames(rng, 4), [1]) for j in range(6)]) for i in range(3)]
+    with open(paths[1], "rb") as handle:
+        data = bytearray(handle.read())
+    record = len(data) // 6                       # six records of one size: the fourth starts at 3 * record
+    data[3 * record + 20] ^= 0xFF                 # in the fourth record's data: its data CRC fails
+    with open(paths[1], "wb") as handle:
+        handle.write(bytes(data))
+    dataset = readers.frame_dataset(str(tmp_path / "train*.tfrecord"), num_classes=NUM_CLASSES,
+                                    feature_spec=FRAME_SPEC, batch_size=4)
+    with pytest.raises(UserError, match=rf"^{re.escape(paths[1])}: record 4 \(at byte {3 * record} of {len(data)}\) "
+                                        r"is corrupt or truncated"):
+        _collect(dataset)
+
+
 # --------------------------------------------------------------- synthetic
 
 
