@@ -97,6 +97,51 @@ def test_video_level_model_trains_evaluates_and_writes_the_video_csv(synthetic_d
     assert len(table["LabelConfidencePairs"][0].split()) == 40  # 20 (label, score) pairs
 
 
+def _scalars(log_dir) -> dict:
+    """{tag: [(step, value), ...]} of the TensorBoard event files under log_dir."""
+    found = {}
+    for path in sorted(glob.glob(os.path.join(log_dir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                number = float(tf.make_ndarray(value.tensor)) if value.HasField("tensor") else value.simple_value
+                found.setdefault(value.tag, []).append((event.step, number))
+    return found
+
+
+def test_validation_while_pretraining_writes_video_metrics_and_keeps_the_best(synthetic_data, tmp_path, capsys):
+    config = Config(train_data_pattern=synthetic_data.video_train, eval_data_pattern=synthetic_data.video_train,
+                    num_classes=synthetic_data.num_classes, batch_size=32, max_steps=30, steps_per_epoch=10,
+                    base_learning_rate=1e-4, train_dir=str(tmp_path / "run"), eval_every_steps=0,
+                    keep_best_checkpoint=True)
+    result = training.train(config)
+    scalars = _scalars(tmp_path / "run" / "logs" / "validation")
+    for name in ("gap", "map", "hit_at_one", "perr"):
+        assert [step for step, _ in scalars[name]] == [10, 20, 30], name
+    gaps = [value for _, value in scalars["gap"]]
+    assert [v["gap"] for v in result.validation] == pytest.approx(gaps) and len(set(gaps)) == 3
+    assert "validation at step 20: " in capsys.readouterr().out
+    best = json.loads((tmp_path / "run" / "best_eval.json").read_text())
+    assert best["metric"] == "gap" and best["value"] == pytest.approx(max(gaps)) == pytest.approx(result.best["value"])
+    assert best["step"] == 10 * (1 + int(np.argmax(gaps)))
+    kept = evaluation.score(config, training.load_trained_model(str(tmp_path / "run")), progress=False)
+    assert kept["gap"] == pytest.approx(gaps[-1])   # the validation is eval.py's metric on the final model
+    best_model = keras.models.load_model(tmp_path / "run" / "best_model.keras", compile=False)
+    assert evaluation.score(config, best_model, progress=False)["gap"] == pytest.approx(max(gaps))
+
+
+def test_validation_while_finetuning_every_few_steps_scores_segments(pretrained, synthetic_data, tmp_path):
+    pre_config, _ = pretrained
+    config = pre_config.replace(stage="finetune", init_from=pre_config.train_dir, segment_labels=True,
+                                train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
+                                eval_data_pattern=synthetic_data.frame_validate, max_steps=5, steps_per_epoch=5,
+                                eval_every_steps=2)
+    result = training.train(config)
+    scalars = _scalars(tmp_path / "fine" / "logs" / "validation")
+    assert [step for step, _ in scalars["segment_map_at_k"]] == [2, 4, 5]   # every 2 steps, and at the end
+    assert [v["step"] for v in result.validation] == [2, 4, 5] and result.best is None
+    assert not (tmp_path / "fine" / "best_model.keras").exists()
+
+
 def test_a_non_finite_loss_stops_with_a_clear_error(synthetic_data, tmp_path):
     config = frame_config(synthetic_data, tmp_path / "run", base_learning_rate=1e30, clip_gradient_norm=0.0,
                           max_steps=30)

@@ -7,11 +7,15 @@ steps and at each epoch end.
 """
 from __future__ import annotations
 
+import json
+from typing import Callable
+
 import keras
 import numpy as np
+import tensorflow as tf
 
 from yt8m import backup
-from yt8m.fileio import save_model_atomically
+from yt8m.fileio import atomic_output, save_model_atomically
 
 # Steps between two reads of the loss by StopOnNonFiniteLoss (and at every epoch end).
 NAN_CHECK_EVERY = 100
@@ -102,3 +106,79 @@ class SaveModelAtomically(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if self.nan_guard.bad_step is None and backup.all_finite(self.model):
             save_model_atomically(self.model, self.path)
+
+
+# The metric that ranks validations for --keep_best_checkpoint, the first of these a result has.
+BEST_BY = ("segment_map_at_k", "gap")
+
+
+class Validation(_StepCounter):
+    """Scores the model being trained on held-out data: at each epoch end, or every `every_steps` steps
+    (and once at the end). `score(model) -> {metric: value}` is evaluation.score's (the same metrics as
+    eval.py). Each result is printed on one line and written to TensorBoard under `log_dir` (step: the
+    optimizer's); with `best_model` the model of the best result (BEST_BY) is saved there, its metrics
+    and step in `best_eval` (read back on a resume, so a resumed run keeps the earlier best)."""
+
+    def __init__(self, score: Callable[[keras.Model], dict], log_dir: str, every_steps: int = 0,
+                 nan_guard: StopOnNonFiniteLoss | None = None, best_model: str = "", best_eval: str = ""):
+        super().__init__()
+        self.score = score
+        self.log_dir = log_dir
+        self.every_steps = every_steps
+        self.nan_guard = nan_guard
+        self.best_model = best_model
+        self.best_eval = best_eval
+        self.history: list[dict] = []   # {"step": s, metric: value, ...} per validation
+        self.best: dict | None = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self.next_check = self.every_steps
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+        if self.best_eval and tf.io.gfile.exists(self.best_eval):
+            with tf.io.gfile.GFile(self.best_eval) as handle:
+                self.best = json.load(handle)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.every_steps:
+            self._advance()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps and self.step >= self.next_check:
+            self.next_check = (self.step // self.every_steps + 1) * self.every_steps
+            self._validate(self.step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.every_steps:
+            self._validate(int(self.model.optimizer.iterations.numpy()))
+
+    def on_train_end(self, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        if self.every_steps and (not self.history or self.history[-1]["step"] != step):
+            self._validate(step)
+        self.writer.close()
+
+    def _validate(self, step: int) -> None:
+        if self.nan_guard is not None and self.nan_guard.bad_step is not None:
+            return
+        result = self.score(self.model)
+        self.history.append({"step": step, **result})
+        with self.writer.as_default():
+            for name, value in result.items():
+                tf.summary.scalar(name, value, step=step)
+        self.writer.flush()
+        shown = "  ".join(f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
+                          for name, value in result.items())
+        print(f"validation at step {step}: {shown}", flush=True)
+        if self.best_model:
+            self._keep_if_best(step, result)
+
+    def _keep_if_best(self, step: int, result: dict) -> None:
+        metric = next(name for name in BEST_BY if name in result)
+        if self.best is not None and self.best.get("metric") == metric and not result[metric] > self.best["value"]:
+            return
+        save_model_atomically(self.model, self.best_model)
+        self.best = {"metric": metric, "value": result[metric], "step": step, "metrics": result}
+        with atomic_output(self.best_eval) as handle:
+            json.dump(self.best, handle, indent=2, sort_keys=True)
+        print(f"best {metric} so far: {result[metric]:.4f} at step {step}, saved to {self.best_model}", flush=True)

@@ -82,10 +82,15 @@ class Config:
     noise_mask_rate: float = 0.5            # share of the elements that get noise
     strategy: str = "default"
     # Speed (GPU path) and fault handling.
-    mixed_precision: bool = False
+    mixed_precision: bool = False           # mixed_float16 on a GPU, mixed_bfloat16 on a CPU-only host
     jit_compile: bool = False
+    steps_per_execution: int = 1            # train steps per tf.function call (Model.compile)
     skip_corrupt_records: bool = False
     overwrite: bool = False                 # train.py: replace another run in --train_dir (yt8m/rundir.py)
+    # Validation while training (yt8m/callbacks.py Validation) on --eval_data_pattern: every N steps,
+    # 0 at each epoch end, None not at all (the library's default; train.py's flag default is 0).
+    eval_every_steps: int | None = None
+    keep_best_checkpoint: bool = False      # ... and best_model.keras, the model of the best validation
     # Eval / inference.
     top_k: int | None = None
     output_file: str = ""
@@ -124,6 +129,10 @@ class Config:
         for name in ("reweight_m", "reweight_n", "noise_std"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
+        if self.eval_every_steps is not None and self.eval_every_steps < 0:
+            raise UserError(f"--eval_every_steps must be >= 0 (0: at each epoch end), got {self.eval_every_steps}")
+        if self.steps_per_execution < 1:
+            raise UserError(f"--steps_per_execution must be >= 1, got {self.steps_per_execution}")
         self._check_beyond_the_seeds()
         if self.stage == "finetune" and not self.init_from:
             raise UserError("--stage=finetune needs --init_from=DIR, the train_dir of a pretrain run")

@@ -51,10 +51,11 @@ def _candidate_table(config: Config, model: keras.Model, pattern: str, flag: str
     return candidates.video_candidates(config, pattern, flag, segment_model=model, progress=progress)
 
 
-def _prediction_pass(config: Config, make_dataset, pattern: str, flag: str, progress: bool):
-    """The run's model over `pattern`: its prediction batches, the candidate table (or None) and the
-    corrupt-record counter (or None) of --skip_corrupt_records."""
-    model = trained_model(config, progress)
+def _prediction_pass(config: Config, make_dataset, pattern: str, flag: str, progress: bool,
+                     model: keras.Model | None = None):
+    """`model` (default: the run's) over `pattern`: its prediction batches, the candidate table (or None)
+    and the corrupt-record counter (or None) of --skip_corrupt_records."""
+    model = model if model is not None else trained_model(config, progress)
     table = _candidate_table(config, model, pattern, flag, progress)
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
     predict = predict_batches
@@ -77,8 +78,17 @@ def evaluate(config: Config, progress: bool = True) -> dict:
         raise UserError("--output_file and --train_dir are empty; give one for the metrics JSON")
     output = config.output_file or os.path.join(config.train_dir, "eval.json")
     probe_writable(output, "output_file" if config.output_file else "train_dir", is_file=True)
+    result = score(config, progress=progress)
+    with atomic_output(output) as handle:
+        json.dump(result, handle, indent=2, sort_keys=True)
+    return {**result, "output_file": output}
+
+
+def score(config: Config, model: keras.Model | None = None, progress: bool = True) -> dict:
+    """The metrics of `model` (default: config.train_dir's) on --eval_data_pattern, as evaluate reports
+    them; nothing written (the validation during training calls it with the model being trained)."""
     batches, table, corrupt = _prediction_pass(config, inputs.eval_dataset, config.eval_data_pattern,
-                                               "eval_data_pattern", progress)
+                                               "eval_data_pattern", progress, model)
     if config.segment_labels:
         result = _segment_metrics(batches, config.submission_top_k, table)
     else:
@@ -88,10 +98,7 @@ def evaluate(config: Config, progress: bool = True) -> dict:
         result = video.result()
     if corrupt is not None:
         print(corrupt.report(config.eval_data_pattern, "eval_data_pattern"))
-    result = {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in result.items()}
-    with atomic_output(output) as handle:
-        json.dump(result, handle, indent=2, sort_keys=True)
-    return {**result, "output_file": output}
+    return {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in result.items()}
 
 
 def _segment_metrics(batches, k: int, table: candidates.CandidateTable | None = None) -> dict:

@@ -117,12 +117,21 @@ def define_flags() -> None:
                        "--noise_mask_rate of the dequantised frame features (seed 003: finetune stage).")
     flags.DEFINE_float("noise_mask_rate", d.noise_mask_rate, "Share of the frame-feature elements that get noise.")
     flags.DEFINE_enum("strategy", d.strategy, STRATEGIES, "tf.distribute strategy.")
-    flags.DEFINE_bool("mixed_precision", d.mixed_precision, "Compute in float16 (keras mixed_float16 policy, "
-                      "loss scaling); variables and the output probabilities stay float32. For GPUs.")
+    flags.DEFINE_bool("mixed_precision", d.mixed_precision, "Compute in float16 on a GPU (keras mixed_float16, "
+                      "loss scaling), in bfloat16 on a CPU-only host (mixed_bfloat16: no loss scaling; fast on "
+                      "AVX512_BF16/AMX CPUs); variables and the output probabilities stay float32.")
+    flags.DEFINE_integer("steps_per_execution", d.steps_per_execution, "Train steps run per tf.function call "
+                         "(Model.compile(steps_per_execution=N)): fewer host round trips, for GPUs and small steps.")
     flags.DEFINE_bool("jit_compile", d.jit_compile, "XLA-compile the train/predict step (model.compile(jit_compile=True)); "
                       "pair with --pad_to_max_frames for fixed shapes.")
     flags.DEFINE_bool("skip_corrupt_records", d.skip_corrupt_records, "Skip corrupt/truncated records (counted and "
                       "reported) instead of stopping with an error.")
+    flags.DEFINE_integer("eval_every_steps", 0, "train.py with --eval_data_pattern: evaluate the model being "
+                         "trained every N steps (0: at each epoch end); GAP, MAP, Hit@1, PERR (video labels) or "
+                         "segment MAP@K (--segment_labels) on the console and in TensorBoard (logs/validation).")
+    flags.DEFINE_bool("keep_best_checkpoint", d.keep_best_checkpoint, "train.py with --eval_data_pattern: keep "
+                      "the model of the best validation (segment MAP@K or GAP) as best_model.keras, its "
+                      "metrics in best_eval.json.")
     flags.DEFINE_bool("overwrite", d.overwrite, "train.py: replace the run in --train_dir when it holds another "
                       "model, model params, features, label space or stage (else refused).")
     # Eval / inference.

@@ -16,10 +16,13 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 STATS_FILE = "label_stats.npz"   # the pretraining set's label statistics (yt8m/labels/context.py)
 BACKUP_DIR = "backup"
+BEST_MODEL_FILE = "best_model.keras"   # --keep_best_checkpoint: the model of the best validation ...
+BEST_EVAL_FILE = "best_eval.json"      # ... and its metrics and step
 # What makes a run directory hold "another run": a checkpoint of one cannot continue as the other.
 IDENTITY = ("model", "model_params", "num_classes", "feature_names", "feature_sizes", "frame_features", "stage")
 # What --overwrite removes: every file train.py (and eval.py) writes there.
-RUN_FILES = (CONFIG_FILE, MODEL_FILE, BACKUP_DIR, "logs", "workers", "eval.json", STATS_FILE)
+RUN_FILES = (CONFIG_FILE, MODEL_FILE, BACKUP_DIR, "logs", "workers", "eval.json", STATS_FILE, BEST_MODEL_FILE,
+             BEST_EVAL_FILE)
 
 
 class RunDir:

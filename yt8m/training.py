@@ -11,12 +11,13 @@ import tensorflow as tf
 
 from models import registry
 from yt8m import augment, backup, distribute, health, losses, multi_worker, rundir, segment_context, swa
-from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss
+from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss, Validation
 from yt8m.rundir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (the run's file names, also imported from here)
 from yt8m.backup import AtomicBackupAndRestore
 from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
+from yt8m.fileio import match_files
 from yt8m.labels import context
 from yt8m.optimizers import GRAPH_LAYERS, FusedAdam
 
@@ -30,6 +31,8 @@ class TrainResult:
     final_loss: float
     replicas: int
     health: tuple[str, ...] = ()    # yt8m/health.py: the symptoms of a dead model, empty when it looks alive
+    validation: tuple[dict, ...] = ()  # --eval_data_pattern while training: {"step", metric: value} each time
+    best: dict | None = None        # --keep_best_checkpoint: the best validation (metric, value, step, metrics)
 
 
 def train(config: Config) -> TrainResult:
@@ -82,8 +85,10 @@ def _train(config: Config) -> TrainResult:
             model = augment.add_input_noise(model, config.noise_std, config.noise_mask_rate, config.seed)
         if in_context:
             model = segment_context.wrap(model, config)
-        model.compile(optimizer=_optimizer(config), loss=loss, jit_compile=config.jit_compile)
+        model.compile(optimizer=_optimizer(config), loss=loss, jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
     nan_guard = StopOnNonFiniteLoss()
+    validating = _validates(config)
     callbacks = [
         nan_guard,
         *([rundir.WriteConfigAtFirstStep(config)] if chief else []),
@@ -95,6 +100,8 @@ def _train(config: Config) -> TrainResult:
         if config.swa_from_step:  # after the epoch-end save: at the end, the average replaces it
             callbacks.append(swa.StochasticWeightAveraging(config.swa_from_step, os.path.join(work_dir, MODEL_FILE),
                                                            nan_guard=nan_guard))
+        if validating:  # after the saves: a failing validation loses no checkpoint
+            callbacks.append(_validation(config, nan_guard))
     if config.max_steps:
         steps_per_epoch = min(config.steps_per_epoch, config.max_steps)
         epochs = math.ceil(config.max_steps / steps_per_epoch)
@@ -125,9 +132,32 @@ def _train(config: Config) -> TrainResult:
     if chief and in_context:   # the rated segments' rows, as the per-segment reader's batches hold them
         probe = segment_context.rated_rows(*probe)
     found = health.check(*probe, started + losses_seen) if chief else ()
+    validation = next((c for c in callbacks if isinstance(c, Validation)), None)
     return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
                        int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
-                       strategy.num_replicas_in_sync, found)
+                       strategy.num_replicas_in_sync, found,
+                       tuple(validation.history) if validation else (), validation.best if validation else None)
+
+
+def _validates(config: Config) -> bool:
+    """Whether this stage scores --eval_data_pattern while it trains (train.py: whenever it is given)."""
+    if config.keep_best_checkpoint and not (config.eval_data_pattern and config.eval_every_steps is not None):
+        raise UserError("--keep_best_checkpoint keeps the model of the best validation; give --eval_data_pattern")
+    if not (config.eval_data_pattern and config.eval_every_steps is not None):
+        return False
+    match_files(config.eval_data_pattern, "eval_data_pattern")   # before the first step, not at the epoch end
+    return True
+
+
+def _validation(config: Config, nan_guard: StopOnNonFiniteLoss) -> Validation:
+    """The Validation callback: evaluation.score's metrics (eval.py's) of the model being trained."""
+    from yt8m import evaluation   # imported here: evaluation imports this module (load_trained_model)
+
+    best = bool(config.keep_best_checkpoint)
+    return Validation(lambda model: evaluation.score(config, model, progress=False),
+                      os.path.join(config.train_dir, "logs", "validation"), config.eval_every_steps, nan_guard,
+                      best_model=os.path.join(config.train_dir, rundir.BEST_MODEL_FILE) if best else "",
+                      best_eval=os.path.join(config.train_dir, rundir.BEST_EVAL_FILE) if best else "")
 
 
 def load_trained_model(train_dir: str, flag: str = "train_dir") -> keras.Model:
@@ -196,14 +226,20 @@ def _pretrained_weights(config: Config) -> dict:
                     f"converts a kinetics-i3d checkpoint)")
 
 
+def mixed_precision_policy() -> str:
+    """--mixed_precision's keras policy: mixed_float16 with a GPU (its tensor cores; Keras adds loss
+    scaling), else mixed_bfloat16 (float32's range, no loss scaling; float16 is emulated, slow, on CPUs)."""
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
 def _with_precision(config: Config, build, *args) -> keras.Model:
-    """`build(*args)` under the mixed_float16 policy with --mixed_precision (compute in float16,
-    variables float32; Keras wraps the optimizer in a LossScaleOptimizer), its output cast back to
-    float32 probabilities. The global policy is restored afterwards."""
+    """`build(*args)` under `mixed_precision_policy()` with --mixed_precision (compute in float16 or
+    bfloat16, variables float32), its output cast back to float32 probabilities. The global policy is
+    restored afterwards."""
     if not config.mixed_precision:
         return build(*args)
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
+    keras.config.set_dtype_policy(mixed_precision_policy())
     try:
         model = build(*args)
         if model.output.dtype == "float32":
