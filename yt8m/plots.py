@@ -1,11 +1,13 @@
-"""Pictures of a trained CMA run (needs matplotlib: `pip install -r requirements.txt`).
+"""Pictures of a trained run (needs matplotlib: `pip install -r requirements.txt`).
 
-  python -m yt8m.plots attention --train_dir=DIR --video_id=ID --input_data_pattern=...
-      per-frame attention of the top predicted classes of one video (the CMA paper's figure 5)
+  python -m yt8m.plots attention --run_dir=DIR --data_pattern=... [--num_examples=3] [--top_classes=3]
+      per-class temporal attention of the top predicted classes on a few videos of an SRDL or CMA run
+      (the CMA paper's figure 5); for SRDL also the intervals object erasing cuts from each top-K
+      class's attention on a training video (the first of the run's --train_data_pattern)
   python -m yt8m.plots embeddings --train_dir=DIR
       the label embeddings' cosine similarities next to the ASGE target graph A'
 
-Both write a PNG (--output_file, default inside --train_dir) and print its path.
+Both write a PNG (--output_file, default inside the run directory) and print its path.
 """
 from __future__ import annotations
 
@@ -22,8 +24,7 @@ from yt8m.errors import UserError
 from yt8m.fileio import atomic_output
 
 COMMANDS = ("attention", "embeddings")
-HEAD_LAYER = "attention"     # models/cma.py names its attention head so
-SNET_LAYER = "snet"
+ERASED_MAP = "erased in training"  # models.srdl.attention_maps: OE's intervals, drawn as shading
 
 
 def _pyplot():
@@ -62,72 +63,103 @@ def _class_names(config: Config) -> dict[int, str]:
     return {int(i): str(n) for i, n in zip(table["Index"], table["Name"])}
 
 
-def video_attention(model, inputs: dict) -> tuple[np.ndarray, np.ndarray, int]:
-    """(probabilities (B, C), attention (B, T', C), frames per attention step) of a CMA/self-attention model."""
-    import keras
+def attention_maps(model, inputs: dict) -> dict[str, np.ndarray]:
+    """name -> (B, T, C) per-frame, per-class maps, from the model family's own `attention_maps`:
+    models.srdl's for an SRDL model (its `car` layer), else models.cma's."""
+    if any(layer.name == "car" for layer in model.layers):
+        from models.srdl import attention_maps as family_maps
+    else:
+        from models import cma
 
-    try:
-        head = model.get_layer(HEAD_LAYER)
-    except ValueError:
-        raise UserError(f"model {model.name} has no per-class attention layer {HEAD_LAYER!r}; "
-                        f"train a CmaSNetModel, CmaFCModel, SelfAttentionSNetModel or SelfAttentionFCModel") from None
-    probe = keras.Model(model.input, [model.output, head.output[1]])
-    probabilities, attention = probe(inputs, training=False)
-    stride = 1
-    if any(layer.name == SNET_LAYER for layer in model.layers):
-        snet = model.get_layer(SNET_LAYER)
-        stride = snet.pool_size ** snet.num_blocks
-    return keras.ops.convert_to_numpy(probabilities), keras.ops.convert_to_numpy(attention), stride
+        family_maps = getattr(cma, "attention_maps", None)
+        if family_maps is None:
+            raise UserError(f"model {model.name}: models.cma has no attention_maps yet; only SRDL runs can be drawn")
+    return family_maps(model, inputs)
 
 
-def _find_video(config: Config, pattern: str, video_id: str) -> tuple[dict, np.ndarray]:
+def _videos(config: Config, pattern: str, count: int, flag: str, video_id: str = "") -> tuple[dict, np.ndarray, list]:
+    """(model inputs, labels (B, C), ids) of the first `count` videos of `pattern` (or the one `video_id`)."""
     from yt8m.data import readers
 
     dataset = readers.frame_dataset(pattern, num_classes=config.num_classes, feature_spec=config.feature_spec,
-                                    batch_size=64, max_frames=config.max_frames, flag="input_data_pattern")
-    with readers.data_errors(pattern, "input_data_pattern"):
+                                    batch_size=64 if video_id else count, max_frames=config.max_frames, flag=flag)
+    with readers.data_errors(pattern, flag):
         for features, labels, _ in dataset:
             ids = [i.decode() for i in features["id"].numpy()]
-            if video_id in ids:
-                row = ids.index(video_id)
-                length = int(features["num_frames"][row])
-                inputs = {"frames": features["frames"][row:row + 1, :max(length, 1)].numpy(),
-                          "num_frames": features["num_frames"][row:row + 1].numpy()}
-                return inputs, labels[row].numpy()
-    raise UserError(f"no video with id {video_id!r} in --input_data_pattern={pattern!r} "
+            rows = [ids.index(video_id)] if video_id in ids else [] if video_id else list(range(len(ids)))
+            if rows:
+                longest = max(1, int(max(features["num_frames"].numpy()[rows])))
+                inputs = {"frames": features["frames"].numpy()[rows, :longest],
+                          "num_frames": features["num_frames"].numpy()[rows]}
+                return inputs, labels.numpy()[rows], [ids[r] for r in rows]
+    raise UserError(f"no video{f' with id {video_id!r}' if video_id else ''} in --{flag}={pattern!r} "
                     f"(frame-level records are needed)")
 
 
-def plot_attention(train_dir: str, video_id: str, pattern: str, output_file: str = "", top_classes: int = 5) -> str:
-    """PNG of the attention over frames of the `top_classes` highest-scored classes of one video."""
+def _draw_row(axes, maps: dict, probabilities: np.ndarray, labels: np.ndarray, frames: int, names: dict,
+              top_classes: int, title: str, erased: np.ndarray | None = None) -> None:
+    """One video: for each map, the curves of its top classes (frames on x); erased intervals shaded."""
+    top = np.argsort(-probabilities)[:top_classes]
+    for axis, (name, values) in zip(axes, maps.items()):
+        steps = max(1, min(values.shape[0], frames))
+        stride = max(1, -(-frames // steps))  # a map over fewer steps than frames (SNet's squeeze)
+        edges = np.minimum(np.arange(steps + 1) * stride, frames)
+        for rank, k in enumerate(top):
+            colour = f"C{rank}"
+            label = f"{names.get(int(k), f'class {k}')} (p={probabilities[k]:.3f}{', labelled' if labels[k] > 0 else ''})"
+            axis.stairs(values[:steps, k], edges, label=label, linewidth=1.8, color=colour)
+            if erased is not None and erased[:frames, k].any():
+                run = np.flatnonzero(erased[:frames, k])
+                axis.axvspan(run[0], run[-1] + 1, color=colour, alpha=0.18)
+        axis.set_xlim(0, max(frames, 1))
+        axis.set_title(f"{title}: {name}" + (f" (one step = {stride} frames)" if stride > 1 else ""), fontsize=9)
+        axis.set_xlabel("frame (seconds)")
+        axis.legend(fontsize=7, loc="upper right")
+
+
+def plot_attention(run_dir: str, pattern: str, output_file: str = "", num_examples: int = 3, top_classes: int = 3,
+                   video_id: str = "") -> str:
+    """PNG: the per-class temporal attention of the `top_classes` highest-scored classes on `num_examples`
+    videos of `pattern` (or the one `video_id`); for SRDL one more row, a training video with the interval
+    OE erases from each top-K class's own attention shaded in that class's colour."""
     from yt8m import training
 
     plt = _pyplot()
-    config = _run_config(train_dir)
+    config = _run_config(run_dir)
     if not config.frame_features:
-        raise UserError(f"the run in {train_dir} is video-level; attention needs a frame-level CMA run")
-    model = training.load_trained_model(train_dir)
-    inputs, labels = _find_video(config, pattern, video_id)
-    probabilities, attention, stride = video_attention(model, inputs)
+        raise UserError(f"the run in {run_dir} is video-level; attention needs a frame-level SRDL or CMA run")
+    model = training.load_trained_model(run_dir, flag="run_dir")
     names = _class_names(config)
-    frames = int(inputs["num_frames"][0])
-    steps = max(1, -(-frames // stride))
-    top = np.argsort(-probabilities[0])[:top_classes]
-    figure, axis = plt.subplots(figsize=(10, 4))
-    for k in top:
-        weights = attention[0, :steps, k]
-        edges = np.minimum(np.arange(steps + 1) * stride, frames)
-        label = f"{names.get(int(k), f'class {k}')} (p={probabilities[0, k]:.2f}{', labelled' if labels[k] > 0 else ''})"
-        axis.stairs(weights, edges, label=label, linewidth=1.8)
-    axis.set_xlabel("frame (seconds)" + (f"; one attention step = {stride} frames" if stride > 1 else ""))
-    axis.set_ylabel("attention a_k (sums to 1 per class)")
-    axis.set_title(f"{model.name}: per-class attention over the frames of video {video_id}")
-    axis.set_xlim(0, max(frames, 1))
-    axis.legend(fontsize=8, loc="upper right")
-    path = output_file or os.path.join(train_dir, f"attention_{video_id}.png")
+    rows = [(f"video {i}", v, y) for v, y, i in _single_videos(
+        _videos(config, pattern, num_examples, "data_pattern", video_id))]
+    if any(layer.name == "car" for layer in model.layers):  # SRDL: OE's intervals on a training video
+        inputs, labels, ids = _videos(config, config.train_data_pattern, 1, "train_data_pattern")
+        rows.append((f"training video {ids[0]}, erased intervals shaded", inputs, labels[0]))
+    drawn = []
+    for title, inputs, labels in rows:
+        maps = attention_maps(model, inputs)
+        erased = maps.pop(ERASED_MAP, None)
+        probabilities = np.asarray(model(inputs, training=False))
+        drawn.append((title, maps, probabilities[0], labels, int(inputs["num_frames"][0]),
+                      erased[0] if erased is not None and title.startswith("training") else None))
+    columns = len(drawn[0][1])
+    figure, axes = plt.subplots(len(drawn), columns, figsize=(7 * columns, 2.8 * len(drawn)), squeeze=False)
+    for axis_row, (title, maps, probabilities, labels, frames, erased) in zip(axes, drawn):
+        _draw_row(axis_row, {n: v[0] for n, v in maps.items()}, probabilities, labels, frames, names,
+                  top_classes, title, erased)
+    figure.suptitle(f"{model.name} ({run_dir}): per-class temporal attention of the top {top_classes} classes")
+    figure.tight_layout()
+    path = output_file or os.path.join(run_dir, "attention.png")
     _save(figure, path)
     plt.close(figure)
     return path
+
+
+def _single_videos(videos: tuple[dict, np.ndarray, list]) -> list:
+    """(inputs of one video, its labels, its id) for each video of a batch read by `_videos`."""
+    inputs, labels, ids = videos
+    return [({"frames": inputs["frames"][row:row + 1, :max(1, int(inputs["num_frames"][row]))],
+              "num_frames": inputs["num_frames"][row:row + 1]}, labels[row], video) for row, video in enumerate(ids)]
 
 
 def plot_embeddings(train_dir: str, output_file: str = "", max_classes: int = 60) -> str:
@@ -185,9 +217,10 @@ def main(argv):
         raise UserError(f"usage: python -m yt8m.plots {{{'|'.join(COMMANDS)}}} --train_dir=DIR [...]")
     f = flags.FLAGS
     if argv[1] == "attention":
-        if not f.video_id or not f.input_data_pattern:
-            raise UserError("attention needs --video_id and --input_data_pattern (frame-level records holding it)")
-        path = plot_attention(f.train_dir, f.video_id, f.input_data_pattern, f.output_file, f.top_classes)
+        if not f.data_pattern:
+            raise UserError("attention needs --data_pattern (frame-level records of the videos to draw)")
+        path = plot_attention(f.run_dir or f.train_dir, f.data_pattern, f.output_file, f.num_examples,
+                              f.top_classes, f.video_id)
     else:
         path = plot_embeddings(f.train_dir, f.output_file, f.max_classes)
     print(f"wrote {path}")
@@ -195,7 +228,10 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.define_flags()
-    absl_flags.DEFINE_string("video_id", "", "attention: the id of the video to draw.")
-    absl_flags.DEFINE_integer("top_classes", 5, "attention: how many of the highest-scored classes to draw.")
+    absl_flags.DEFINE_string("run_dir", "", "attention: the trained SRDL or CMA run (default: --train_dir).")
+    absl_flags.DEFINE_string("data_pattern", "", "attention: frame-level records of the videos to draw.")
+    absl_flags.DEFINE_integer("num_examples", 3, "attention: how many videos (the first of --data_pattern).")
+    absl_flags.DEFINE_string("video_id", "", "attention: draw this one video of --data_pattern instead.")
+    absl_flags.DEFINE_integer("top_classes", 3, "attention: how many of the highest-scored classes to draw.")
     absl_flags.DEFINE_integer("max_classes", 60, "embeddings: labels shown in the matrices (most frequent first).")
     app.run(cli.exits_cleanly(main))
