@@ -228,6 +228,25 @@ def test_kssnet_i3d_trains_and_evaluates_on_clips(clip_data, tmp_path):
     assert graph[1, 0] > 0 and graph[1, 4] == 0   # IsA child -> parent kept, other groups unrelated
 
 
+def test_frame_batch_norm_drops_a_direction_shared_by_every_frame_and_ignores_padding():
+    from models.kssnet import FrameBatchNorm
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 6, 4)).astype("float32")
+    valid = np.arange(6)[None, :] < np.array([6, 4, 2])[:, None]
+    norm = FrameBatchNorm(epsilon=0.0)
+    out = np.asarray(norm(x, valid, training=True))
+    # By hand: each channel standardised over the 12 valid frames of the batch.
+    frames = x[valid]
+    np.testing.assert_allclose(out[valid], (frames - frames.mean(0)) / frames.std(0), rtol=1e-4, atol=1e-5)
+    # A vector added to every frame (what a lateral connection's g mostly adds) is gone after it,
+    # and whatever sits in the padded frames takes no part in the statistics.
+    shifted = np.where(valid[:, :, None], x + np.array([50.0, -20.0, 9.0, 3.0], "float32"), 1e3).astype("float32")
+    np.testing.assert_allclose(np.asarray(norm(shifted, valid, training=True))[valid], out[valid], rtol=1e-3, atol=1e-3)
+    layer = np.asarray(keras.layers.LayerNormalization(epsilon=0.0)(shifted))[valid]
+    assert np.abs(layer - np.asarray(keras.layers.LayerNormalization(epsilon=0.0)(x))[valid]).max() > 0.5
+
+
 def test_kssnet_temporal_runs_on_frame_features(synthetic_data, tmp_path):
     config = Config(train_data_pattern=synthetic_data.frame_train, frame_features=True,
                     feature_names=("rgb", "audio"), feature_sizes=(1024, 128), num_classes=synthetic_data.num_classes,
