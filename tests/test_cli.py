@@ -16,9 +16,17 @@ def _one_error_line(process) -> str:
 
 def test_train_eval_inference_from_the_command_line(synthetic_data, tmp_path):
     run = tmp_path / "run"
-    trained = run_cli("train.py", *tiny_dbof_flags(synthetic_data, run), "--max_steps=6", "--steps_per_epoch=6")
+    trained = run_cli("train.py", *tiny_dbof_flags(synthetic_data, run), "--max_steps=6", "--steps_per_epoch=3")
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert "final_loss" in trained.stdout
+    # Written to a pipe: plain lines, no progress bar redrawn; none of TensorFlow's start-up log lines.
+    assert "\r" not in trained.stdout and "\x1b[" not in trained.stdout
+    assert [line for line in trained.stdout.splitlines() if line.startswith("3/3 - ")], trained.stdout
+    assert not [line for line in trained.stderr.splitlines() if _tensorflow_noise(line)], trained.stderr[-3000:]
+    # The same command again: the run is finished, said so, its results printed (not final_loss nan).
+    again = run_cli("train.py", *tiny_dbof_flags(synthetic_data, run), "--max_steps=6", "--steps_per_epoch=3")
+    assert again.returncode == 0 and "nothing to train" in again.stdout, again.stdout[-3000:]
+    assert _row(again.stdout, "final_loss") == _row(trained.stdout, "final_loss") != "nan"
 
     # eval/inference take the features and label space from the run's config.json.
     evaluated = run_cli("eval.py", f"--train_dir={run}", f"--eval_data_pattern={synthetic_data.frame_validate}",
@@ -32,6 +40,23 @@ def test_train_eval_inference_from_the_command_line(synthetic_data, tmp_path):
     assert inferred.returncode == 0, inferred.stderr[-3000:]
     table = pd.read_csv(csv)
     assert len(table) == 1000 and table["Segments"].dropna().str.split().map(len).max() == 50
+
+
+def _row(stdout: str, name: str) -> str:
+    """The value of a `name  value` row of a printed table."""
+    return next(line.split()[-1] for line in stdout.splitlines() if line.split()[:1] == [name])
+
+
+def _tensorflow_noise(line: str) -> bool:
+    """TensorFlow's C++ start-up log lines (absl format 'I0000 00:00:...', 'E0000 ...') and their preamble."""
+    return line[:1] in "IWEF" and line[1:5].isdigit() or "absl::InitializeLog" in line
+
+
+def test_help_lists_the_project_flags():
+    shown = run_cli("train.py", "--help", timeout=120)   # absl's --help exits 1 after printing
+    for flag in ("--train_data_pattern", "--eval_every_steps", "--[no]keep_best_checkpoint", "--[no]tf_verbose"):
+        assert flag in shown.stdout, flag
+    assert not [line for line in shown.stderr.splitlines() if _tensorflow_noise(line)], shown.stderr
 
 
 def test_no_matching_files_is_one_line_and_exit_1(tmp_path):

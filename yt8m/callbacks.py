@@ -153,8 +153,9 @@ class Validation(_StepCounter):
             self._validate(int(self.model.optimizer.iterations.numpy()))
 
     def on_train_end(self, logs=None):
+        trained = self.step is not None   # a fit that took a step (not the rerun of a finished run)
         step = int(self.model.optimizer.iterations.numpy())
-        if self.every_steps and (not self.history or self.history[-1]["step"] != step):
+        if self.every_steps and trained and (not self.history or self.history[-1]["step"] != step):
             self._validate(step)
         self.writer.close()
 

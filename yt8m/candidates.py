@@ -27,6 +27,7 @@ import tensorflow as tf
 from yt8m.config import Config
 from yt8m.data import readers, schema
 from yt8m.errors import UserError
+from yt8m.progress import keras_verbose
 
 DEMOTION = 1.0
 
@@ -130,7 +131,7 @@ def video_candidates(config: Config, pattern: str, flag: str, segment_model: ker
         return tf.where(top.values >= config.candidate_threshold, top.indices, -1)
 
     ids, classes = [], []
-    bar = keras.utils.Progbar(None, unit_name="video", verbose=1 if progress else 0)
+    bar = keras.utils.Progbar(None, unit_name="video", verbose=keras_verbose(progress))
     with readers.data_errors(pattern, flag):
         for features, _, _ in dataset:
             classes.append(top_classes(features).numpy())

@@ -31,6 +31,7 @@ from yt8m.config import Config
 from yt8m.data import readers
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output, save_model_atomically
+from yt8m.progress import keras_verbose
 
 MAX_REFERENCE_ROWS = 4096     # segments whose full predictions give the rank quantiles
 NUM_QUANTILES = 101
@@ -109,7 +110,7 @@ def member_scores(members, config: Config, progress: bool = True):
                                       feature_spec=config.feature_spec, batch_size=config.batch_size,
                                       flag="fit_weights_on")
     forward = tf.function(lambda x: tf.stack([m(x, training=False) for m in members]), reduce_retracing=True)
-    bar = keras.utils.Progbar(None, unit_name="segment", verbose=1 if progress else 0)
+    bar = keras.utils.Progbar(None, unit_name="segment", verbose=keras_verbose(progress))
     scores, classes, ratings, reference = [], [], [], []
     kept = 0
     with readers.data_errors(config.fit_weights_on, "fit_weights_on"):

@@ -16,13 +16,14 @@ from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output, probe_writable, remove_stale_temp_files
 from yt8m.training import MODEL_FILE, load_trained_model
+from yt8m.progress import keras_verbose
 
 
 def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, flag: str,
                     progress: bool = True) -> Iterator[tuple[dict, np.ndarray, np.ndarray]]:
     """Yields (features, labels, probabilities) per batch, numpy, with a progress bar."""
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    bar = keras.utils.Progbar(None, unit_name="example", verbose=1 if progress else 0)
+    bar = keras.utils.Progbar(None, unit_name="example", verbose=keras_verbose(progress))
     seen = 0
     with readers.data_errors(pattern, flag):
         for features, labels, _ in dataset:

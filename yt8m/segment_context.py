@@ -22,6 +22,7 @@ from models import context
 from yt8m.config import Config
 from yt8m.data import readers, schema, video_segments
 from yt8m.errors import UserError
+from yt8m.progress import keras_verbose
 
 
 class PerSegmentLoss(keras.losses.Loss):
@@ -103,7 +104,7 @@ def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, 
     rows as evaluation.predict_batches does on the per-segment reader: rated batches one row per rated
     (segment, class) (`id`, `segment_class`; the segment's target row), test batches one per segment."""
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    bar = keras.utils.Progbar(None, unit_name="video", verbose=1 if progress else 0)
+    bar = keras.utils.Progbar(None, unit_name="video", verbose=keras_verbose(progress))
     seen = 0
     with readers.data_errors(pattern, flag):
         for features, targets, weights in dataset:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 
@@ -17,9 +18,10 @@ from yt8m.backup import AtomicBackupAndRestore
 from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
-from yt8m.fileio import match_files
+from yt8m.fileio import atomic_output, match_files
 from yt8m.labels import context
 from yt8m.optimizers import GRAPH_LAYERS, FusedAdam
+from yt8m.progress import keras_verbose
 
 
 
@@ -110,7 +112,7 @@ def _train(config: Config) -> TrainResult:
         raise UserError("--strategy=multi_worker needs --max_steps (workers must agree on the number of steps)")
     else:
         steps_per_epoch, epochs = None, config.num_epochs
-    verbose = 2 if os.environ.get("CI") else "auto"
+    verbose = keras_verbose()   # plain epoch lines when stdout is not a terminal
     with readers.data_errors(*((config.clip_data_pattern, "clip_data_pattern") if config.clip_data_pattern
                                else (config.train_data_pattern,))):
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
@@ -125,6 +127,8 @@ def _train(config: Config) -> TrainResult:
                         f"{backup.describe_saved(config.train_dir, MODEL_FILE)}")
     if corrupt is not None:
         print(corrupt.report(config.train_data_pattern, "train_data_pattern"))
+    if chief and not history.epoch:   # every epoch was done before: the rerun of a finished run
+        return _finished_run(config, int(model.optimizer.iterations.numpy()), strategy.num_replicas_in_sync)
     losses_seen = history.history.get("loss", [])
     started = [nan_guard.first_loss] if nan_guard.first_loss is not None else []   # issue 17 case 8: vs step 1
     # The first batch of the stream: a resumed run's input would read the skipped steps again to get one.
@@ -133,10 +137,30 @@ def _train(config: Config) -> TrainResult:
         probe = segment_context.rated_rows(*probe)
     found = health.check(*probe, started + losses_seen) if chief else ()
     validation = next((c for c in callbacks if isinstance(c, Validation)), None)
-    return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
-                       int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
-                       strategy.num_replicas_in_sync, found,
-                       tuple(validation.history) if validation else (), validation.best if validation else None)
+    result = TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
+                         int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
+                         strategy.num_replicas_in_sync, found,
+                         tuple(validation.history) if validation else (), validation.best if validation else None)
+    if chief:
+        with atomic_output(os.path.join(config.train_dir, rundir.RESULT_FILE)) as handle:
+            json.dump(dataclasses.asdict(result), handle, indent=2)
+    return result
+
+
+def _finished_run(config: Config, steps: int, replicas: int) -> TrainResult:
+    """A rerun with nothing left to train says so and returns the results the run saved when it ended."""
+    saved = os.path.join(config.train_dir, rundir.RESULT_FILE)
+    target = f" of --max_steps={config.max_steps}" if config.max_steps else f", {config.num_epochs} epochs"
+    if not tf.io.gfile.exists(saved):
+        print(f"nothing to train: {config.train_dir} holds a finished run (step {steps}{target}) without "
+              f"{rundir.RESULT_FILE} (stopped before its end, or older); its losses are in TensorBoard (logs/train)")
+        return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE), steps, math.nan, replicas)
+    with tf.io.gfile.GFile(saved) as handle:
+        fields = json.load(handle)
+    print(f"nothing to train: {config.train_dir} holds a finished run (step {steps}{target}); its results as "
+          f"trained (a larger --max_steps or --num_epochs continues it, another --train_dir starts afresh)")
+    return TrainResult(**{**fields, "health": tuple(fields.get("health", ())),
+                          "validation": tuple(fields.get("validation", ()))})
 
 
 def _validates(config: Config) -> bool:
@@ -306,7 +330,5 @@ def _resume_from_chief_backup(train_dir: str, work_dir: str) -> None:
 
 
 def _task_index() -> str:
-    import json
-
     task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
     return f"{task.get('type', 'worker')}-{task.get('index', 0)}"

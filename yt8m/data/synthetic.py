@@ -40,6 +40,7 @@ from yt8m.data import schema
 from yt8m.data import vocabulary
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output
+from yt8m.progress import interactive
 
 RGB_SIZE, AUDIO_SIZE = schema.FEATURE_SIZES
 SPLITS = ("train", "validate", "test")
@@ -636,15 +637,18 @@ def _write_vocabulary(path: str, classes: _Classes, config: SyntheticConfig,
 
 
 def _progress_reporter(total: int, enabled: bool):
-    """A callback(split, videos_done) printing one updating line to stderr."""
+    """A callback(split, videos_done) printing progress to stderr: one updating line on a terminal,
+    else a plain line at each tenth of the videos."""
     done = [0]
+    lines = not interactive(sys.stderr)
 
     def report(split: str, count: int) -> None:
+        before = done[0]
         done[0] += count
-        if enabled:
-            end = "\n" if done[0] >= total else ""
-            print(f"\rsynthetic data: {done[0]}/{total} videos ({split})", end=end,
-                  file=sys.stderr, flush=True)
+        if not enabled or (lines and done[0] * 10 // total == before * 10 // total and done[0] < total):
+            return
+        start, end = ("", "\n") if lines else ("\r", "\n" if done[0] >= total else "")
+        print(f"{start}synthetic data: {done[0]}/{total} videos ({split})", end=end, file=sys.stderr, flush=True)
 
     return report
 

@@ -12,6 +12,7 @@ import tensorflow as tf
 from yt8m import fileio
 from yt8m.config import Config
 from yt8m.errors import UserError
+from yt8m.progress import keras_verbose
 
 EMBEDDINGS_FILE = "label_embeddings.npy"  # the run's ASGE embeddings, reused by later runs
 
@@ -91,10 +92,14 @@ def train_asge(statistics, dim: int, steps: int, *, alpha: float = 0.1, hidden: 
 
     all_ids = np.arange(len(seen), dtype=np.int32)
     first = last = float("nan")
+    if verbose:
+        print(f"ASGE: training the label embeddings of {len(seen)} seen labels, {steps} steps")
+    bar = keras.utils.Progbar(steps, unit_name="step", verbose=keras_verbose(verbose))
     for step in range(steps):
         ids = all_ids if batch == len(seen) else np.sort(rng.choice(len(seen), batch, replace=False))
         last = float(train_step(tf.constant(ids, tf.int32)))
         first = last if step == 0 else first
+        bar.update(step + 1, [("loss", last)])
     fitted = keras.ops.convert_to_numpy(encoder(tf.constant(all_ids), training=True))
     if verbose:
         final = float(asge_loss(fitted, graph, symmetric, alpha)) / max(len(seen) * (len(seen) - 1), 1)

@@ -11,6 +11,7 @@ import tensorflow as tf
 from yt8m import fileio
 from yt8m.data import readers, schema
 from yt8m.errors import UserError
+from yt8m.progress import keras_verbose
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +82,7 @@ def count_labels(pattern: str, num_classes: int, *, frame_features: bool, batch_
     num_videos = 0
     if progress:
         print(f"counting the labels of --{flag}={pattern} ({len(files)} files)")
-    bar = keras.utils.Progbar(None, unit_name="video", verbose=1 if progress else 0)
+    bar = keras.utils.Progbar(None, unit_name="video", verbose=keras_verbose(progress))
     with readers.data_errors(pattern, flag):
         for labels in dataset:
             dense = labels.to_tensor(default_value=-1).numpy()
