@@ -1,9 +1,11 @@
 """The three entry points as a user runs them."""
+import importlib
 import json
 
 import pandas as pd
+import pytest
 
-from tests.helpers import run_cli, tiny_dbof_flags
+from tests.helpers import ROOT, run_cli, tiny_dbof_flags
 
 
 def _one_error_line(process) -> str:
@@ -57,6 +59,18 @@ def test_help_lists_the_project_flags():
     for flag in ("--train_data_pattern", "--eval_every_steps", "--[no]keep_best_checkpoint", "--[no]tf_verbose"):
         assert flag in shown.stdout, flag
     assert not [line for line in shown.stderr.splitlines() if _tensorflow_noise(line)], shown.stderr
+
+
+def test_the_console_scripts_name_the_scripts_entry_functions():
+    tomllib = pytest.importorskip("tomllib")   # Python >= 3.11
+    with open(ROOT / "pyproject.toml", "rb") as handle:
+        scripts = tomllib.load(handle)["project"]["scripts"]
+    assert sorted(scripts) == ["yt8m-eval", "yt8m-inference", "yt8m-train"]
+    for script in ("train", "eval", "inference"):   # each script and its command start the same function
+        target = scripts[f"yt8m-{script}"]
+        module, function = target.split(":")
+        assert callable(getattr(importlib.import_module(module), function))
+        assert f"startup.{function}()" in (ROOT / f"{script}.py").read_text(), script
 
 
 def test_no_matching_files_is_one_line_and_exit_1(tmp_path):
