@@ -56,6 +56,9 @@ ARCHITECTURES = {
     "3 NeXtVLAD, same sizes": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_SAME, "attention_gru": False}),
     "3 NeXtVLAD, different sizes": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_DIFFERENT, "attention_gru": False}),
     "3 NeXtVLAD + Attention-GRU": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_DIFFERENT, "attention_gru": True}),
+    "Attention-GRU alone": ("AttentionGRUModel", {k: v for k, v in NEXTVLAD.items()
+                                                  if k in ("gru_units", "attention_units", "classifier_kind",
+                                                           "sample_frames")}),
     "mixture, global gate": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_DIFFERENT, "attention_gru": True,
                                                  "mixture_gate": "global"}),
     "mixture, no branch losses": ("NeXtVLADMixture", {**NEXTVLAD, **MIXTURE_DIFFERENT, "attention_gru": True,
@@ -73,7 +76,7 @@ PAPER_LOSS = {"loss": "reweighted", "reweight_m": 2.5, "reweight_n": 0.1}
 TABLES = {
     2: ("Table 2: mixture of NeXtVLADs (finetune: BCE on the rated class)", ["frame logistic", "1 NeXtVLAD"],
         [(arch, arch, RATED_ONLY) for arch in ("frame logistic", "1 NeXtVLAD", "3 NeXtVLAD, same sizes",
-                                               "3 NeXtVLAD, different sizes", MIXTURE)]),
+                                               "3 NeXtVLAD, different sizes", MIXTURE, "Attention-GRU alone")]),
     3: ("Table 3: label reweighting, n = 0.1, unrated targets 0 (the mixture)",
         ["rated class alone (BCE)", "every class at 0 (m = n = 1)"],
         [("rated class alone (BCE)", MIXTURE, RATED_ONLY),

@@ -4,7 +4,8 @@ NeXtVLADModel (linrongc's nextvlad.py, NeXtVLADModel): an rgb NeXtVLAD (K cluste
 groups) over the first D - `audio_size` dims of the frame and an audio NeXtVLAD (K/2, G/2)
 over the last `audio_size`, concatenated, dropout, hidden layer (no bias) + BN, context
 gating (no bias), classifier. `two_stream=False` runs one NeXtVLAD over the whole frame.
-AttentionGRUModel: a GRU with attention pooling and a classifier. NeXtVLADMixture: up to
+AttentionGRUModel: a GRU with attention pooling, BN of the pooled state (`pooled_batch_norm`; the
+paper does not say, without it the GRU collapses: `attention_gru_branch`) and a classifier. NeXtVLADMixture: up to
 three such NeXtVLAD branches of their own sizes (the paper: clusters 112/136/112, hidden
 2048, gating reduction 16/16/8) plus the Attention-GRU, each with its own classifier, mixed
 by `mixture_gate` "video" (linrongc's MixNeXtVladModel: a per-video softmax(FC(BN(mean
@@ -110,16 +111,31 @@ def nextvlad_model(*, num_classes: int, feature_size: int, cluster_size: int = 1
     return keras.Model(inputs, outputs, name="NeXtVLADModel")
 
 
+def attention_gru_branch(frames, num_frames, *, units: int, attention_units: int, dropout: float,
+                         pooled_batch_norm: bool):
+    """The Attention-GRU's pooled state (B, units), batch-normalised with `pooled_batch_norm`.
+
+    Without the BN the classifier uses the GRU as a bias: every step pushes the thousands of absent
+    classes' logits down through W h, the states saturate at one +-1 vector for every video and
+    tanh' = 0 keeps them there (docs/results.md, issue-4 section). The BN takes the batch mean out
+    of h, as the hidden-layer BN of every NeXtVLAD branch does, so only what differs between videos
+    reaches the classifier."""
+    pooled, _ = AttentionGRU(units, attention_units, dropout, name=ATTENTION_GRU_LAYER)(frames, num_frames)
+    return keras.layers.BatchNormalization(name=f"{ATTENTION_GRU_LAYER}_bn")(pooled) if pooled_batch_norm else pooled
+
+
 @registry.register("AttentionGRUModel", frame_level=True)
 def attention_gru_model(*, num_classes: int, feature_size: int, gru_units: int = 512, attention_units: int = 256,
-                        gru_dropout: float = 0.0, classifier_kind: str = "logistic", num_mixtures: int = 2,
-                        l2_penalty: float = 1e-5, sample_frames: int = 0) -> keras.Model:
-    """GRU over the valid frames, additive attention pooling, a classifier.
+                        gru_dropout: float = 0.0, pooled_batch_norm: bool = True, classifier_kind: str = "logistic",
+                        num_mixtures: int = 2, l2_penalty: float = 1e-5, sample_frames: int = 0) -> keras.Model:
+    """GRU over the valid frames, additive attention pooling, [BN of the pooled state,
+    `pooled_batch_norm`], a classifier.
 
     `attention_weights_model(model)` gives the per-frame attention weights.
     """
     inputs, frames, num_frames = frame_features(feature_size, sample_frames)
-    pooled, _ = AttentionGRU(gru_units, attention_units, gru_dropout, name=ATTENTION_GRU_LAYER)(frames, num_frames)
+    pooled = attention_gru_branch(frames, num_frames, units=gru_units, attention_units=attention_units,
+                                  dropout=gru_dropout, pooled_batch_norm=pooled_batch_norm)
     outputs = classifier(pooled, classifier_kind, num_classes, num_mixtures, l2_penalty, "predictions")
     return keras.Model(inputs, outputs, name="AttentionGRUModel")
 
@@ -156,14 +172,16 @@ def nextvlad_mixture(*, num_classes: int, feature_size: int, cluster_size_0: int
                      cluster_size_2: int = 112, gating_reduction_0: int = 16, gating_reduction_1: int = 16,
                      gating_reduction_2: int = 8, hidden_size: int = 2048, groups: int = 8, expansion: int = 2,
                      dropout: float = 0.5, attention_gru: bool = True, gru_units: int = 512,
-                     attention_units: int = 256, gru_dropout: float = 0.0, classifier_kind: str = "logistic",
+                     attention_units: int = 256, gru_dropout: float = 0.0, pooled_batch_norm: bool = True,
+                     classifier_kind: str = "logistic",
                      num_mixtures: int = 2, l2_penalty: float = 1e-5, sample_frames: int = 0,
                      two_stream: bool = True, audio_size: int = 128, mixture_gate: str = "global",
                      branch_loss_weight: float = 1.0, distill_weight: float = 0.0,
                      distill_temperature: float = 3.0) -> keras.Model:
     """Seed 003's mixture: three NeXtVLAD branches, each linrongc's two-stream NeXtVLADModel (a
-    `cluster_size_i` of 0 drops branch i), and with `attention_gru` the Attention-GRU, each
-    with its own classifier, mixed by `mixture_gate` (layer "mixture"): "video", linrongc's
+    `cluster_size_i` of 0 drops branch i), and with `attention_gru` the Attention-GRU (its pooled
+    state batch-normalised with `pooled_batch_norm`, see `attention_gru_branch`), each with its own
+    classifier, mixed by `mixture_gate` (layer "mixture"): "video", linrongc's
     per-video softmax(FC(BN(mean frame))) over the branch logits; "global", one learned
     softmax over the branch probabilities (the default: it beat the per-video gate in 3 of 3
     seeds on the proving ground, docs/results.md). `branch_loss_weight` > 0 adds every branch's
@@ -188,8 +206,8 @@ def nextvlad_mixture(*, num_classes: int, feature_size: int, cluster_size_0: int
         branches.append(classifier(x, classifier_kind, num_classes, num_mixtures, l2_penalty,
                                    f"branch{index}_classifier", logits))
     if attention_gru:
-        pooled, _ = AttentionGRU(gru_units, attention_units, gru_dropout, name=ATTENTION_GRU_LAYER)(
-            frames, num_frames)
+        pooled = attention_gru_branch(frames, num_frames, units=gru_units, attention_units=attention_units,
+                                      dropout=gru_dropout, pooled_batch_norm=pooled_batch_norm)
         branches.append(classifier(pooled, classifier_kind, num_classes, num_mixtures, l2_penalty,
                                    "gru_classifier", logits))
     if not branches:
