@@ -147,7 +147,8 @@ def plot_attention(run_dir: str, pattern: str, output_file: str = "", num_exampl
     for axis_row, (title, maps, probabilities, labels, frames, erased) in zip(axes, drawn):
         _draw_row(axis_row, {n: v[0] for n, v in maps.items()}, probabilities, labels, frames, names,
                   top_classes, title, erased)
-    figure.suptitle(f"{model.name} ({run_dir}): per-class temporal attention of the top {top_classes} classes")
+    run = os.path.basename(os.path.normpath(run_dir))
+    figure.suptitle(f"{model.name} (run {run}): per-class temporal attention of the top {top_classes} classes")
     figure.tight_layout()
     path = output_file or os.path.join(run_dir, "attention.png")
     _save(figure, path)
