@@ -49,7 +49,7 @@ ROWS = {
     "defaults": ("SRDLModel, builder defaults", "SRDLModel", {}),
 }
 REFERENCES = ("car", "logistic")
-EVAL_BATCH = 128
+EVAL_BATCH = 64
 COLUMNS = ("hit_at_one", "perr", "map", "gap", "segment_map_at_k")
 HEADERS = ("Hit@1", "PERR", "MAP", "GAP", "seg MAP@K")
 
