@@ -278,13 +278,15 @@ def main():
     parser.add_argument("--k", type=int, default=1000, help="top-K K (small scale)")
     parser.add_argument("--scorer_classes", type=int, default=60)
     parser.add_argument("--scorer_k", type=int, default=100000, help="submitted segments per class")
+    parser.add_argument("--skip_top_k", action="store_true", help="only the MAP@K scorer (small scale)")
     parser.add_argument("--official_source", default="",
                         help=f"a git directory or checkout of {OFFICIAL_REPO}; default: fetch from GitHub")
     args = parser.parse_args()
     if args.scale == "real":
         real_scale_top_k(num_segments=args.real_segments)
         return
-    bench_top_k(args.classes, args.k, sizes=(5000, 20000, 50000))
+    if not args.skip_top_k:
+        bench_top_k(args.classes, args.k, sizes=(5000, 20000, 50000))
     bench_scorer(args.scorer_classes, args.scorer_k, args.official_source)
 
 
