@@ -16,6 +16,9 @@ Labels are multi-hot; a label > 0 is a positive.
 """
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -332,12 +335,19 @@ def _mean_ap(class_ids: np.ndarray, ap_sums: np.ndarray, num_positives: np.ndarr
 
 
 def _map_of_lists(lists, truth: pd.DataFrame) -> float:
-    """MAP@K of (class id, pyarrow array of ids best first, already cut at k) pairs."""
+    """MAP@K of (class id, pyarrow array of ids best first, already cut at k) pairs, the classes matched
+    on a thread per core (pyarrow's kernels release the GIL), a few lines in flight at a time."""
     rated = _TruthByClass(truth)
     class_ids, ap_sums = [], []
-    for class_id, segment_ids in lists:
-        class_ids.append(class_id)
-        ap_sums.append(_ap_sum(rated.matched(class_id, segment_ids)))
+    workers = os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        pending = collections.deque()
+        for class_id, segment_ids in lists:
+            class_ids.append(class_id)
+            pending.append(pool.submit(lambda c, ids: _ap_sum(rated.matched(c, ids)), class_id, segment_ids))
+            if len(pending) > 2 * workers:
+                ap_sums.append(pending.popleft().result())
+        ap_sums.extend(future.result() for future in pending)
     class_ids = np.array(class_ids, dtype=np.int64)
     return _mean_ap(class_ids, np.array(ap_sums, dtype=np.float64), rated.num_positives(class_ids))
 
