@@ -346,6 +346,25 @@ def test_linear_benchmark_and_train_py_finetune_on_the_same_targets_and_weights(
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loss.weights(SEGMENT_RATED)), weights, rtol=1e-6)
 
 
+def test_sgd_finetune_steps_scale_with_the_loss_weights_and_adam_steps_do_not():
+    # --optimizer=sgd: a term weighted n = 0.1 moves a weight 10x less than at weight 1; Adam's first
+    # step is lr x sign(gradient) whatever the weight (the artefact the reweighted finetune meets).
+    def first_step(optimizer, weight):
+        variable = keras.Variable([1.0])
+        optimizer.apply_gradients([(tf.constant([0.2 * weight]), variable)])
+        return 1.0 - float(variable.numpy()[0])
+
+    sgd = lambda: training._optimizer(Config(optimizer="sgd", base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
+    adam = lambda: training._optimizer(Config(base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
+    assert first_step(sgd(), 1.0) == pytest.approx(0.1) and first_step(sgd(), 0.1) == pytest.approx(0.01)
+    assert first_step(adam(), 1.0) == pytest.approx(0.5, rel=1e-3) == first_step(adam(), 0.1)
+    from yt8m.errors import UserError
+    with pytest.raises(UserError, match="optimizer"):
+        Config(optimizer="rmsprop")
+    with pytest.raises(UserError, match="--optimizer=adam"):
+        training._optimizer(Config(optimizer="sgd", weight_decay=1e-4))
+
+
 def test_smoothing_of_video_labels_caps_at_one_and_reweighting_alone_scales_bce():
     smoothed = losses.make_loss(Config(label_smoothing="correlation", tau=0.5), HAND_STATS)  # video labels
     y = np.array([[1, 1, 0]], "float32")  # y + y P' = (1.8, 1, .6) -> (1, 1, .6)

@@ -18,6 +18,7 @@ ENSEMBLE_METHODS = ("mean", "rank")
 CLIP_SAMPLINGS = ("tsn", "consecutive")    # yt8m/data/clips.py
 SEGMENT_CONTEXTS = ("none", "video")       # segments alone, or in their video's context (models/context.py)
 CONTEXT_COMBINES = ("concat", "gate")
+OPTIMIZERS = ("adam", "sgd")              # sgd: SGD with momentum 0.9 (yt8m/training.py)
 CONTEXT_SEGMENT_ENCODERS = ("backbone", "pool")
 
 
@@ -66,6 +67,7 @@ class Config:
     learning_rate_decay: float = 0.95
     learning_rate_decay_examples: int = 4_000_000
     clip_gradient_norm: float = 1.0
+    optimizer: str = "adam"                 # OPTIMIZERS
     gcn_learning_rate: float = 0.0          # the label-graph layers' rate (0: base_learning_rate); KSSNet 1e-3
     weight_decay: float = 0.0               # L2 added to the gradient, as torch Adam (mssnet); KSSNet 1e-4
     num_epochs: int = 5
@@ -123,6 +125,8 @@ class Config:
             raise UserError(f"--label_smoothing={self.label_smoothing!r} is not one of {', '.join(LABEL_SMOOTHINGS)}")
         if self.unrated_targets not in UNRATED_TARGETS:
             raise UserError(f"--unrated_targets={self.unrated_targets!r} is not one of {', '.join(UNRATED_TARGETS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UserError(f"--optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         for name in ("tau", "noise_mask_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"--{name} must be in [0, 1], got {getattr(self, name)}")

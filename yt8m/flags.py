@@ -9,8 +9,8 @@ from absl import flags
 
 from yt8m.errors import UserError
 from yt8m.config import (CLIP_SAMPLINGS, CONTEXT_COMBINES, CONTEXT_SEGMENT_ENCODERS, ENSEMBLE_METHODS,
-                         LABEL_SMOOTHINGS, LOSSES, SEGMENT_CONTEXTS, STAGES, STRATEGIES, UNRATED_TARGETS, Config,
-                         parse_model_params)
+                         LABEL_SMOOTHINGS, LOSSES, OPTIMIZERS, SEGMENT_CONTEXTS, STAGES, STRATEGIES,
+                         UNRATED_TARGETS, Config, parse_model_params)
 
 FLAGS = flags.FLAGS
 
@@ -91,6 +91,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("learning_rate_decay_examples", d.learning_rate_decay_examples,
                          "Examples per decay period.")
     flags.DEFINE_float("clip_gradient_norm", d.clip_gradient_norm, "Global gradient norm clip (0: none).")
+    flags.DEFINE_enum("optimizer", d.optimizer, OPTIMIZERS, "adam (the starter's) or sgd (momentum 0.9: steps "
+                      "proportional to the gradient, so a loss term weighted n moves the weights n times less).")
     flags.DEFINE_float("gcn_learning_rate", d.gcn_learning_rate, "Learning rate of the label-graph layers "
                        "(label_nodes, gcn, label_gcn), decayed as the base rate; 0: --base_learning_rate. KSSNet: "
                        "1e-3 with a base rate of 1e-4.")

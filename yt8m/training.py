@@ -310,6 +310,10 @@ def _optimizer(config: Config) -> keras.optimizers.Optimizer:
         if config.base_learning_rate <= 0:
             raise UserError("--gcn_learning_rate is a rate beside --base_learning_rate; give a positive base rate")
         multipliers = dict.fromkeys(GRAPH_LAYERS, config.gcn_learning_rate / config.base_learning_rate)
+    if config.optimizer == "sgd":
+        if multipliers or config.weight_decay:
+            raise UserError("--gcn_learning_rate and --weight_decay work with --optimizer=adam")
+        return keras.optimizers.SGD(schedule, momentum=0.9, global_clipnorm=config.clip_gradient_norm or None)
     return FusedAdam(schedule, global_clipnorm=config.clip_gradient_norm or None,
                      learning_rate_multipliers=multipliers, l2_decay=config.weight_decay)
 
