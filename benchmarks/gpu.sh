@@ -36,11 +36,12 @@ step() {  # step LIMIT_SECONDS NAME: one gpu_bench.py step in its own process, k
 }
 
 step 20 env            # limits: 290 s in all
-step 40 data
+step 30 data
 step 40 dbof
 step 30 model_garden
 step 40 nextvlad
-step 60 nextvlad_jit
+step 50 nextvlad_jit
 step 25 input_share
-step 35 mirrored
+step 25 mirrored
+step 30 mirrored_train
 echo "done in $((SECONDS - started)) s; results in $results"
