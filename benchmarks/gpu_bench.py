@@ -180,11 +180,8 @@ def step_input_share(args) -> list[dict]:
 
 def step_mirrored(args) -> list[dict]:
     kind = carve_two_logical_devices()
-    import tempfile
-
     import training as training_benchmark
-    from yt8m import distribute, training
-    from yt8m.config import Config
+    from yt8m import distribute
 
     sizes = SIZES[args.smoke]
     pattern = data_pattern(args.smoke)
