@@ -224,3 +224,29 @@ def test_stop_on_non_finite_loss_reads_every_few_steps_and_at_the_epoch_end(nan_
     assert guard.bad_step == stopped_at and np.isnan(guard.bad_value)
     assert int(model.optimizer.iterations.numpy()) == stopped_at
     assert (guard.first_loss is None) == (nan_at == 0)
+
+
+def test_the_demo_runs_the_mission_and_prints_its_table(synthetic_data, tmp_path, monkeypatch, capsys):
+    from yt8m import demo
+
+    monkeypatch.setattr(demo.synthetic, "ensure", lambda *args, **kwargs: synthetic_data)   # the tests' small set
+    monkeypatch.setattr(demo, "RUN_DIR", str(tmp_path / "demo"))
+    monkeypatch.setattr(demo, "DEMO_MODEL_PARAMS", TINY_DBOF)
+    monkeypatch.setattr(demo, "DEMO_TRAINING", {"batch_size": 16, "base_learning_rate": 0.01, "max_steps": 4,
+                                                "steps_per_epoch": 2})
+    monkeypatch.setattr(demo, "FINETUNE", {"max_steps": 2, "steps_per_epoch": 2, "base_learning_rate": 0.001})
+    results = demo.run_demo({})   # no flag given on the command line
+    shown = capsys.readouterr().out
+    rows = ["pretrain (video labels)", "finetune, BCE on the rated class", "finetune, seed 003 (reweighted m=2.5",
+            "random ranking"]
+    table = shown[shown.index("== the mission"):]
+    assert all(row in table for row in rows), table
+    scores = [value for name, value in results.items() if name.endswith("test segment MAP@K")]
+    assert len(scores) == 4 and len(set(scores)) == 4 and all(0 < s <= 1 for s in scores)   # four different rankings
+    verdict = next(line for line in table.splitlines() if "over the plain one here" in line)
+    assert verdict.endswith(f"{scores[2] - scores[1]:+.4f}")   # the gain over the plain finetune, as it is
+    assert set(results) >= {"pretrain video gap", "pretrain video hit_at_one"}
+    for run in ("pretrain", "finetune", "finetune_seed003"):
+        assert (tmp_path / "demo" / run / "submission.csv").exists(), run
+    assert glob.glob(str(tmp_path / "demo" / "pretrain" / "logs" / "validation" / "events.out.tfevents.*"))
+    assert not (tmp_path / "demo" / "finetune" / "logs" / "validation").exists()   # trained on validate: not validated
