@@ -97,8 +97,10 @@ def _videos(config: Config, pattern: str, count: int, flag: str, video_id: str =
 
 
 def _draw_row(axes, maps: dict, probabilities: np.ndarray, labels: np.ndarray, frames: int, names: dict,
-              top_classes: int, title: str, erased: np.ndarray | None = None) -> None:
-    """One video: for each map, the curves of its top classes (frames on x); erased intervals shaded."""
+              top_classes: int, title: str, erased: np.ndarray | None = None, alpha: float = 0.5) -> None:
+    """One video: for each map, the curves of its top classes (frames on x), each class's range over the
+    video in the legend. With `erased`: the curves min-max normalised per class, as object erasing
+    thresholds them at `alpha` (dashed), and each class's erased interval shaded in its colour."""
     top = np.argsort(-probabilities)[:top_classes]
     for axis, (name, values) in zip(axes, maps.items()):
         steps = max(1, min(values.shape[0], frames))
@@ -106,11 +108,19 @@ def _draw_row(axes, maps: dict, probabilities: np.ndarray, labels: np.ndarray, f
         edges = np.minimum(np.arange(steps + 1) * stride, frames)
         for rank, k in enumerate(top):
             colour = f"C{rank}"
-            label = f"{names.get(int(k), f'class {k}')} (p={probabilities[k]:.3f}{', labelled' if labels[k] > 0 else ''})"
-            axis.stairs(values[:steps, k], edges, label=label, linewidth=1.8, color=colour)
+            curve = values[:steps, k]
+            low, high = float(curve.min()), float(curve.max())
+            label = (f"{names.get(int(k), f'class {k}')} (p={probabilities[k]:.3f}"
+                     f"{', labelled' if labels[k] > 0 else ''}; range {low:.3g}-{high:.3g})")
+            if erased is not None:
+                curve = (curve - low) / (high - low) if high > low else np.zeros_like(curve)
+            axis.stairs(curve, edges, label=label, linewidth=1.8, color=colour)
             if erased is not None and erased[:frames, k].any():
                 run = np.flatnonzero(erased[:frames, k])
                 axis.axvspan(run[0], run[-1] + 1, color=colour, alpha=0.18)
+        if erased is not None:
+            axis.axhline(alpha, color="gray", linestyle="--", linewidth=1)
+            name = f"{name}, min-max normalised per class (OE's view; dashed: alpha = {alpha})"
         axis.set_xlim(0, max(frames, 1))
         axis.set_title(f"{title}: {name}" + (f" (one step = {stride} frames)" if stride > 1 else ""), fontsize=9)
         axis.set_xlabel("frame (seconds)")
@@ -146,7 +156,7 @@ def plot_attention(run_dir: str, pattern: str, output_file: str = "", num_exampl
     figure, axes = plt.subplots(len(drawn), columns, figsize=(7 * columns, 2.8 * len(drawn)), squeeze=False)
     for axis_row, (title, maps, probabilities, labels, frames, erased) in zip(axes, drawn):
         _draw_row(axis_row, {n: v[0] for n, v in maps.items()}, probabilities, labels, frames, names,
-                  top_classes, title, erased)
+                  top_classes, title, erased, float(config.model_params.get("srdl_alpha", 0.5)))
     run = os.path.basename(os.path.normpath(run_dir))
     figure.suptitle(f"{model.name} (run {run}): per-class temporal attention of the top {top_classes} classes")
     figure.tight_layout()
