@@ -261,7 +261,9 @@ def test_frames_of_unequal_sizes_are_a_user_error(tmp_path):
     path = _write(tmp_path / "f.tfrecord", [record.SerializeToString()])
     dataset = readers.frame_dataset(path, num_classes=NUM_CLASSES, feature_spec=FRAME_SPEC,
                                     batch_size=2)
-    with pytest.raises(UserError, match="a record in --data_pattern='test' cannot be parsed"):
+    # The frame reader checks every frame's width: the short frame is named with its size.
+    with pytest.raises(UserError, match=r"^feature 'rgb' has 5 values per frame in the data but --feature_sizes "
+                                        r"says 6; make --feature_sizes match the data \(in --data_pattern='test'\)$"):
         _collect(dataset)
 
 

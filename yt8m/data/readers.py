@@ -2,8 +2,8 @@
 
 Every reader lists files with `yt8m.fileio.match_files`, interleaves them, shuffles
 (files and records, seeded), repeats, batches and only then parses the whole batch
-(`parse_example` / `parse_sequence_example` with ragged features, one vectorised
-`decode_raw` per feature). Each yields `(features, labels, weights)` as the table in
+(`parse_example` / `parse_sequence_example`, one vectorised `decode_raw` per feature;
+frame batches parsed dense, padded by the parser, segments ragged). Each yields `(features, labels, weights)` as the table in
 docs/ARCHITECTURE.md states. Frames stay uint8 (the model's `Dequantize` layer turns
 them into floats) and are padded to the batch's longest video, or to `max_frames`.
 
@@ -153,18 +153,31 @@ def parse_frame_batch(serialized, feature_spec: schema.FeatureSpec, num_classes:
                       corrupt_records: "CorruptRecords | None" = None, rated: bool = False):
     """A batch of serialized SequenceExamples -> ({id, frames uint8, num_frames}, multi-hot labels).
 
-    `files` (the records' files, when known) are named by errors; see `_parse_videos`. `rated`: the
-    features also carry the ragged ratings (segment_start_times, segment_labels checked, segment_scores)."""
-    video = _parse_videos(serialized, feature_spec, num_classes, rated=rated, files=files,
-                          corrupt_records=corrupt_records)
-    frames, num_frames = _pad_frames(video["frames"], max_frames, pad_to_max)
-    features = {schema.ID_KEY: video[schema.ID_KEY], schema.FRAMES_INPUT: frames,
+    Frames are parsed dense: the parser itself pads each feature's frames to the batch's longest
+    video and `decode_raw(fixed_length)` turns them into uint8 in the same pass, so after the parse
+    the frame bytes are copied once (the features' concatenation), not decoded, concatenated and
+    then padded. `files` (the records' files, when known) are named by errors; broken videos are
+    handled as in `_parse_videos`. `rated`: the features also carry the ragged ratings
+    (segment_start_times, segment_labels checked, segment_scores)."""
+    context_keys = {schema.ID_KEY: tf.io.FixedLenFeature([], tf.string), schema.LABELS_KEY: _ragged(tf.int64)}
+    if rated:
+        context_keys.update({schema.SEGMENT_START_KEY: _ragged(tf.int64),
+                             schema.SEGMENT_LABELS_KEY: _ragged(tf.int64),
+                             schema.SEGMENT_SCORES_KEY: _ragged(tf.float32)})
+    sequence_keys = {name: tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True)
+                     for name in feature_spec.names}
+    context, sequences, lengths = tf.io.parse_sequence_example(
+        serialized, context_features=context_keys, sequence_features=sequence_keys)
+    context, sequences, lengths = _without_broken_videos(
+        context, sequences, [lengths[name] for name in feature_spec.names], feature_spec, files, corrupt_records)
+    frames, num_frames = _dense_frames(sequences, lengths[0], feature_spec, max_frames, pad_to_max)
+    features = {schema.ID_KEY: context[schema.ID_KEY], schema.FRAMES_INPUT: frames,
                 schema.NUM_FRAMES_INPUT: num_frames}
     if rated:
-        features.update({schema.SEGMENT_START_KEY: video[schema.SEGMENT_START_KEY],
-                         schema.SEGMENT_LABELS_KEY: _checked_labels(video[schema.SEGMENT_LABELS_KEY], num_classes),
-                         schema.SEGMENT_SCORES_KEY: video[schema.SEGMENT_SCORES_KEY]})
-    return features, _multi_hot(video[schema.LABELS_KEY], num_classes)
+        features.update({schema.SEGMENT_START_KEY: context[schema.SEGMENT_START_KEY],
+                         schema.SEGMENT_LABELS_KEY: _checked_labels(context[schema.SEGMENT_LABELS_KEY], num_classes),
+                         schema.SEGMENT_SCORES_KEY: context[schema.SEGMENT_SCORES_KEY]})
+    return features, _multi_hot(_checked_labels(context[schema.LABELS_KEY], num_classes), num_classes)
 
 
 def model_inputs(features: dict) -> dict:
@@ -472,19 +485,21 @@ def _parse_videos(serialized, feature_spec, num_classes, *, rated, files=None, c
     sequence_keys = {name: _ragged(tf.string) for name in feature_spec.names}
     context, sequences, _ = tf.io.parse_sequence_example(
         serialized, context_features=context_keys, sequence_features=sequence_keys)
-    context, sequences = _without_broken_videos(context, sequences, feature_spec, files, corrupt_records)
+    context, sequences, _ = _without_broken_videos(
+        context, sequences, [sequences[name].row_lengths() for name in feature_spec.names], feature_spec, files,
+        corrupt_records)
     context[schema.LABELS_KEY] = _checked_labels(context[schema.LABELS_KEY], num_classes)
     context["frames"] = _decode_frames(sequences, feature_spec)
     return context
 
 
-def _without_broken_videos(context, sequences, feature_spec, files, corrupt_records):
-    """Checks every video has frames, as many of each feature; drops (and notes) those that do not
-    when `corrupt_records` is given, else asserts naming the first one's id and file."""
+def _without_broken_videos(context, sequences, lengths, feature_spec, files, corrupt_records):
+    """Checks every video has frames, as many of each feature (`lengths`: per feature, (B,)); drops (and
+    notes) those that do not when `corrupt_records` is given, else asserts naming the first one's id and
+    file. Returns (context, sequences, lengths) of the videos kept; sequences ragged or dense."""
     ids = context[schema.ID_KEY]
     files = tf.fill(tf.shape(ids), "(file unknown)") if files is None else files
     first = feature_spec.names[0]
-    lengths = [sequences[name].row_lengths() for name in feature_spec.names]
     empty = tf.equal(lengths[0], 0)
     unequal = tf.zeros_like(empty)
     for length in lengths[1:]:
@@ -500,7 +515,8 @@ def _without_broken_videos(context, sequences, feature_spec, files, corrupt_reco
             "video ", shown(ids, ""), " in ", shown(files, ""), " has ", shown(reasons, ""),
             "; pass --skip_corrupt_records to skip such videos, or regenerate the file"])])
         with tf.control_dependencies([check]):
-            return {k: tf.identity(v) for k, v in context.items()}, sequences
+            return ({k: tf.identity(v) for k, v in context.items()},
+                    {k: tf.identity(v) for k, v in sequences.items()}, [tf.identity(n) for n in lengths])
     noted = tf.cond(tf.reduce_any(broken),
                     lambda: tf.py_function(corrupt_records.note_videos, [tf.boolean_mask(ids, broken),
                                            tf.boolean_mask(files, broken), tf.boolean_mask(reasons, broken)],
@@ -509,9 +525,9 @@ def _without_broken_videos(context, sequences, feature_spec, files, corrupt_reco
     keep = tf.logical_not(broken)
     with tf.control_dependencies([noted]):
         keep = tf.identity(keep)
-    kept = {k: (tf.ragged.boolean_mask(v, keep) if isinstance(v, tf.RaggedTensor) else tf.boolean_mask(v, keep))
-            for k, v in context.items()}
-    return kept, {k: tf.ragged.boolean_mask(v, keep) for k, v in sequences.items()}
+    masked = lambda v: tf.ragged.boolean_mask(v, keep) if isinstance(v, tf.RaggedTensor) else tf.boolean_mask(v, keep)  # noqa: E731
+    return ({k: masked(v) for k, v in context.items()}, {k: masked(v) for k, v in sequences.items()},
+            [masked(n) for n in lengths])
 
 
 def _check_first_records(files, flag, feature_spec, rated: bool = False, records: int = 8):
@@ -567,15 +583,29 @@ def _decode_feature(sequences, name, size):
         return tf.reshape(decoded, [-1, size])
 
 
-def _pad_frames(frames, max_frames, pad_to_max):
-    """Dense (B, T, D) uint8 padded with zeros (truncated at max_frames) and num_frames int32."""
-    lengths = tf.minimum(frames.row_lengths(), max_frames)
-    longest = max_frames if pad_to_max else tf.maximum(tf.reduce_max(lengths), 0)
-    dense = frames.to_tensor(0, shape=tf.stack([frames.nrows(), tf.cast(longest, tf.int64),
-                                                frames.values.shape[-1]]))
+def _dense_frames(sequences, lengths, feature_spec, max_frames, pad_to_max):
+    """Dense (B, T, D) uint8 (zeros past each video's end, truncated at max_frames) and num_frames
+    int32, from the parser's dense (B, T_feature) frame strings ('' past a video's end).
+
+    Each feature's frame widths are checked from the string lengths (decode_raw(fixed_length)
+    would pad or cut a wrong-sized frame silently)."""
+    longest = tf.minimum(tf.reduce_max(tf.concat([lengths, [0]], 0)), max_frames)
+    real = tf.sequence_mask(tf.minimum(lengths, longest), longest)
+    columns = []
+    for name, size in zip(feature_spec.names, feature_spec.sizes):
+        strings = sequences[name][:, :longest]       # no copy unless a dropped video was the longest
+        widths = tf.boolean_mask(tf.strings.length(strings), real)
+        first_wrong = tf.gather(tf.concat([widths[widths != size], [size]], 0), 0)
+        check = tf.debugging.Assert(tf.reduce_all(widths == size), [tf.strings.format(
+            f"feature '{name}' has {{}} values per frame in the data but --feature_sizes says {size}; "
+            "make --feature_sizes match the data", first_wrong)])
+        with tf.control_dependencies([check]):
+            columns.append(tf.io.decode_raw(strings, tf.uint8, fixed_length=size))
+    dense = columns[0] if len(columns) == 1 else tf.concat(columns, axis=-1)
     if pad_to_max:
-        dense = tf.ensure_shape(dense, [None, max_frames, frames.values.shape[-1]])
-    return dense, tf.cast(lengths, tf.int32)
+        dense = tf.pad(dense, [[0, 0], [0, max_frames - tf.shape(dense)[1]], [0, 0]])
+        dense = tf.ensure_shape(dense, [None, max_frames, feature_spec.total_size])
+    return dense, tf.cast(tf.minimum(lengths, longest), tf.int32)
 
 
 # ------------------------------------------------------------------ checks
