@@ -231,7 +231,8 @@ def test_the_demo_runs_the_mission_and_prints_its_table(synthetic_data, tmp_path
 
     monkeypatch.setattr(demo.synthetic, "ensure", lambda *args, **kwargs: synthetic_data)   # the tests' small set
     monkeypatch.setattr(demo, "RUN_DIR", str(tmp_path / "demo"))
-    monkeypatch.setattr(demo, "DEMO_MODEL_PARAMS", TINY_DBOF)
+    monkeypatch.setattr(demo, "DEMO_MODEL", "FrameLevelLogisticModel")   # the cheapest frame model to build
+    monkeypatch.setattr(demo, "DEMO_MODEL_PARAMS", {})
     monkeypatch.setattr(demo, "DEMO_TRAINING", {"batch_size": 16, "base_learning_rate": 0.01, "max_steps": 4,
                                                 "steps_per_epoch": 2})
     monkeypatch.setattr(demo, "FINETUNE", {"max_steps": 2, "steps_per_epoch": 2, "base_learning_rate": 0.001})
