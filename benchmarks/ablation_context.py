@@ -53,6 +53,19 @@ BACKBONES = {
 }
 CANDIDATE_KS = (5, 20)
 SECTION = ("<!-- issue 16 begin -->", "<!-- issue 16 end -->")
+# The reading of the measured tables (docs/results.md), kept with the script that rewrites them.
+READING = (
+    "Reading. Context-aware scoring does not beat segment-only on the proving ground with this recipe, so the "
+    "default stays `--segment_context=none`. Why, as far as measured: the concat classifier starts at zero (the "
+    "run starts at the segment-only scores) and 100 steps at lr 0.001 move it little, while the batches change "
+    "most: ~6 whole videos a step, their rated segments together, against segments shuffled across videos by "
+    "the per-segment reader; and the proving ground's hard negatives (a class in the video, not in that "
+    "segment) get the same video context as the positives, so the whole-video signal can only demote plain "
+    "negatives, which the segment model already ranks low: candidate gating, the same signal as a hard rule, "
+    "lowers MAP@K in every setting's mean here too (so `--candidate_top_k` stays off by default). Not tried: "
+    "`--context_combine=gate`, `--context_segment_encoder=pool`, longer finetunes or a higher rate for the "
+    "context classifier, segment-level shuffling of whole-video batches. The time shift (frames one step "
+    "left/right, averaged) is the one row that helps, and only on DBoF.")
 REFERENCE = "segment-only"
 
 
@@ -265,7 +278,7 @@ def _markdown(done: dict, args) -> str:
         lines += ["", f"Inference, {name}, ms per test video: write_submission end to end (mean over seeds) "
                   + ", ".join(f"{row} {1000 * t:.1f}" for row, t in times.items()) + "; the prediction pass alone "
                   "(seed 0) " + ", ".join(f"{path} {1000 * t:.1f}" for path, t in predict.items()) + ".", ""]
-    return "\n".join(lines)
+    return "\n".join(lines + [READING])
 
 
 def _paired(mine, reference) -> str:

@@ -226,3 +226,15 @@ def test_segment_context_flags_are_checked(pretrained, synthetic_data, tmp_path)
     with pytest.raises(UserError, match="pretrain without it"):
         training.train(pretrained.replace(segment_labels=True, segment_context="video",
                                           train_dir=str(tmp_path / "pre")))
+
+
+def test_candidate_gating_and_segment_context_are_off_by_default():
+    """Measured on the proving ground (docs/results.md, issue 16): neither raised MAP@K, so both stay off."""
+    from absl import flags as absl_flags
+
+    from yt8m import flags
+    from yt8m.config import Config
+
+    flags.define_flags()
+    assert Config().candidate_top_k == 0 and absl_flags.FLAGS["candidate_top_k"].default == 0
+    assert Config().segment_context == "none" and absl_flags.FLAGS["segment_context"].default == "none"
