@@ -328,13 +328,14 @@ def _name_corrupt_record(reported: str) -> str | None:
     """The checked reader's one line for the first corrupt record among the files readers were built
     over ('<file>: record N (at byte O of S) is corrupt or truncated; ...'), or None if none is.
 
-    Only files longer than the offset TensorFlow reported (`reported`, its message) are re-read."""
+    Only files with a record where TensorFlow's message (`reported`) says it failed are re-read,
+    found by walking their record headers."""
     at = re.search(r"record at (\d+)", reported)
     with _LOCK:
         files = list(_FILES_READ)
     for file in reversed(files):                         # the latest reader's files first
         try:
-            if at and tf.io.gfile.stat(file).length <= int(at.group(1)):
+            if at and not _record_starts_at(file, int(at.group(1))):
                 continue
             for _ in file_records(tf.constant(file)):
                 pass
@@ -344,6 +345,21 @@ def _name_corrupt_record(reported: str) -> str | None:
         except tf.errors.OpError:                        # gone or unreadable now: not the one
             continue
     return None
+
+
+def _record_starts_at(file: str, offset: int) -> bool:
+    """Whether walking `file`'s TFRecord headers from its start lands on the record TensorFlow reported
+    at `offset` (the record's start, or its data's: 12 bytes on, after a data CRC failure); 8 bytes
+    read per record (its length), the rest skipped (the length's CRC, the record, its CRC)."""
+    with tf.io.gfile.GFile(file, "rb") as handle:
+        position = 0
+        while position < offset - 12:
+            handle.seek(position)
+            header = handle.read(8)
+            if len(header) < 8:
+                return False
+            position += 16 + int.from_bytes(header, "little")
+        return position in (offset, offset - 12)
 
 
 def _assertion_message(exc: tf.errors.OpError) -> str | None:
