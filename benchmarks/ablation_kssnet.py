@@ -170,13 +170,14 @@ def main(argv=None) -> None:
     parser.add_argument("--run_dir", default=os.path.join("runs", "ablation_kssnet"))
     parser.add_argument("--i3d", action="store_true", help="also time KSSNetI3D against I3DModel")
     parser.add_argument("--write_results", action="store_true")
+    parser.add_argument("--no_run", action="store_true", help="only the table of the finished rows")
     args = parser.parse_args(argv)
     recipe = {k: getattr(args, k) for k in ("pretrain_steps", "finetune_steps", "batch_size",
                                             "pretrain_learning_rate", "finetune_learning_rate")}
     rows = [r for r in args.rows.split(";") if r]
     done = _load_results(args.run_dir, recipe)
     started = time.time()
-    for seed in [int(s) for s in args.seeds.split(",") if s]:
+    for seed in [] if args.no_run else [int(s) for s in args.seeds.split(",") if s]:
         if all(_key(seed, r) in done for r in rows):
             continue
         prepared = prepare_seed(seed, args.data_dir, args.run_dir)
