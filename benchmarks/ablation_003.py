@@ -24,6 +24,7 @@ paper's values.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -72,6 +73,17 @@ ARCHITECTURES = {
 MIXTURE = "3 NeXtVLAD + Attention-GRU"
 RATED_ONLY = {"loss": "bce"}                                   # BCE on the rated class alone
 PAPER_LOSS = {"loss": "reweighted", "reweight_m": 2.5, "reweight_n": 0.1}
+# Tables 9-10 finetune with SGD (momentum 0.9) at their own rate and length, fixed before the run (one for
+# every row and seed): Adam's per-weight steps give the n-weighted terms full-size steps (docs/results.md).
+SGD_FINETUNE = {"optimizer": "sgd", "base_learning_rate": 0.1, "max_steps": 400, "steps_per_epoch": 400}
+
+
+def _sgd_loss_rows(arch: str) -> list:
+    rows = [("(a) rated class alone (BCE)", RATED_ONLY), ("(b) reweighted m = 2.5, n = 0.1", PAPER_LOSS),
+            ("(c) (b) + correlation tau = 0.5", {**PAPER_LOSS, "label_smoothing": "correlation", "tau": 0.5})]
+    return [(row, arch, {**changes, **SGD_FINETUNE}) for row, changes in rows]
+
+
 # table: (title, reference rows for the paired differences, [(row, architecture, finetuning flags)])
 TABLES = {
     2: ("Table 2: mixture of NeXtVLADs (finetune: BCE on the rated class)", ["frame logistic", "1 NeXtVLAD"],
@@ -102,6 +114,10 @@ TABLES = {
         [("no smoothing", "DBoF", PAPER_LOSS)]
         + [(f"tau = {tau}", "DBoF", {**PAPER_LOSS, "label_smoothing": "correlation", "tau": tau})
            for tau in (0.4, 0.5, 0.6)]),
+    9: ("Seed 003's losses on the frame logistic, SGD finetune", ["(a) rated class alone (BCE)",
+        "(b) reweighted m = 2.5, n = 0.1"], _sgd_loss_rows("frame logistic")),
+    10: ("Seed 003's losses on DBoF, SGD finetune", ["(a) rated class alone (BCE)", "(b) reweighted m = 2.5, n = 0.1"],
+         _sgd_loss_rows("DBoF")),
     6: ("Mixture options (linrongc's per-video gate and branch losses; finetune: BCE on the rated class)",
         [MIXTURE],
         [(arch, arch, RATED_ONLY) for arch in (MIXTURE, "mixture, global gate", "mixture, no branch losses")]),
@@ -112,7 +128,7 @@ SECTION = ("<!-- issue 4 begin -->", "<!-- issue 4 end -->")
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--tables", default="2,3,4,5,6,7,8")
+    parser.add_argument("--tables", default="2,3,4,5,6,7,8,9,10")
     parser.add_argument("--pretrain_steps", type=int, default=200)
     parser.add_argument("--finetune_steps", type=int, default=100)
     parser.add_argument("--batch_size", type=int, default=32)
@@ -146,11 +162,11 @@ def main(argv=None) -> None:
                                         train_dir=_dir(args.run_dir, seed, arch, "pretrain"))
                 if not os.path.exists(os.path.join(pretrain.train_dir, training.MODEL_FILE)):
                     _fresh_train(pretrain)
-                finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
-                                            train_data_pattern=paths.frame_validate,
-                                            base_learning_rate=args.finetune_learning_rate,
-                                            max_steps=args.finetune_steps, steps_per_epoch=args.finetune_steps,
-                                            train_dir=_dir(args.run_dir, seed, arch, key), **changes)
+                finetune = pretrain.replace(**{  # a row's own rate and length (tables 9-10) replace the recipe's
+                    "stage": "finetune", "init_from": pretrain.train_dir, "segment_labels": True,
+                    "train_data_pattern": paths.frame_validate, "base_learning_rate": args.finetune_learning_rate,
+                    "max_steps": args.finetune_steps, "steps_per_epoch": args.finetune_steps,
+                    "train_dir": _dir(args.run_dir, seed, arch, key), **changes})
                 _fresh_train(finetune)
                 done[key] = _test_map(finetune, paths, truth)
                 _save_results(args.run_dir, recipe, done, seed)
@@ -168,7 +184,9 @@ def _key(seed: int, arch: str, changes: dict) -> str:
 
 def _dir(root: str, seed: int, arch: str, row: str) -> str:
     slug = "".join(c if c.isalnum() else "_" for c in f"{arch}__{row}").strip("_")
-    return os.path.join(root, f"seed{seed}", slug[:120])
+    if len(slug) > 120:  # long rows stay apart: cut, plus a digest of the whole row
+        slug = slug[:111] + "_" + hashlib.sha1(row.encode()).hexdigest()[:8]
+    return os.path.join(root, f"seed{seed}", slug)
 
 
 def _fresh_train(config: Config) -> None:
