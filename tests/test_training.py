@@ -235,7 +235,7 @@ def test_the_demo_runs_the_mission_and_prints_its_table(synthetic_data, tmp_path
     monkeypatch.setattr(demo, "DEMO_MODEL_PARAMS", {})
     monkeypatch.setattr(demo, "DEMO_TRAINING", {"batch_size": 16, "base_learning_rate": 0.01, "max_steps": 4,
                                                 "steps_per_epoch": 2})
-    monkeypatch.setattr(demo, "FINETUNE", {"max_steps": 2, "steps_per_epoch": 2, "base_learning_rate": 0.001})
+    monkeypatch.setattr(demo, "FINETUNE", {**demo.FINETUNE, "batch_size": 16, "max_steps": 2, "steps_per_epoch": 2})
     results = demo.run_demo({})   # no flag given on the command line
     shown = capsys.readouterr().out
     rows = ["pretrain (video labels)", "finetune, BCE on the rated class", "finetune, seed 003 (reweighted m=2.5",
