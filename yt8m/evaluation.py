@@ -16,7 +16,7 @@ from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output, probe_writable, remove_stale_temp_files
 from yt8m.training import MODEL_FILE, load_trained_model
-from yt8m.progress import keras_verbose
+from yt8m.progress import CountLines, keras_verbose
 
 
 def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, flag: str,
@@ -24,12 +24,14 @@ def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, 
     """Yields (features, labels, probabilities) per batch, numpy, with a progress bar."""
     forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     bar = keras.utils.Progbar(None, unit_name="example", verbose=keras_verbose(progress))
+    lines = CountLines(f"predicting {pattern}", "example", progress)   # a pipe sees the bar only at the end
     seen = 0
     with readers.data_errors(pattern, flag):
         for features, labels, _ in dataset:
             probabilities = forward(readers.model_inputs(features)).numpy()
             seen += len(probabilities)
             bar.update(seen)
+            lines.update(seen)
             yield {k: v.numpy() for k, v in features.items()}, labels.numpy(), probabilities
     bar.update(seen, finalize=True)
 

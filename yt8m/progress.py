@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import time
 
 
 def interactive(stream=None) -> bool:
@@ -16,3 +17,25 @@ def keras_verbose(enabled: bool = True) -> int:
     if not enabled:
         return 0
     return 1 if interactive() else 2
+
+
+class CountLines:
+    """Plain progress lines for a count of unknown total where no bar is redrawn (stdout not a terminal):
+    one line at the first update, then one every `every_seconds`; silent on a terminal (the bar shows it)
+    or when disabled."""
+
+    def __init__(self, what: str, unit: str, enabled: bool = True, every_seconds: float = 30.0):
+        self.what, self.unit, self.every = what, unit, every_seconds
+        self.enabled = enabled and not interactive()
+        self.start = self.last = None
+
+    def update(self, count: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if self.start is None:
+            self.start = self.last = now
+            print(f"{self.what}: first batch, {count} {self.unit}s", flush=True)
+        elif now - self.last >= self.every:
+            self.last = now
+            print(f"{self.what}: {count} {self.unit}s, {count / (now - self.start):.0f}/s", flush=True)
