@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 import models  # noqa: E402,F401
 from benchmarks.results_section import write_section  # noqa: E402
+from benchmarks.seed_results import load_results, save_results, paired  # noqa: E402
 from yt8m import evaluation, metrics, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
@@ -142,7 +143,7 @@ def main(argv=None) -> None:
     tables = [int(t) for t in args.tables.split(",")]
     recipe = {k: getattr(args, k) for k in ("pretrain_steps", "finetune_steps", "batch_size",
                                             "pretrain_learning_rate", "finetune_learning_rate")}
-    done = _load_results(args.run_dir, recipe)
+    done = load_results(args.run_dir, recipe)
     started = time.time()
     for seed in seeds:
         paths = synthetic.ensure(os.path.join(args.data_dir, f"seed{seed}"), synthetic.SyntheticConfig.demo(seed))
@@ -169,10 +170,10 @@ def main(argv=None) -> None:
                     "train_dir": _dir(args.run_dir, seed, arch, key), **changes})
                 _fresh_train(finetune)
                 done[key] = _test_map(finetune, paths, truth)
-                _save_results(args.run_dir, recipe, done, seed)
+                save_results(args.run_dir, recipe, done, seed)
                 print(f"[{time.time() - started:6.0f}s] seed {seed} | table {table} | {row}: {done[key]:.4f}",
                       flush=True)
-    done = _load_results(args.run_dir, recipe)  # with the rows of seeds run by other processes
+    done = load_results(args.run_dir, recipe)  # with the rows of seeds run by other processes
     print("\n" + _markdown(done, tables, sorted({json.loads(k)[0] for k in done}), args))
     if args.write_results:
         write_section(SECTION, _markdown(done, tables, sorted({json.loads(k)[0] for k in done}), args))
@@ -207,27 +208,6 @@ def _random_map(truth, seed: int) -> float:
     return float(metrics.rated_segment_map(truth["class_id"].to_numpy(), scores, truth["score"].to_numpy()))
 
 
-def _load_results(run_dir: str, recipe: dict) -> dict:
-    """Every seed's finished rows made with this recipe (one file per seed: seeds may run in parallel)."""
-    done = {}
-    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
-        if name.startswith("results-seed") and name.endswith(".json"):
-            with open(os.path.join(run_dir, name)) as handle:
-                saved = json.load(handle)
-            if saved.get("recipe") == recipe:
-                done.update(saved["results"])
-    return done
-
-
-def _save_results(run_dir: str, recipe: dict, done: dict, seed: int) -> None:
-    os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, f"results-seed{seed}.json")
-    mine = {key: value for key, value in done.items() if json.loads(key)[0] == seed}
-    with open(path + ".tmp", "w") as handle:
-        json.dump({"recipe": recipe, "results": mine}, handle, indent=1)
-    os.replace(path + ".tmp", path)
-
-
 def _markdown(done: dict, tables, seeds, args) -> str:
     seeds = [s for s in seeds if any(json.loads(k)[0] == s and json.loads(k)[1] != "random ranking" for k in done)]
     random = [done.get(_key(s, "random ranking", {})) for s in seeds]
@@ -254,17 +234,9 @@ def _markdown(done: dict, tables, seeds, args) -> str:
             cells = [f"{v:.4f}" if v is not None else "-" for v in mine]
             mean = np.mean([v for v in mine if v is not None])
             lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean:.4f} | "
-                         + " | ".join(_paired(mine, values[r]) if r != row else "" for r in references) + " |")
+                         + " | ".join(paired(mine, values[r]) if r != row else "" for r in references) + " |")
         lines.append("")
     return "\n".join(lines)
-
-
-def _paired(mine, reference) -> str:
-    diffs = [a - b for a, b in zip(mine, reference) if a is not None and b is not None]
-    if not diffs:
-        return "-"
-    return (f"{np.mean(diffs):+.4f} [{min(diffs):+.4f}, {max(diffs):+.4f}] "
-            f"{sum(d > 0 for d in diffs)}/{len(diffs)}")
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ import tensorflow as tf  # noqa: E402
 
 import models  # noqa: E402,F401
 from benchmarks.results_section import write_section  # noqa: E402
+from benchmarks.seed_results import paired  # noqa: E402
 from models import context  # noqa: E402
 from yt8m import evaluation, metrics, segment_context, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
@@ -291,7 +292,7 @@ def _markdown(done: dict, args) -> str:
             cells = [f"{v:.4f}" if v is not None else "-" for v in values]
             mean = np.mean([v for v in values if v is not None])
             lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean:.4f} | "
-                         + (_paired(values, reference) if row != REFERENCE else "") + " |")
+                         + (paired(values, reference) if row != REFERENCE else "") + " |")
         times = {row: np.mean([done[f"{s}/{name}"]["seconds_per_video"][row] for s in seeds if f"{s}/{name}" in done])
                  for row in (REFERENCE, "context-aware")}
         predict = done.get(f"0/{name}", {}).get("predict_seconds_per_video", {})
@@ -299,13 +300,6 @@ def _markdown(done: dict, args) -> str:
                   + ", ".join(f"{row} {1000 * t:.1f}" for row, t in times.items()) + "; the prediction pass alone "
                   "(seed 0) " + ", ".join(f"{path} {1000 * t:.1f}" for path, t in predict.items()) + ".", ""]
     return "\n".join(lines + [READING])
-
-
-def _paired(mine, reference) -> str:
-    diffs = [a - b for a, b in zip(mine, reference) if a is not None and b is not None]
-    if not diffs:
-        return "-"
-    return f"{np.mean(diffs):+.4f} [{min(diffs):+.4f}, {max(diffs):+.4f}] {sum(d > 0 for d in diffs)}/{len(diffs)}"
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import pandas as pd  # noqa: E402
 
 import models  # noqa: E402,F401
 from benchmarks.results_section import write_section  # noqa: E402
+from benchmarks.seed_results import load_results, save_results, paired  # noqa: E402
 from yt8m import evaluation, metrics, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic, vocabulary  # noqa: E402
@@ -175,7 +176,7 @@ def main(argv=None) -> None:
     recipe = {k: getattr(args, k) for k in ("pretrain_steps", "finetune_steps", "batch_size",
                                             "pretrain_learning_rate", "finetune_learning_rate")}
     rows = [r for r in args.rows.split(";") if r]
-    done = _load_results(args.run_dir, recipe)
+    done = load_results(args.run_dir, recipe)
     started = time.time()
     for seed in [] if args.no_run else [int(s) for s in args.seeds.split(",") if s]:
         if all(_key(seed, r) in done for r in rows):
@@ -189,10 +190,10 @@ def main(argv=None) -> None:
                 continue
             row_start = time.time()
             done[_key(seed, row)] = run_row(row, seed, prepared, args.run_dir, args)
-            _save_results(args.run_dir, recipe, done, seed)
+            save_results(args.run_dir, recipe, done, seed)
             print(f"[{time.time() - started:6.0f}s] seed {seed} | {row}: {done[_key(seed, row)]:.4f} "
                   f"({time.time() - row_start:.0f} s)", flush=True)
-    done = _load_results(args.run_dir, recipe)
+    done = load_results(args.run_dir, recipe)
     text = _markdown(done, args)
     if args.i3d:
         text += "\n\n" + _i3d_markdown(i3d_step_times())
@@ -203,33 +204,6 @@ def main(argv=None) -> None:
 
 def _key(seed: int, row: str) -> str:
     return json.dumps([seed, row])
-
-
-def _load_results(run_dir: str, recipe: dict) -> dict:
-    done = {}
-    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
-        if name.startswith("results-seed") and name.endswith(".json"):
-            with open(os.path.join(run_dir, name)) as handle:
-                saved = json.load(handle)
-            if saved.get("recipe") == recipe:
-                done.update(saved["results"])
-    return done
-
-
-def _save_results(run_dir: str, recipe: dict, done: dict, seed: int) -> None:
-    os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, f"results-seed{seed}.json")
-    mine = {key: value for key, value in done.items() if json.loads(key)[0] == seed}
-    with open(path + ".tmp", "w") as handle:
-        json.dump({"recipe": recipe, "results": mine}, handle, indent=1)
-    os.replace(path + ".tmp", path)
-
-
-def _paired(mine, reference) -> str:
-    diffs = [a - b for a, b in zip(mine, reference) if a is not None and b is not None]
-    if not diffs:
-        return "-"
-    return f"{np.mean(diffs):+.4f} [{min(diffs):+.4f}, {max(diffs):+.4f}] {sum(d > 0 for d in diffs)}/{len(diffs)}"
 
 
 def _markdown(done: dict, args) -> str:
@@ -259,7 +233,7 @@ def _markdown(done: dict, args) -> str:
                 continue
             mean = np.mean([v for v in mine if v is not None])
             lines.append(f"| {row} | " + " | ".join(f"{v:.4f}" if v is not None else "-" for v in mine)
-                         + f" | {mean:.4f} | " + " | ".join(_paired(mine, values[r]) if r != row else ""
+                         + f" | {mean:.4f} | " + " | ".join(paired(mine, values[r]) if r != row else ""
                                                           for r in references) + " |")
         lines.append("")
     return "\n".join(lines)

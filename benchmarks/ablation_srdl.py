@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 import models  # noqa: E402,F401
 from benchmarks.results_section import write_section  # noqa: E402
+from benchmarks.seed_results import load_results, save_results, paired  # noqa: E402
 from yt8m import evaluation, metrics, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
@@ -69,7 +70,7 @@ def main(argv=None) -> None:
     parser.add_argument("--write_results", action="store_true")
     args = parser.parse_args(argv)
     recipe = {k: getattr(args, k) for k in ("max_steps", "batch_size", "learning_rate", "embedding_dim")}
-    done = _load_results(args.run_dir, recipe)
+    done = load_results(args.run_dir, recipe)
     started = time.time()
     seeds = [int(s) for s in args.seeds.split(",") if s]
     bases, labels = {}, {}
@@ -98,9 +99,9 @@ def main(argv=None) -> None:
                 config = config.replace(**labels[seed])
             row_start = time.time()
             done[_key(seed, key)] = {**_run(config, paths), "seconds": time.time() - row_start}
-            _save_results(args.run_dir, recipe, done, seed)
+            save_results(args.run_dir, recipe, done, seed)
             print(f"[{time.time() - started:6.0f}s] seed {seed} | {ROWS[key][0]}: {done[_key(seed, key)]}", flush=True)
-    done = _load_results(args.run_dir, recipe)
+    done = load_results(args.run_dir, recipe)
     text = _markdown(done, args)
     print("\n" + text)
     if args.write_results:
@@ -133,31 +134,11 @@ def _run(config: Config, paths) -> dict:
 
 
 def _key(seed: int, row: str) -> str:
-    return f"{seed}:{row}"
-
-
-def _load_results(run_dir: str, recipe: dict) -> dict:
-    done = {}
-    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
-        if name.startswith("results-seed") and name.endswith(".json"):
-            with open(os.path.join(run_dir, name)) as handle:
-                saved = json.load(handle)
-            if saved.get("recipe") == recipe:
-                done.update(saved["results"])
-    return done
-
-
-def _save_results(run_dir: str, recipe: dict, done: dict, seed: int) -> None:
-    os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, f"results-seed{seed}.json")
-    mine = {key: value for key, value in done.items() if key.startswith(f"{seed}:")}
-    with open(path + ".tmp", "w") as handle:
-        json.dump({"recipe": recipe, "results": mine}, handle, indent=1)
-    os.replace(path + ".tmp", path)
+    return json.dumps([seed, row])
 
 
 def _markdown(done: dict, args) -> str:
-    seeds = sorted({int(k.split(":")[0]) for k in done})
+    seeds = sorted({json.loads(k)[0] for k in done})
     rows = [key for key in ROWS if any(_key(s, key) in done for s in seeds)]
 
     def values(key, column):
@@ -189,15 +170,8 @@ def _markdown(done: dict, args) -> str:
         for key in rows:
             if key not in (reference, "logistic"):
                 lines.append(f"| {ROWS[key][0]} | " + " | ".join(
-                    _paired(values(key, c), values(reference, c)) for c in COLUMNS) + " |")
+                    paired(values(key, c), values(reference, c)) for c in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _paired(mine, reference) -> str:
-    diffs = [a - b for a, b in zip(mine, reference) if a is not None and b is not None]
-    if not diffs:
-        return "-"
-    return f"{np.mean(diffs):+.4f} [{min(diffs):+.4f}, {max(diffs):+.4f}] {sum(d > 0 for d in diffs)}/{len(diffs)}"
 
 
 if __name__ == "__main__":

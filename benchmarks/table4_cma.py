@@ -32,6 +32,7 @@ import numpy as np  # noqa: E402
 
 import models  # noqa: E402,F401
 from benchmarks.results_section import write_section  # noqa: E402
+from benchmarks.seed_results import load_results, save_results, paired  # noqa: E402
 from yt8m import evaluation, metrics, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
@@ -127,7 +128,7 @@ def main(argv=None) -> None:
     recipe = {k: getattr(args, k) for k in ("max_steps", "batch_size", "learning_rate", "asge_steps",
                                             "validate_files")}
     recipe.update(width=WIDTH, embedding_dim=EMBEDDING_DIM)
-    done = _load_results(args.run_dir, recipe)
+    done = load_results(args.run_dir, recipe)
     started = time.time()
     for seed in [int(s) for s in args.seeds.split(",")]:
         paths = synthetic.ensure(os.path.join(args.data_dir, f"proving_seed{seed}"),
@@ -137,10 +138,10 @@ def main(argv=None) -> None:
             if key in done:
                 continue
             done[key] = run_one(paths, row, seed, args)
-            _save_results(args.run_dir, recipe, done, seed)
+            save_results(args.run_dir, recipe, done, seed)
             print(f"[{time.time() - started:6.0f}s] seed {seed} | {row}: "
                   + ", ".join(f"{k} {v:.4f}" for k, v in done[key].items()), flush=True)
-    done = _load_results(args.run_dir, recipe)  # with the rows of seeds run by other processes
+    done = load_results(args.run_dir, recipe)  # with the rows of seeds run by other processes
     text = _markdown(done, args)
     print("\n" + text)
     if args.write_results:
@@ -151,35 +152,8 @@ def _key(seed: int, row: str) -> str:
     return json.dumps([seed, row])
 
 
-def _load_results(run_dir: str, recipe: dict) -> dict:
-    done = {}
-    for name in sorted(os.listdir(run_dir)) if os.path.isdir(run_dir) else []:
-        if name.startswith("results-seed") and name.endswith(".json"):
-            with open(os.path.join(run_dir, name)) as handle:
-                saved = json.load(handle)
-            if saved.get("recipe") == recipe:
-                done.update(saved["results"])
-    return done
-
-
-def _save_results(run_dir: str, recipe: dict, done: dict, seed: int) -> None:
-    os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, f"results-seed{seed}.json")
-    mine = {key: value for key, value in done.items() if json.loads(key)[0] == seed}
-    with open(path + ".tmp", "w") as handle:
-        json.dump({"recipe": recipe, "results": mine}, handle, indent=1)
-    os.replace(path + ".tmp", path)
-
-
 def _values(done: dict, row: str, seeds, column: str) -> list:
     return [done[_key(s, row)][column] * 100 if _key(s, row) in done else None for s in seeds]
-
-
-def _paired(mine, reference) -> str:
-    diffs = [a - b for a, b in zip(mine, reference) if a is not None and b is not None]
-    if not diffs:
-        return "-"
-    return f"{np.mean(diffs):+.1f} [{min(diffs):+.1f}, {max(diffs):+.1f}] {sum(d > 0 for d in diffs)}/{len(diffs)}"
 
 
 def _markdown(done: dict, args) -> str:
@@ -207,7 +181,7 @@ def _markdown(done: dict, args) -> str:
     for first, second in pairs:
         if first in rows and second in rows:
             lines.append(f"| {first} | {second} | " + " | ".join(
-                _paired(_values(done, first, seeds, c), _values(done, second, seeds, c)) for c in COLUMNS) + " |")
+                paired(_values(done, first, seeds, c), _values(done, second, seeds, c), digits=1) for c in COLUMNS) + " |")
     return "\n".join(lines)
 
 
