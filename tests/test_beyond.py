@@ -121,12 +121,13 @@ def test_weak_negative_loss_by_hand():
     # paper's targets (--unrated_targets=zero) aim row 2's unrated video label 1 at 0 with weight n; it
     # is still no weak negative. Under video_labels it aims at 1.
     m, n = 2.5, 0.1
-    composed = losses.make_loss(Config(loss="reweighted", weak_negative_alpha=alpha, segment_labels=True))
+    composed = losses.make_loss(Config(loss="reweighted", weak_negative_alpha=alpha, segment_labels=True,
+                                       unrated_classes="all"))
     row1 = m * -math.log(0.8) + n * (-math.log(0.6) - math.log(0.9)) + alpha * (-math.log(0.6) - math.log(0.9)) / 2
     row2 = m * -math.log(0.7) + n * (-math.log(0.4) - math.log(0.8)) + alpha * -math.log(0.8)
     assert float(composed(labels, p, sample_weight=weights)) == pytest.approx((row1 + row2) / 2, rel=1e-5)
     video_labels = losses.make_loss(Config(loss="reweighted", weak_negative_alpha=alpha, segment_labels=True,
-                                           unrated_targets="video_labels"))
+                                           unrated_targets="video_labels", unrated_classes="all"))
     row2 = m * -math.log(0.7) + n * (-math.log(0.6) - math.log(0.8)) + alpha * -math.log(0.8)
     assert float(video_labels(labels, p, sample_weight=weights)) == pytest.approx((row1 + row2) / 2, rel=1e-5)
     # --loss=weak_negative defaults to alpha = 1; alpha on a loss it does not compose with is an error.

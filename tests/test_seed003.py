@@ -322,6 +322,32 @@ def test_video_label_segment_targets_spread_from_every_video_label_by_hand(smoot
                                                                                          rel=1e-5)
 
 
+def test_unrated_weight_n_covers_only_the_classes_the_pretraining_set_has_seen_by_hand():
+    # Class 1 has no training video (N = (10, 0, 4)): under --unrated_classes=seen (default) its unrated
+    # elements weigh 0, not n; rated, it still weighs m. --unrated_classes=all weighs every output n.
+    unseen = LabelStatistics(np.array([10, 0, 4]), np.array([[0, 0, 2], [0, 0, 0], [2, 0, 0]]), 12)
+    config = Config(loss="reweighted", segment_labels=True)
+    assert config.unrated_classes == "seen" and losses.needs_label_statistics(config)
+    seen = losses.make_loss(config, unseen)
+    rated = np.array([[0, 0, 1], [0, 1, 0]], "float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(seen.weights(rated)), [[0.1, 0, 2.5], [0.1, 2.5, 0.1]],
+                               rtol=1e-6)
+    row1 = 0.1 * _bce(0, 0.6) + 2.5 * _bce(0, 0.2)             # targets (0, 0, 0): y = (0, 1, 0), rated 2 scored 0
+    row2 = 0.1 * _bce(0, 0.3) + 2.5 * _bce(0, 0.4) + 0.1 * _bce(0, 0.9)   # y = (1, 0, 1), rated 1 scored 0
+    assert float(seen(SEGMENT_Y, SEGMENT_P, sample_weight=rated)) == pytest.approx((row1 + row2) / 2, rel=1e-5)
+    every = losses.make_loss(config.replace(unrated_classes="all"), None)
+    assert not losses.needs_label_statistics(config.replace(unrated_classes="all"))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(every.weights(rated)), [[0.1, 0.1, 2.5], [0.1, 2.5, 0.1]],
+                               rtol=1e-6)
+    assert float(every(SEGMENT_Y, SEGMENT_P, sample_weight=rated)) == pytest.approx(
+        (row1 + 0.1 * _bce(0, 0.7) + row2) / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="unrated_classes=seen needs the label statistics"):
+        losses.make_loss(config)
+    from yt8m.errors import UserError
+    with pytest.raises(UserError, match="unrated_classes"):
+        Config(unrated_classes="vocabulary")
+
+
 @pytest.mark.parametrize("variant, flags", [
     ("(a) BCE on the rated class", {"loss": "bce"}),
     ("(d) every class at 0, m = n = 1", {"loss": "reweighted", "reweight_m": 1.0, "reweight_n": 1.0}),
@@ -375,7 +401,7 @@ def test_smoothing_of_video_labels_caps_at_one_and_reweighting_alone_scales_bce(
         _bce(1, 0.6) + _bce(1, 0.7) + _bce(0.6, 0.2), rel=1e-5)
     # Without smoothing: segment data weighs m / n (the unrated video label 0 aims at 0, the paper's
     # reading); video data (all rated) is m x BCE under either reading.
-    plain = losses.make_loss(Config(loss="reweighted", reweight_m=2.0, reweight_n=0.5), None)
+    plain = losses.make_loss(Config(loss="reweighted", reweight_m=2.0, reweight_n=0.5), HAND_STATS)
     rated = np.array([[0, 1, 0]], "float32")
     assert float(plain(y, p, sample_weight=rated)) == pytest.approx(
         0.5 * _bce(0, 0.6) + 2.0 * _bce(1, 0.7) + 0.5 * _bce(0, 0.2), rel=1e-5)

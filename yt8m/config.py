@@ -13,6 +13,7 @@ STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 LOSSES = ("bce", "class_balanced", "reweighted", "weak_negative",)
 LABEL_SMOOTHINGS = ("none", "correlation")
 UNRATED_TARGETS = ("zero", "video_labels")  # segment targets of the unrated classes (seed 003 §3.2: zero)
+UNRATED_CLASSES = ("seen", "all")          # the classes the reweighted loss's n covers (seen: by the pretraining set)
 ENSEMBLE = "Ensemble"                      # --model=Ensemble: --members combined (yt8m/ensemble.py)
 ENSEMBLE_METHODS = ("mean", "rank")
 CLIP_SAMPLINGS = ("tsn", "consecutive")    # yt8m/data/clips.py
@@ -80,6 +81,7 @@ class Config:
     label_smoothing: str = "none"           # "correlation": seed 003 Eq.4-6 targets
     tau: float = 0.5                        # threshold of P' (Eq.5)
     unrated_targets: str = "zero"           # segment finetuning: unrated classes' targets, UNRATED_TARGETS
+    unrated_classes: str = "seen"           # --loss=reweighted: the classes weighted n, UNRATED_CLASSES
     noise_std: float = 0.0                  # Gaussian noise on the dequantised frames (training only)
     noise_mask_rate: float = 0.5            # share of the elements that get noise
     strategy: str = "default"
@@ -125,6 +127,8 @@ class Config:
             raise UserError(f"--label_smoothing={self.label_smoothing!r} is not one of {', '.join(LABEL_SMOOTHINGS)}")
         if self.unrated_targets not in UNRATED_TARGETS:
             raise UserError(f"--unrated_targets={self.unrated_targets!r} is not one of {', '.join(UNRATED_TARGETS)}")
+        if self.unrated_classes not in UNRATED_CLASSES:
+            raise UserError(f"--unrated_classes={self.unrated_classes!r} is not one of {', '.join(UNRATED_CLASSES)}")
         if self.optimizer not in OPTIMIZERS:
             raise UserError(f"--optimizer={self.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         for name in ("tau", "noise_mask_rate"):

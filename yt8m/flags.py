@@ -10,7 +10,7 @@ from absl import flags
 from yt8m.errors import UserError
 from yt8m.config import (CLIP_SAMPLINGS, CONTEXT_COMBINES, CONTEXT_SEGMENT_ENCODERS, ENSEMBLE_METHODS,
                          LABEL_SMOOTHINGS, LOSSES, OPTIMIZERS, SEGMENT_CONTEXTS, STAGES, STRATEGIES,
-                         UNRATED_TARGETS, Config, parse_model_params)
+                         UNRATED_CLASSES, UNRATED_TARGETS, Config, parse_model_params)
 
 FLAGS = flags.FLAGS
 
@@ -111,6 +111,10 @@ def define_flags() -> None:
     flags.DEFINE_enum("unrated_targets", d.unrated_targets, UNRATED_TARGETS, "Segment finetuning: the target of "
                       "the classes a segment's rating does not name. zero (the paper, seed 003 §3.2): one-hot-like, "
                       "0 for every other class; video_labels: the video's labels.")
+    flags.DEFINE_enum("unrated_classes", d.unrated_classes, UNRATED_CLASSES, "--loss=reweighted: the classes "
+                      "weighted --reweight_n. seen: those with a video in the pretraining set's label statistics "
+                      "(on YouTube-8M every one of the 3862, the paper's loss); all: every output, also those no "
+                      "training video carries.")
     flags.DEFINE_enum("label_smoothing", d.label_smoothing, LABEL_SMOOTHINGS, "correlation: targets "
                       "y' = min(1, y + y P') with P' the label correlations >= --tau (seed 003 Eq.4-6); "
                       "needs the label statistics (--label_stats).")

@@ -43,7 +43,9 @@ class ReweightedCrossentropy(MultiLabelCrossentropy):
     class overwritten by its 0/1 score) as
       - "zero" (the paper, §3.2): a one-hot-like target, the rated class's score and 0 elsewhere;
       - "video_labels": the video labels as the targets of the unrated classes.
-    Each element's BCE is weighted m on an annotated class and n elsewhere. With `smoothing`
+    Each element's BCE is weighted m on an annotated class and n on the other classes of the label
+    space: with `classes` ((C,) 0/1, --unrated_classes=seen: the classes the pretraining statistics
+    have seen) n on those alone and 0 on outputs no training video carries. With `smoothing`
     (P' of `graphs.thresholded_correlation`, (C, C)) the targets become y' = min(1, y + y P'), so
     under "zero" only an annotated-1 class spreads; with `keep_rated_scores` (segment ratings) a
     rated class keeps its own score. m = 1, n = 0 without smoothing is plain weighted BCE.
@@ -51,13 +53,14 @@ class ReweightedCrossentropy(MultiLabelCrossentropy):
     """
 
     def __init__(self, m: float = 2.5, n: float = 0.1, smoothing=None, keep_rated_scores: bool = True,
-                 unrated_targets: str = "zero", epsilon: float = 1e-7, name: str = "reweighted_crossentropy",
-                 **kwargs):
+                 unrated_targets: str = "zero", classes=None, epsilon: float = 1e-7,
+                 name: str = "reweighted_crossentropy", **kwargs):
         super().__init__(epsilon=epsilon, name=name, **kwargs)
         if unrated_targets not in UNRATED_TARGETS:
             raise ValueError(f"unrated_targets={unrated_targets!r} is not one of {', '.join(UNRATED_TARGETS)}")
         self.m, self.n, self.keep_rated_scores = float(m), float(n), keep_rated_scores
         self.unrated_targets = unrated_targets
+        self.classes = None if classes is None else np.asarray(classes, np.float32)
         self.smoothing = None
         if smoothing is not None:
             rows, cols = np.nonzero(smoothing)  # P' is sparse: only correlations >= tau survive
@@ -76,7 +79,8 @@ class ReweightedCrossentropy(MultiLabelCrossentropy):
         return ops.where(rated > 0, y_true, smoothed) if self.keep_rated_scores else smoothed
 
     def weights(self, rated):
-        return self.n + (self.m - self.n) * rated  # seed 003 Eq.2-3: m on the annotated classes, n elsewhere
+        others = self.n if self.classes is None else self.n * ops.cast(self.classes, "float32")
+        return others + (self.m - others) * rated  # seed 003 Eq.2-3: m on the annotated classes, n on the others
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         y_true, rated = _labels_and_rated(y_true, sample_weight)
@@ -84,7 +88,8 @@ class ReweightedCrossentropy(MultiLabelCrossentropy):
 
     def get_config(self):
         return {**super().get_config(), "m": self.m, "n": self.n, "keep_rated_scores": self.keep_rated_scores,
-                "unrated_targets": self.unrated_targets}
+                "unrated_targets": self.unrated_targets,
+                "classes": None if self.classes is None else self.classes.tolist()}
 
 
 def _labels_and_rated(y_true, sample_weight):
@@ -133,9 +138,10 @@ class WeakNegativeCrossentropy(ReweightedCrossentropy):
     """
 
     def __init__(self, alpha: float = 1.0, m: float = 1.0, n: float = 0.0, smoothing=None,
-                 keep_rated_scores: bool = True, unrated_targets: str = "zero", epsilon: float = 1e-7,
+                 keep_rated_scores: bool = True, unrated_targets: str = "zero", classes=None, epsilon: float = 1e-7,
                  name: str = "weak_negative_crossentropy", **kwargs):
-        super().__init__(m, n, smoothing, keep_rated_scores, unrated_targets, epsilon=epsilon, name=name, **kwargs)
+        super().__init__(m, n, smoothing, keep_rated_scores, unrated_targets, classes, epsilon=epsilon, name=name,
+                         **kwargs)
         self.alpha = float(alpha)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
@@ -151,8 +157,19 @@ class WeakNegativeCrossentropy(ReweightedCrossentropy):
 
 
 def needs_label_statistics(config: Config) -> bool:
-    """Whether make_loss needs `label_statistics` (correlation smoothing, class frequencies)."""
-    return config.label_smoothing == "correlation" or config.loss == "class_balanced"
+    """Whether make_loss needs `label_statistics` (correlation smoothing, class frequencies, the classes
+    the reweighted loss's n covers under --unrated_classes=seen)."""
+    return (config.label_smoothing == "correlation" or config.loss == "class_balanced"
+            or (config.loss == "reweighted" and config.unrated_classes == "seen"))
+
+
+def _label_space(config: Config, label_statistics):
+    """(C,) 0/1: the classes seen by the pretraining statistics (--unrated_classes=seen), else None (all)."""
+    if config.unrated_classes != "seen":
+        return None
+    if label_statistics is None:
+        raise ValueError("--unrated_classes=seen needs the label statistics")
+    return (np.asarray(label_statistics.counts) > 0).astype(np.float32)
 
 
 def make_loss(config: Config, label_statistics=None) -> keras.losses.Loss:
@@ -167,11 +184,13 @@ def make_loss(config: Config, label_statistics=None) -> keras.losses.Loss:
     alpha = config.effective_weak_negative_alpha
     if config.loss == "weak_negative" or (config.loss == "reweighted" and alpha > 0):
         m, n = (1.0, 0.0) if config.loss == "weak_negative" else (config.reweight_m, config.reweight_n)
+        classes = _label_space(config, label_statistics) if config.loss == "reweighted" else None
         return WeakNegativeCrossentropy(alpha, m, n, smoothing, keep_rated_scores=config.segment_labels,
-                                        unrated_targets=config.unrated_targets)
+                                        unrated_targets=config.unrated_targets, classes=classes)
     if config.loss == "reweighted":
         return ReweightedCrossentropy(config.reweight_m, config.reweight_n, smoothing,
-                                      keep_rated_scores=config.segment_labels, unrated_targets=config.unrated_targets)
+                                      keep_rated_scores=config.segment_labels, unrated_targets=config.unrated_targets,
+                                      classes=_label_space(config, label_statistics))
     if config.loss == "class_balanced":
         if smoothing is not None:
             raise ValueError("--label_smoothing=correlation works with --loss=bce or reweighted, not class_balanced")
