@@ -88,7 +88,7 @@ def attention_maps(model: keras.Model, inputs: dict) -> dict[str, np.ndarray]:
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     frames = np.asarray(inputs[schema.FRAMES_INPUT]).shape[1]
     valid = np.arange(frames)[None, :] < np.asarray(inputs[schema.NUM_FRAMES_INPUT])[:, None]
-    strides = _head_strides(model)
+    strides = head_strides(model)
     maps = {}
     for head, attention in zip(heads, outputs):
         attention = keras.ops.convert_to_numpy(attention)
@@ -98,7 +98,7 @@ def attention_maps(model: keras.Model, inputs: dict) -> dict[str, np.ndarray]:
     return maps
 
 
-def _head_strides(model: keras.Model) -> dict[str, int]:
+def head_strides(model: keras.Model) -> dict[str, int]:
     """Frames per attention step of each head name (1 without SNet)."""
     try:
         snet = model.get_layer(SNET_LAYER)
