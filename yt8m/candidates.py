@@ -18,12 +18,12 @@ when the candidates alone fill a class's K slots (the real test set's case).
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from yt8m import rundir
 from yt8m.config import Config
 from yt8m.data import readers, schema
 from yt8m.errors import UserError
@@ -99,12 +99,9 @@ def candidate_recall(table: CandidateTable, segment_ids, class_ids, ratings) -> 
 def video_candidates(config: Config, pattern: str, flag: str, segment_model: keras.Model | None = None,
                      progress: bool = True) -> CandidateTable:
     """The first pass: top-k classes of every video of `pattern` by the video-level model."""
-    from yt8m.training import load_trained_model
-
     if config.video_model_dir:
-        model = load_trained_model(config.video_model_dir, flag="video_model_dir")
-        saved = os.path.join(config.video_model_dir, "config.json")
-        video_config = Config.load(saved) if os.path.exists(saved) else None
+        model = rundir.load_trained_model(config.video_model_dir, flag="video_model_dir")
+        video_config = rundir.saved_config(config.video_model_dir)
     else:
         model, video_config = segment_model, None
     if model is None:

@@ -15,7 +15,7 @@ from yt8m.data import inputs, readers
 from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output, probe_writable, remove_stale_temp_files
-from yt8m.training import MODEL_FILE, load_trained_model
+from yt8m.rundir import MODEL_FILE, load_trained_model
 from yt8m.progress import CountLines, keras_verbose
 
 

@@ -17,6 +17,7 @@ import os
 import keras
 import tensorflow as tf
 
+from yt8m import rundir
 from yt8m.config import Config
 from yt8m.data import readers, schema
 from yt8m.errors import UserError
@@ -64,7 +65,5 @@ def export(model: keras.Model, config: Config, export_dir: str) -> str:
 
 def export_run(config: Config) -> str:
     """Exports config.train_dir's model.keras to config.export_dir."""
-    from yt8m.training import load_trained_model
-
     # A segment model is a frame-level model: it serves the frames of each record the same way.
-    return export(load_trained_model(config.train_dir), config, config.export_dir)
+    return export(rundir.load_trained_model(config.train_dir), config, config.export_dir)

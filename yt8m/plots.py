@@ -18,7 +18,7 @@ import numpy as np
 from absl import app
 from absl import flags as absl_flags
 
-from yt8m import cli, flags
+from yt8m import cli, flags, rundir
 from yt8m.config import Config
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output
@@ -49,7 +49,7 @@ def _save(figure, path: str) -> str:
 def _run_config(train_dir: str) -> Config:
     if not train_dir:
         raise UserError("--train_dir is empty; give the directory of a trained CMA run")
-    return Config.load(os.path.join(train_dir, "config.json"))
+    return rundir.load_config(train_dir)
 
 
 def _class_names(config: Config) -> dict[int, str]:
@@ -132,13 +132,12 @@ def plot_attention(run_dir: str, pattern: str, output_file: str = "", num_exampl
     """PNG: the per-class temporal attention of the `top_classes` highest-scored classes on `num_examples`
     videos of `pattern` (or the one `video_id`); for SRDL one more row, a training video with the interval
     OE erases from each top-K class's own attention shaded in that class's colour."""
-    from yt8m import training
 
     plt = _pyplot()
     config = _run_config(run_dir)
     if not config.frame_features:
         raise UserError(f"the run in {run_dir} is video-level; attention needs a frame-level SRDL or CMA run")
-    model = training.load_trained_model(run_dir, flag="run_dir")
+    model = rundir.load_trained_model(run_dir, flag="run_dir")
     names = _class_names(config)
     rows = [(f"video {i}", v, y) for v, y, i in _single_videos(
         _videos(config, pattern, num_examples, "data_pattern", video_id))]
@@ -176,7 +175,6 @@ def _single_videos(videos: tuple[dict, np.ndarray, list]) -> list:
 def plot_embeddings(train_dir: str, output_file: str = "", max_classes: int = 60) -> str:
     """PNG: A' and cos(e_i, e_j) of the `max_classes` most frequent training labels, and cos against A'
     over every pair of seen labels (pairs the relaxation switches off shaded)."""
-    from yt8m import training
     from yt8m.labels import context, embeddings, graphs
     from models.layers.asge import cosine_matrix
 
@@ -186,7 +184,7 @@ def plot_embeddings(train_dir: str, output_file: str = "", max_classes: int = 60
     if os.path.exists(saved):
         vectors = np.load(saved)
     else:
-        model = training.load_trained_model(train_dir)
+        model = rundir.load_trained_model(train_dir)
         layer = next((l for l in model.layers if l.name == "label_embeddings"), None)
         if layer is None:
             raise UserError(f"no {embeddings.EMBEDDINGS_FILE} and no label_embeddings layer in {train_dir}")

@@ -1,16 +1,21 @@
-"""The run directory's guards: checked before the first write, never another run's files replaced
-(unless --overwrite), stale temporary files of killed processes removed, nothing left behind by a
-run that failed before it saved anything."""
+"""A run directory: its layout (the file names), the model, config and result a run saves there (every
+path through tf.io.gfile), and its guards: checked before the first write, never another run's files
+replaced (unless --overwrite), stale temporary files of killed processes removed, nothing left behind
+by a run that failed before it saved anything. Training, evaluation, export, plots, ensembles and
+candidates all read and write runs through here."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 
 import keras
 import tensorflow as tf
 
+import models  # noqa: F401  (registers the layers, so load_model needs no custom objects)
 from yt8m.config import Config
 from yt8m.errors import UserError
-from yt8m.fileio import probe_writable, remove_stale_temp_files
+from yt8m.fileio import atomic_output, probe_writable, remove_stale_temp_files
 
 CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
@@ -24,6 +29,58 @@ IDENTITY = ("model", "model_params", "num_classes", "feature_names", "feature_si
 # What --overwrite removes: every file train.py (and eval.py) writes there.
 RUN_FILES = (CONFIG_FILE, MODEL_FILE, BACKUP_DIR, "logs", "workers", "eval.json", STATS_FILE, BEST_MODEL_FILE,
              BEST_EVAL_FILE, RESULT_FILE)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What a stage's train returns (and saves as RESULT_FILE; an ensemble's run returns one too)."""
+    train_dir: str
+    model_path: str
+    steps: int
+    final_loss: float
+    replicas: int
+    health: tuple[str, ...] = ()    # yt8m/health.py: the symptoms of a dead model, empty when it looks alive
+    validation: tuple[dict, ...] = ()  # --eval_data_pattern while training: {"step", metric: value} each time
+    best: dict | None = None        # --keep_best_checkpoint: the best validation (metric, value, step, metrics)
+
+
+def load_trained_model(train_dir: str, flag: str = "train_dir") -> keras.Model:
+    """The model a run saved (without optimizer state), or a clear error naming the flag."""
+    path = os.path.join(train_dir, MODEL_FILE)
+    if not train_dir or not tf.io.gfile.exists(path):
+        raise UserError(f"no {MODEL_FILE} under --{flag}={train_dir!r}; train a model there first "
+                        f"(python train.py --train_dir=...)")
+    return keras.models.load_model(path, compile=False)
+
+
+def saved_config(train_dir: str) -> Config | None:
+    """The config a run saved in `train_dir`, None when it holds none."""
+    path = os.path.join(train_dir, CONFIG_FILE) if train_dir else ""
+    return Config.load(path) if path and tf.io.gfile.exists(path) else None
+
+
+def load_config(train_dir: str, flag: str = "train_dir") -> Config:
+    """The config a run saved, or a clear error naming the flag."""
+    config = saved_config(train_dir)
+    if config is None:
+        raise UserError(f"no {CONFIG_FILE} under --{flag}={train_dir!r}; give a directory written by train.py")
+    return config
+
+
+def save_result(result: TrainResult) -> None:
+    with atomic_output(os.path.join(result.train_dir, RESULT_FILE)) as handle:
+        json.dump(dataclasses.asdict(result), handle, indent=2)
+
+
+def saved_result(train_dir: str) -> TrainResult | None:
+    """The TrainResult a run saved when its stage ended, None when it has none (stopped before, or older)."""
+    path = os.path.join(train_dir, RESULT_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as handle:
+        fields = json.load(handle)
+    return TrainResult(**{**fields, "health": tuple(fields.get("health", ())),
+                          "validation": tuple(fields.get("validation", ()))})
 
 
 class RunDir:

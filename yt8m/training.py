@@ -1,7 +1,6 @@
 """Build, compile and fit a model for one stage (pretrain or finetune) of a run."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
@@ -11,30 +10,18 @@ import numpy as np
 import tensorflow as tf
 
 from models import registry
-from yt8m import augment, backup, distribute, health, losses, multi_worker, rundir, segment_context, swa
+from yt8m import augment, backup, distribute, evaluation, health, losses, multi_worker, rundir, segment_context, swa
 from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss, Validation
-from yt8m.rundir import CONFIG_FILE, MODEL_FILE  # noqa: F401  (the run's file names, also imported from here)
+from yt8m.rundir import MODEL_FILE, TrainResult, load_trained_model
 from yt8m.backup import AtomicBackupAndRestore
 from yt8m.config import ENSEMBLE, Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
-from yt8m.fileio import atomic_output, match_files
+from yt8m.fileio import match_files
 from yt8m.labels import context
-from yt8m.optimizers import GRAPH_LAYERS, FusedAdam
+from yt8m.optimizers import make_optimizer
 from yt8m.progress import keras_verbose
 
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainResult:
-    train_dir: str
-    model_path: str
-    steps: int
-    final_loss: float
-    replicas: int
-    health: tuple[str, ...] = ()    # yt8m/health.py: the symptoms of a dead model, empty when it looks alive
-    validation: tuple[dict, ...] = ()  # --eval_data_pattern while training: {"step", metric: value} each time
-    best: dict | None = None        # --keep_best_checkpoint: the best validation (metric, value, step, metrics)
 
 
 def train(config: Config) -> TrainResult:
@@ -142,25 +129,21 @@ def _train(config: Config) -> TrainResult:
                          strategy.num_replicas_in_sync, found,
                          tuple(validation.history) if validation else (), validation.best if validation else None)
     if chief:
-        with atomic_output(os.path.join(config.train_dir, rundir.RESULT_FILE)) as handle:
-            json.dump(dataclasses.asdict(result), handle, indent=2)
+        rundir.save_result(result)
     return result
 
 
 def _finished_run(config: Config, steps: int, replicas: int) -> TrainResult:
     """A rerun with nothing left to train says so and returns the results the run saved when it ended."""
-    saved = os.path.join(config.train_dir, rundir.RESULT_FILE)
+    saved = rundir.saved_result(config.train_dir)
     target = f" of --max_steps={config.max_steps}" if config.max_steps else f", {config.num_epochs} epochs"
-    if not tf.io.gfile.exists(saved):
+    if saved is None:
         print(f"nothing to train: {config.train_dir} holds a finished run (step {steps}{target}) without "
               f"{rundir.RESULT_FILE} (stopped before its end, or older); its losses are in TensorBoard (logs/train)")
         return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE), steps, math.nan, replicas)
-    with tf.io.gfile.GFile(saved) as handle:
-        fields = json.load(handle)
     print(f"nothing to train: {config.train_dir} holds a finished run (step {steps}{target}); its results as "
           f"trained (a larger --max_steps or --num_epochs continues it, another --train_dir starts afresh)")
-    return TrainResult(**{**fields, "health": tuple(fields.get("health", ())),
-                          "validation": tuple(fields.get("validation", ()))})
+    return saved
 
 
 def _validates(config: Config) -> bool:
@@ -175,24 +158,11 @@ def _validates(config: Config) -> bool:
 
 def _validation(config: Config, nan_guard: StopOnNonFiniteLoss) -> Validation:
     """The Validation callback: evaluation.score's metrics (eval.py's) of the model being trained."""
-    from yt8m import evaluation   # imported here: evaluation imports this module (load_trained_model)
-
     best = bool(config.keep_best_checkpoint)
     return Validation(lambda model: evaluation.score(config, model, progress=False),
                       os.path.join(config.train_dir, "logs", "validation"), config.eval_every_steps, nan_guard,
                       best_model=os.path.join(config.train_dir, rundir.BEST_MODEL_FILE) if best else "",
                       best_eval=os.path.join(config.train_dir, rundir.BEST_EVAL_FILE) if best else "")
-
-
-def load_trained_model(train_dir: str, flag: str = "train_dir") -> keras.Model:
-    """The model a run saved, or a clear error naming the flag."""
-    path = os.path.join(train_dir, MODEL_FILE)
-    if not train_dir or not tf.io.gfile.exists(path):
-        raise UserError(f"no {MODEL_FILE} under --{flag}={train_dir!r}; train a model there first "
-                        f"(python train.py --train_dir=...)")
-    import models  # noqa: F401  (registers the layers for deserialisation)
-
-    return keras.models.load_model(path, compile=False)
 
 
 def _initial_model(config: Config, stats=None) -> keras.Model:
@@ -302,20 +272,7 @@ def _to_device(dataset: tf.data.Dataset, config: Config) -> tf.data.Dataset:
 
 
 def _optimizer(config: Config) -> keras.optimizers.Optimizer:
-    decay_steps = max(1, config.learning_rate_decay_examples // config.batch_size)
-    schedule = keras.optimizers.schedules.ExponentialDecay(
-        config.base_learning_rate, decay_steps, config.learning_rate_decay, staircase=True)
-    multipliers = {}
-    if config.gcn_learning_rate and config.gcn_learning_rate != config.base_learning_rate:
-        if config.base_learning_rate <= 0:
-            raise UserError("--gcn_learning_rate is a rate beside --base_learning_rate; give a positive base rate")
-        multipliers = dict.fromkeys(GRAPH_LAYERS, config.gcn_learning_rate / config.base_learning_rate)
-    if config.optimizer == "sgd":
-        if multipliers or config.weight_decay:
-            raise UserError("--gcn_learning_rate and --weight_decay work with --optimizer=adam")
-        return keras.optimizers.SGD(schedule, momentum=0.9, global_clipnorm=config.clip_gradient_norm or None)
-    return FusedAdam(schedule, global_clipnorm=config.clip_gradient_norm or None,
-                     learning_rate_multipliers=multipliers, l2_decay=config.weight_decay)
+    return make_optimizer(config)
 
 
 def _resume_from_chief_backup(train_dir: str, work_dir: str) -> None:
