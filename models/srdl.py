@@ -35,7 +35,8 @@ class SRDL(keras.Model):
 @registry.register("SRDLModel", frame_level=True)
 def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gcn_hidden_size: int = 64,
                embedding_dim: int = 300, srdl_top_k: int = 3, srdl_alpha: float = 0.5, sample_frames: int = 0,
-               class_block: int = 256, label_embeddings: np.ndarray | None = None) -> keras.Model:
+               class_block: int = 256, label_norm: str = "l2",
+               label_embeddings: np.ndarray | None = None) -> keras.Model:
     """SRDL (CAR + OE) over frames.
 
     Frames -> ReLU projection to `hidden_size` channels (F). Label embeddings (the
@@ -65,7 +66,8 @@ def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gc
                                   name="label_nodes")(features)
     units = [gcn_hidden_size, hidden_size] if gcn_hidden_size else [hidden_size]
     label_vectors = GCNStack(units, name="label_gcn")(nodes, adjacency)[-1]
-    probabilities = CategoryAttention(num_classes, srdl_top_k, srdl_alpha, class_block, name="car")(
+    probabilities = CategoryAttention(num_classes, srdl_top_k, srdl_alpha, class_block, label_norm,
+                                      name="car")(
         features, num_frames, label_vectors)
     return SRDL(inputs, probabilities, name="SRDLModel")
 

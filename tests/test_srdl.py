@@ -73,7 +73,7 @@ def _car(num_classes=3, width=4, label_width=5, seed=0, **kwargs):
 
 
 def _numpy_car(w, features, labels):
-    """Eq.4-5 in numpy, one example, class and frame at a time."""
+    """Eq.4-5 in numpy, one example, class and frame at a time, h_c as given (label_norm="none")."""
     batch, steps, _ = features.shape
     channel = np.zeros((batch, len(labels), features.shape[2]))
     spatial = np.zeros((batch, len(labels), steps))
@@ -107,7 +107,7 @@ def _numpy_interval(curve, alpha):
 
 
 def test_channel_and_temporal_attention_with_their_branch_transforms_against_numpy():
-    layer, w = _car()
+    layer, w = _car(label_norm="none")
     rng = np.random.default_rng(1)
     features = np.maximum(rng.normal(size=(2, 10, 4)), 0).astype(np.float32)
     labels = rng.normal(size=(3, 5)).astype(np.float32)
@@ -121,6 +121,39 @@ def test_channel_and_temporal_attention_with_their_branch_transforms_against_num
     layer.f_s_kernel.assign(np.zeros((5, 1), np.float32))
     flat = layer.attention(tf.constant(features), tf.constant(labels))[1].numpy()
     np.testing.assert_allclose(flat, np.full(flat.shape, _sigmoid(w["f_s_bias"][0])), rtol=1e-6)
+
+
+@pytest.mark.parametrize("label_norm, scale", [("l2", None), ("rsqrt", 1 / np.sqrt(5))])
+def test_label_norm_scales_h_c_before_eq4_and_eq5(label_norm, scale):
+    layer, w = _car(label_norm=label_norm)
+    rng = np.random.default_rng(1)
+    features = np.maximum(rng.normal(size=(2, 10, 4)), 0).astype(np.float32)
+    labels = rng.normal(size=(3, 5)).astype(np.float32)
+    scaled = labels / np.linalg.norm(labels, axis=1, keepdims=True) if scale is None else labels * scale
+    expected = _numpy_car(w, features, scaled)
+    for ours, theirs in zip(layer.attention(tf.constant(features), tf.constant(labels)), expected):
+        np.testing.assert_allclose(ours.numpy(), theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_l2_label_vectors_keep_the_temporal_attention_off_its_rails():
+    # GCN label vectors of norm 10 (what 60 training steps grow on the proving ground) and f_s = 1 on
+    # each of 16 channels: unscaled, Eq.5's logit tanh(f_sa(F_t)) . h_c reaches tens and the sigmoid
+    # sits at its rails; L2-normalised, Cauchy-Schwarz bounds it by ||f_s|| = sqrt(16) = 4, so SA stays
+    # inside sigmoid(+-4) = (0.018, 0.982) and every curve still varies over the frames.
+    rng = np.random.default_rng(0)
+    features = tf.constant(np.maximum(rng.normal(size=(4, 30, 16)), 0).astype(np.float32))
+    labels = rng.normal(size=(20, 16)).astype(np.float32)
+    labels = tf.constant(10 * labels / np.linalg.norm(labels, axis=1, keepdims=True))
+    spatial = {}
+    for label_norm in ("none", "l2"):
+        layer = CategoryAttention(20, label_norm=label_norm)
+        layer.build((None, None, 16), (None,), (20, 16))
+        layer.f_sa_kernel.assign(3 * rng.normal(size=(16, 16)).astype(np.float32))  # tanh near +-1
+        layer.f_s_kernel.assign(np.ones((16, 1), np.float32))
+        spatial[label_norm] = layer.attention(features, labels)[1].numpy()
+    assert np.mean((spatial["none"] > 0.999) | (spatial["none"] < 0.001)) > 0.3
+    assert spatial["l2"].min() > _sigmoid(-4.0) - 1e-6 and spatial["l2"].max() < _sigmoid(4.0) + 1e-6
+    assert (spatial["l2"].max(axis=-1) - spatial["l2"].min(axis=-1)).min() > 0.05  # no flat curve
 
 
 # 3 classes, 10 frames: each curve has its own peak and its own run >= 0.5 (min 0 and max 1 already).
@@ -291,6 +324,8 @@ def test_trained_model_reloads_with_its_predictions_and_erasing_settings(tmp_pat
 
 
 def test_bad_erasing_settings_are_rejected():
+    with pytest.raises(ValueError, match="label_norm"):
+        _model(label_norm="layer")
     with pytest.raises(ValueError, match="srdl_alpha"):
         _model(srdl_alpha=0.0)
     with pytest.raises(ValueError, match="srdl_top_k"):

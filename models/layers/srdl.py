@@ -25,6 +25,20 @@ import keras
 import tensorflow as tf
 
 
+LABEL_NORMS = ("none", "l2", "rsqrt")
+
+
+def scale_label_vectors(label_vectors, label_norm: str):
+    """The h_c that Eq.4-5 gate with: as the GCN gives them ("none", the paper), each L2-normalised
+    ("l2"), or times 1/sqrt(e) ("rsqrt"). Unscaled GCN vectors grow (norms 7-12 after 60 steps on the
+    proving ground) and saturate the sigmoids of Eq.4-5 (docs/results.md, issue 7)."""
+    if label_norm == "l2":
+        return tf.math.l2_normalize(label_vectors, axis=-1, epsilon=1e-12)
+    if label_norm == "rsqrt":
+        return label_vectors * tf.math.rsqrt(tf.cast(tf.shape(label_vectors)[-1], label_vectors.dtype))
+    return label_vectors
+
+
 def normalized_attention(attention, num_frames):
     """(B, K, T) temporal attention -> (B, K, T): each class's curve min-max normalised over
     its valid frames, 0 on padding; a flat curve becomes 0 (Eq.7)."""
@@ -122,8 +136,10 @@ class CategoryAttention(keras.layers.Layer):
     """
 
     def __init__(self, num_classes: int, erase_top_k: int = 3, erase_alpha: float = 0.5,
-                 class_block: int = 256, **kwargs):
+                 class_block: int = 256, label_norm: str = "l2", **kwargs):
         super().__init__(**kwargs)
+        if label_norm not in LABEL_NORMS:
+            raise ValueError(f"label_norm must be one of {LABEL_NORMS}, got {label_norm!r}")
         if erase_top_k < 0:
             raise ValueError(f"srdl_top_k must be >= 0 (0: no erasing), got {erase_top_k}")
         if not 0.0 < erase_alpha <= 1.0:
@@ -134,6 +150,7 @@ class CategoryAttention(keras.layers.Layer):
         self.erase_top_k = erase_top_k
         self.erase_alpha = erase_alpha
         self.class_block = class_block
+        self.label_norm = label_norm
         self.erased_probabilities = None
 
     def build(self, features_shape, num_frames_shape=None, label_vectors_shape=None):
@@ -157,6 +174,7 @@ class CategoryAttention(keras.layers.Layer):
 
     def attention(self, features, label_vectors):
         """(CA (B, C, d), SA (B, C, T)) of Eq.4-5, both in [0, 1]; features already masked."""
+        label_vectors = scale_label_vectors(label_vectors, self.label_norm)
         pooled = tf.reduce_max(features, axis=1)  # GMP (B, d); >= 0, so padding (zeros) never wins
         context = tf.tanh(pooled @ self.f_ca_kernel + self.f_ca_bias)  # (B, e)
         # Eq.4: CA = sigmoid(f_c(tanh(f_ca(GMP(F))) * h_c)); f_c is linear, so (u * h_c) W_c is one einsum.
@@ -210,4 +228,5 @@ class CategoryAttention(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "erase_top_k": self.erase_top_k,
-                "erase_alpha": self.erase_alpha, "class_block": self.class_block}
+                "erase_alpha": self.erase_alpha, "class_block": self.class_block,
+                "label_norm": self.label_norm}
