@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import models  # noqa: E402,F401
 from benchmarks.results_section import write_section  # noqa: E402
 from benchmarks.seed_results import load_results, save_results, paired  # noqa: E402
-from yt8m import evaluation, metrics, training  # noqa: E402
+from yt8m import evaluation, metrics, rundir, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
 
@@ -165,7 +165,7 @@ def main(argv=None) -> None:
                 model, params = ARCHITECTURES[arch]
                 pretrain = base.replace(model=model, model_params=params,
                                         train_dir=_dir(args.run_dir, seed, arch, "pretrain"))
-                if not os.path.exists(os.path.join(pretrain.train_dir, training.MODEL_FILE)):
+                if not os.path.exists(os.path.join(pretrain.train_dir, rundir.MODEL_FILE)):
                     _fresh_train(pretrain)
                 if changes is PRETRAIN_ONLY:
                     done[key] = _test_map(pretrain.replace(stage="finetune", init_from=pretrain.train_dir,

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from yt8m import candidates, ensemble, evaluation, metrics, training  # noqa: E402
+from yt8m import candidates, ensemble, evaluation, metrics, rundir, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
 
@@ -48,7 +48,7 @@ def main():
                   num_classes=paths.num_classes, model="DbofModel", model_params=MODEL_PARAMS, batch_size=64,
                   base_learning_rate=0.005, steps_per_epoch=100, max_steps=args.pretrain_steps,
                   train_data_pattern=paths.frame_train, train_dir=os.path.join(args.out, "pretrain"))
-    if not os.path.exists(os.path.join(base.train_dir, training.MODEL_FILE)):
+    if not os.path.exists(os.path.join(base.train_dir, rundir.MODEL_FILE)):
         training.train(base)
     finetune = base.replace(stage="finetune", init_from=base.train_dir, segment_labels=True,
                             train_data_pattern=finetune_files, max_steps=args.finetune_steps,
@@ -110,7 +110,7 @@ def _gating(run: Config, video_model_dir: str, truth, out, repeats: int):
             held = evaluation.evaluate(gated.replace(output_file=os.path.join(out, "gated.eval.json")),
                                        progress=False)
             table = candidates.video_candidates(gated, gated.input_data_pattern, "input_data_pattern",
-                                                training.load_trained_model(run.train_dir), progress=False)
+                                                rundir.load_trained_model(run.train_dir), progress=False)
             test_recall = candidates.candidate_recall(table, truth["segment_id"].to_numpy(),
                                                       truth["class_id"].to_numpy(), truth["score"].to_numpy())
             csv = os.path.join(out, "gated.csv")

@@ -44,7 +44,7 @@ import models  # noqa: E402,F401
 from benchmarks.results_section import write_section  # noqa: E402
 from benchmarks.seed_results import paired  # noqa: E402
 from models import context  # noqa: E402
-from yt8m import evaluation, metrics, segment_context, training  # noqa: E402
+from yt8m import evaluation, metrics, rundir, segment_context, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import readers, schema, synthetic, video_segments  # noqa: E402
 
@@ -191,7 +191,7 @@ def _predict_times(runs: dict, paths) -> dict:
             (REFERENCE, "whole videos", _one_pass, segment_context.inference_dataset),
             ("context-aware", "whole videos", lambda m: m, segment_context.inference_dataset)):
         run = runs[row].replace(stage="pretrain", init_from="", input_data_pattern=paths.frame_test)
-        model = model_of(training.load_trained_model(run.train_dir))
+        model = model_of(rundir.load_trained_model(run.train_dir))
         predict = evaluation.predict_batches if make is inputs.inference_dataset else segment_context.predict_batches
         for _ in predict(model, make(run), paths.frame_test, "input_data_pattern", progress=False):
             break   # the first batch traces the function: not timed
@@ -225,7 +225,7 @@ def _shifted(frames, num_frames, delta: int):
 def _pair_scores(run: Config, paths, truth):
     """The run's score of every rated test pair with frames shifted by 0, -1, +1, and the rank of the pair's
     class among its video's video-level predictions (for the candidate rows)."""
-    model = training.load_trained_model(run.train_dir)
+    model = rundir.load_trained_model(run.train_dir)
     whole = _one_pass(model)
     video = context.video_model(model) if context.is_context_model(model) else model
     forward = tf.function(lambda x: whole(x, training=False), reduce_retracing=True)

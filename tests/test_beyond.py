@@ -11,7 +11,7 @@ import models  # noqa: F401  (registers the layers)
 from helpers import frame_config
 from models import registry
 from models.ensemble import build_ensemble, per_class_ranks, reference_quantiles
-from yt8m import candidates, ensemble, evaluation, losses, metrics, swa, training
+from yt8m import candidates, ensemble, evaluation, losses, metrics, rundir, swa, training
 from yt8m.config import Config
 from yt8m.data import readers
 from yt8m.errors import UserError
@@ -25,19 +25,19 @@ def runs(synthetic_data, tmp_path_factory):
     first = frame_config(synthetic_data, root / "a", max_steps=12, steps_per_epoch=4, swa_from_step=4)
     training.train(first)
     second = first.replace(train_dir=str(root / "b"), swa_from_step=0)
-    model = training.load_trained_model(first.train_dir)
+    model = rundir.load_trained_model(first.train_dir)
     rng = np.random.default_rng(1)
     model.set_weights([w + 0.3 * np.std(w) * rng.normal(size=w.shape) for w in model.get_weights()])
     os.makedirs(second.train_dir)
-    model.save(os.path.join(second.train_dir, training.MODEL_FILE))
-    second.save(os.path.join(second.train_dir, training.CONFIG_FILE))
+    model.save(os.path.join(second.train_dir, rundir.MODEL_FILE))
+    second.save(os.path.join(second.train_dir, rundir.CONFIG_FILE))
     return first, second
 
 
 @pytest.fixture(scope="module")
 def test_candidates(runs, synthetic_data):
     config = segment_config(runs[0], synthetic_data, candidate_top_k=3)
-    model = training.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.train_dir)
     return candidates.video_candidates(config, synthetic_data.frame_test, "input_data_pattern", model,
                                        progress=False)
 
@@ -72,7 +72,7 @@ def test_candidate_table_keeps_exactly_the_top_k_classes():
 
 def test_video_candidates_are_the_models_top_k_on_whole_videos(runs, synthetic_data, test_candidates):
     config, table = runs[0], test_candidates
-    model = training.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.train_dir)
     dataset = readers.frame_dataset(synthetic_data.frame_test, num_classes=config.num_classes,
                                     feature_spec=config.feature_spec, batch_size=5)
     for features, _, _ in dataset.take(2):
@@ -143,18 +143,15 @@ def test_ensemble_of_two_saved_runs_is_the_average(runs, synthetic_data, tmp_pat
     first, second = runs
     config = segment_config(first, synthetic_data, model="Ensemble", members=(first.train_dir, second.train_dir),
                             weights=(1.0, 3.0), train_dir=str(tmp_path / "ens"))
-    training.train(config)                       # writes the ensemble's model.keras, no gradient step
-    loaded = training.load_trained_model(config.train_dir)
-    members = [training.load_trained_model(run.train_dir) for run in runs]
+    ensemble.write_run(config)                   # writes the ensemble's model.keras, no gradient step
+    loaded = rundir.load_trained_model(config.train_dir)
+    members = [rundir.load_trained_model(run.train_dir) for run in runs]
     features, _, _ = next(iter(readers.segment_dataset(synthetic_data.frame_validate, rated=True,
                                                        num_classes=config.num_classes,
                                                        feature_spec=config.feature_spec, batch_size=32)))
     inputs = readers.model_inputs(features)
     expected = 0.25 * members[0](inputs, training=False) + 0.75 * members[1](inputs, training=False)
     np.testing.assert_allclose(loaded(inputs, training=False), expected, rtol=1e-5, atol=1e-6)
-    # eval/inference without a model.keras: the ensemble of --members in memory.
-    in_memory = evaluation.trained_model(config.replace(train_dir=str(tmp_path / "none")), progress=False)
-    np.testing.assert_allclose(in_memory(inputs, training=False), expected, rtol=1e-5, atol=1e-6)
     # Weights fitted on rated segments: never worse than equal weights or any member alone.
     fitted = config.replace(train_dir="", weights=(), fit_weights_on=synthetic_data.frame_validate)
     _, report = ensemble.build(fitted, progress=False)
@@ -226,6 +223,6 @@ def test_swa_through_training_saves_the_average(runs):
     run = runs[0]
     state = np.load(os.path.join(run.train_dir, swa.STATE_FILE))
     assert int(state["count"]) == 3 and int(state["last_step"]) == 12       # steps 4, 8, 12
-    model = training.load_trained_model(run.train_dir)
+    model = rundir.load_trained_model(run.train_dir)
     for index, weight in enumerate(model.trainable_weights):
         np.testing.assert_allclose(weight.numpy(), state[f"w{index}"], rtol=1e-5, atol=1e-7)

@@ -178,7 +178,7 @@ def test_context_finetune_with_every_loss_then_one_pass_eval_and_submission(pret
     targets and weak negatives together; the run reloads as a context model; eval scores every rated pair
     and the submission is the official format, scored by yt8m.metrics, every listed segment inside its video."""
     from models import context
-    from yt8m import evaluation, metrics, training
+    from yt8m import evaluation, metrics, rundir, training
 
     config = pretrained.replace(stage="finetune", init_from=pretrained.train_dir, segment_labels=True,
                                 segment_context="video", context_combine="gate",
@@ -187,7 +187,7 @@ def test_context_finetune_with_every_loss_then_one_pass_eval_and_submission(pret
                                 weak_negative_alpha=0.5, batch_size=20)
     result = training.train(config)
     assert result.steps == 8 and np.isfinite(result.final_loss) and result.health == ()
-    model = training.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.train_dir)
     assert context.is_context_model(model)
     run = config.replace(stage="pretrain", init_from="", eval_data_pattern=synthetic_data.frame_validate,
                          output_file=str(tmp_path / "eval.json"))

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tests.helpers import frame_config, run_cli
-from yt8m import export, training
+from yt8m import export, rundir, training
 from yt8m.config import Config
 from yt8m.data import readers
 
@@ -35,7 +35,7 @@ def test_frame_level_export_through_inference_py_serves_the_models_predictions(s
 
     records = _records(synthetic_data.frame_train, 10)
     served = tf.saved_model.load(str(export_dir)).signatures[export.SIGNATURE](serialized=tf.constant(records))
-    model = training.load_trained_model(str(tmp_path / "run"))
+    model = rundir.load_trained_model(str(tmp_path / "run"))
     dataset = readers.frame_dataset(sorted(glob.glob(synthetic_data.frame_train))[0], num_classes=config.num_classes,
                                     feature_spec=config.feature_spec, batch_size=4)
     ids, expected = _keras_predictions(model, dataset.take(3))
@@ -57,7 +57,7 @@ def test_video_level_export_takes_examples(synthetic_data, tmp_path):
     export.export_run(config)
     records = _records(synthetic_data.video_train, 7)
     served = tf.saved_model.load(config.export_dir).signatures[export.SIGNATURE](serialized=tf.constant(records))
-    model = training.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.train_dir)
     dataset = readers.video_dataset(sorted(glob.glob(synthetic_data.video_train))[0],
                                     num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=7)
     ids, expected = _keras_predictions(model, dataset.take(1))
@@ -72,7 +72,7 @@ def test_mixed_precision_trains_on_cpu_and_serves_float32(synthetic_data, tmp_pa
     result = training.train(config)
     # With float16 (a GPU) the loss scale starts high, so the first steps may overflow and be skipped.
     assert result.steps >= 1 and np.isfinite(result.final_loss)
-    model = training.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.train_dir)
     compute = training.mixed_precision_policy().removeprefix("mixed_")   # bfloat16 on a CPU-only host
     assert model.get_layer("dbof").compute_dtype == compute and model.output.dtype == "float32"
     assert all(w.dtype == "float32" for w in model.trainable_weights)

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tests.helpers import ROOT, frame_config, run_cli
 from tests.test_distributed import ENV, _finish, _free_ports, _start
-from yt8m import distribute, evaluation, fileio, training
+from yt8m import distribute, evaluation, fileio, rundir, training
 from yt8m.backup import AtomicBackupAndRestore, backup_weights_path
 from yt8m.config import Config
 from yt8m.data import inputs, readers
@@ -76,7 +76,7 @@ def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp
     _wait_for_epoch(process, run / "backup" / "training_metadata.json", 2)
     _kill(process)
     killed_at = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
-    backup = training.load_trained_model(str(run))
+    backup = rundir.load_trained_model(str(run))
     backup.load_weights(backup_weights_path(str(run / "backup")))
     expected = _trainable(backup)
 
@@ -84,7 +84,7 @@ def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp
     # ones it restored; a restart from scratch would end at fresh initial weights instead.
     resumed = training.train(config.replace(base_learning_rate=0.0, max_steps=(killed_at + 1) * 3))
     assert resumed.steps == (killed_at + 1) * 3   # one epoch more than the backup: it resumed
-    final = _trainable(training.load_trained_model(str(run)))
+    final = _trainable(rundir.load_trained_model(str(run)))
     for got, want in zip(final, expected):
         np.testing.assert_array_equal(got, want)
     keras.utils.set_random_seed(config.seed)
@@ -286,10 +286,10 @@ def test_case2_a_nan_keeps_the_last_finite_state_and_a_rerun_resumes_from_it(syn
                                      max_steps=30))
     assert f"{run} keeps the last finite state, the backup of epoch 1 and its model.keras" in str(error.value)
     assert _files(backup) == finite                                          # no non-finite backup
-    assert all(np.isfinite(w).all() for w in _trainable(training.load_trained_model(str(run))))
+    assert all(np.isfinite(w).all() for w in _trainable(rundir.load_trained_model(str(run))))
     resumed = training.train(_video_config(synthetic_data, run, max_steps=6))   # as the error advises
     assert resumed.steps == 6 and np.isfinite(resumed.final_loss)
-    assert all(np.isfinite(w).all() for w in _trainable(training.load_trained_model(str(run))))
+    assert all(np.isfinite(w).all() for w in _trainable(rundir.load_trained_model(str(run))))
 
 
 def test_case2_a_nan_before_any_backup_says_nothing_was_saved(synthetic_data, tmp_path):
@@ -304,7 +304,7 @@ def test_case2_a_backup_with_non_finite_weights_is_not_resumed(synthetic_data, t
     run = tmp_path / "run"
     config = _video_config(synthetic_data, run)
     training.train(config)
-    model = training.load_trained_model(str(run))
+    model = rundir.load_trained_model(str(run))
     model.compile(optimizer=training._optimizer(config), loss="binary_crossentropy")
     model.optimizer.build(model.trainable_variables)
     model.trainable_weights[0].assign(np.full(model.trainable_weights[0].shape, np.nan, np.float32))
@@ -365,7 +365,7 @@ def test_case11_config_load_goes_through_gfile():
 
 
 def _final_weights(train_dir):
-    return _trainable(training.load_trained_model(str(train_dir)))
+    return _trainable(rundir.load_trained_model(str(train_dir)))
 
 
 @pytest.mark.parametrize("stream", [dict(max_steps=6, steps_per_epoch=3), dict(max_steps=None, num_epochs=2)])
@@ -437,7 +437,7 @@ def test_case5_a_full_disk_keeps_the_previous_backup_and_leaves_no_partial_file(
     names = sorted(p.name for p in (run / "backup").iterdir())
     assert names == ["epoch-1-batch-0.weights.h5", "training_metadata.json"], names   # no partial weights
     assert not list(run.rglob("*.tmp-*"))
-    restored = training.load_trained_model(str(run))
+    restored = rundir.load_trained_model(str(run))
     restored.load_weights(backup_weights_path(str(run / "backup")))   # the kept backup is whole
 
 

@@ -109,7 +109,7 @@ def _attention_gru_run(data, train_dir, pooled_batch_norm: bool):
     trained model's compiled loss on a held batch, the trained pooled GRU states and probabilities."""
     import numpy as np
 
-    from yt8m import losses, training
+    from yt8m import losses, rundir, training
     from yt8m.config import Config
     from yt8m.data import inputs, readers
     from helpers import frame_config
@@ -126,7 +126,7 @@ def _attention_gru_run(data, train_dir, pooled_batch_norm: bool):
     loss = losses.make_loss(config)
     before = float(loss(labels, initial(features, training=False)))
     training.train(config)
-    trained = training.load_trained_model(config.train_dir)
+    trained = rundir.load_trained_model(config.train_dir)
     after = float(loss(labels, trained(features, training=False)))
     pooled = keras.Model(trained.input, trained.get_layer("attention_gru").output[0])(features, training=False)
     present = labels.numpy().sum(axis=0) > 0

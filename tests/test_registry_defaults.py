@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from models import registry
-from yt8m import evaluation, training
+from yt8m import evaluation, rundir, training
 from yt8m.config import Config
 from yt8m.data import inputs
 
@@ -87,7 +87,7 @@ def test_model_trains_with_the_cli_defaults(name, synthetic_data, label_embeddin
     result = training.train(config)
     assert result.steps == STEPS and result.health == (), result.health
 
-    model = training.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.train_dir)
     batches = list(evaluation.predict_batches(model, inputs.eval_dataset(config), config.eval_data_pattern,
                                               "eval_data_pattern", progress=False))
     labels = np.concatenate([b[1] for b in batches])

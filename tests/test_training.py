@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import TINY_DBOF, frame_config
-from yt8m import callbacks, evaluation, metrics, training
+from yt8m import callbacks, evaluation, metrics, rundir, training
 from yt8m.backup import backup_weights_path
 from yt8m.config import Config
 from yt8m.data.vocabulary import read_segment_label_ids
@@ -52,8 +52,8 @@ def test_finetune_starts_from_the_pretrained_weights_with_a_new_optimizer(pretra
                                 max_steps=4, steps_per_epoch=4, base_learning_rate=0.0)
     result = training.train(config)
     assert result.steps == 4  # a fresh optimizer: its step count starts at 0, not at the pretrain's 100
-    before = training.load_trained_model(pre_config.train_dir).trainable_weights
-    after = training.load_trained_model(config.train_dir).trainable_weights
+    before = rundir.load_trained_model(pre_config.train_dir).trainable_weights
+    after = rundir.load_trained_model(config.train_dir).trainable_weights
     assert len(before) == len(after) > 0
     for b, a in zip(before, after):  # learning rate 0: finetuning from the loaded weights keeps them
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
@@ -123,7 +123,7 @@ def test_validation_while_pretraining_writes_video_metrics_and_keeps_the_best(sy
     best = json.loads((tmp_path / "run" / "best_eval.json").read_text())
     assert best["metric"] == "gap" and best["value"] == pytest.approx(max(gaps)) == pytest.approx(result.best["value"])
     assert best["step"] == 10 * (1 + int(np.argmax(gaps)))
-    kept = evaluation.score(config, training.load_trained_model(str(tmp_path / "run")), progress=False)
+    kept = evaluation.score(config, rundir.load_trained_model(str(tmp_path / "run")), progress=False)
     assert kept["gap"] == pytest.approx(gaps[-1])   # the validation is eval.py's metric on the final model
     best_model = keras.models.load_model(tmp_path / "run" / "best_model.keras", compile=False)
     assert evaluation.score(config, best_model, progress=False)["gap"] == pytest.approx(max(gaps))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 import re
 import sys
 
@@ -12,8 +11,8 @@ import tensorflow as tf
 from absl import app
 from absl import flags as absl_flags
 
-from yt8m import evaluation, export, flags, training
-from yt8m.config import Config
+from yt8m import ensemble, evaluation, export, flags, rundir, training
+from yt8m.config import ENSEMBLE, Config
 from yt8m.errors import UserError
 
 
@@ -25,7 +24,9 @@ def train_main(argv) -> None:
     if not flags.data_flags_given():
         demo.run_demo(flags.FLAGS)
         return
-    result = training.train(flags.config_from_flags())
+    config = flags.config_from_flags()
+    # --model=Ensemble: trained runs combined into a run (yt8m/ensemble.py), no gradient step.
+    result = (ensemble.write_run if config.model == ENSEMBLE else training.train)(config)
     values = {"steps": result.steps, "final_loss": result.final_loss, "model": result.model_path}
     if result.validation:
         values.update({f"validation {k}": v for k, v in result.validation[-1].items() if k != "step"})
@@ -104,15 +105,12 @@ def config_for_trained_run() -> Config:
     features, label space or model flags the run was trained with.
     """
     from_flags = flags.config_from_flags()
-    saved = os.path.join(from_flags.train_dir, "config.json") if from_flags.train_dir else ""
-    if not (saved and tf.io.gfile.exists(saved)) and from_flags.members:
-        saved = os.path.join(from_flags.members[0], "config.json")  # an in-memory ensemble: the data settings
-    if not saved or not tf.io.gfile.exists(saved):                 # of its first member, not its train_dir
+    base = rundir.saved_config(from_flags.train_dir)
+    if base is None:
         return from_flags
     given = {name for name in Config.__dataclass_fields__ if name in flags.FLAGS and flags.FLAGS[name].present}
     if flags.FLAGS["feature_names"].present or flags.FLAGS["feature_sizes"].present or "frame_features" in given:
         given |= {"feature_names", "feature_sizes"}
-    base = Config.load(saved)
     return base.replace(stage="pretrain", init_from="", train_dir=from_flags.train_dir,
                         **{name: getattr(from_flags, name) for name in given
                            if name not in ("stage", "init_from", "train_dir")})

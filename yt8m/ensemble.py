@@ -1,15 +1,10 @@
 """`--model=Ensemble`: trained runs (`--members`) combined by `models.ensemble`, weights fitted here.
 
-Two ways to use one, the same model either way:
-  * `python train.py --model=Ensemble --members=A,B [--weights=..] [--fit_weights_on=PATTERN]
-    --train_dir=DIR` loads the members, fits the weights when asked (no gradient
-    step), and writes DIR/model.keras, config.json and ensemble.json (the weights,
-    the fitted MAP). Every tool then treats DIR like any run (eval, inference,
-    gating, SavedModel export).
-  * `eval.py` / `inference.py` with `--model=Ensemble --members=...` and a --train_dir
-    without model.keras (or none) build the ensemble in memory
-    (`evaluation.trained_model`); features and label space come from the first
-    member's config.json.
+One way to make one: `python train.py --model=Ensemble --members=A,B [--weights=..]
+[--fit_weights_on=PATTERN] --train_dir=DIR` (yt8m/cli.py hands it to `write_run`) loads the
+members, fits the weights when asked (no gradient step), and writes DIR/model.keras,
+config.json and ensemble.json (the weights, the fitted MAP). Every tool then loads DIR like
+any run (eval, inference, gating, SavedModel export): nothing else knows ensembles.
 
 Fitting (`--fit_weights_on`, rated validate segments): one pass keeps every member's
 score of each rated (segment, class) pair and, for `--ensemble_method=rank`, the
@@ -26,7 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from yt8m import metrics
+from models import ensemble as combine
+from yt8m import metrics, rundir
 from yt8m.config import Config
 from yt8m.data import readers
 from yt8m.errors import UserError
@@ -41,15 +37,11 @@ REPORT_FILE = "ensemble.json"
 
 
 def load_members(config: Config) -> list[keras.Model]:
-    from yt8m.training import load_trained_model
-
-    return [load_trained_model(directory, flag="members") for directory in config.members]
+    return [rundir.load_trained_model(directory, flag="members") for directory in config.members]
 
 
 def build(config: Config, progress: bool = True) -> tuple[keras.Model, dict]:
     """The ensemble of config.members and a report {members, weights, method, fitted_map?}."""
-    from models import ensemble as combine
-
     members = load_members(config)
     weights = np.asarray(config.weights or [1.0] * len(members), np.float64)
     weights = weights / weights.sum()
@@ -77,28 +69,25 @@ def build(config: Config, progress: bool = True) -> tuple[keras.Model, dict]:
     return model, report
 
 
-def write_run(config: Config, progress: bool = True):
+def write_run(config: Config, progress: bool = True) -> rundir.TrainResult:
     """train.py --model=Ensemble: the ensemble's model.keras, config.json and ensemble.json in --train_dir."""
-    from yt8m.training import CONFIG_FILE, MODEL_FILE, TrainResult
-
     if not config.train_dir:
         raise UserError("--train_dir is empty; give the directory the ensemble is written to")
-    first = os.path.join(config.members[0], CONFIG_FILE)
-    if tf.io.gfile.exists(first):
-        member = Config.load(first)
+    member = rundir.saved_config(config.members[0])
+    if member is not None:
         for name in ("frame_features", "feature_names", "feature_sizes", "num_classes"):
             if getattr(member, name) != getattr(config, name):
                 raise UserError(f"--{name}={getattr(config, name)} differs from the member {config.members[0]}'s "
                                 f"{getattr(member, name)}; give the members' data flags")
     model, report = build(config, progress)
     tf.io.gfile.makedirs(config.train_dir)
-    config.save(os.path.join(config.train_dir, CONFIG_FILE))
-    path = os.path.join(config.train_dir, MODEL_FILE)
+    config.save(os.path.join(config.train_dir, rundir.CONFIG_FILE))
+    path = os.path.join(config.train_dir, rundir.MODEL_FILE)
     save_model_atomically(model, path)
     with atomic_output(os.path.join(config.train_dir, REPORT_FILE)) as handle:
         json.dump(report, handle, indent=2)
     print(f"ensemble of {len(config.members)} member(s), weights {report['weights']}: {path}")
-    return TrainResult(config.train_dir, path, 0, float("nan"), 1)
+    return rundir.TrainResult(config.train_dir, path, 0, float("nan"), 1)
 
 
 def member_scores(members, config: Config, progress: bool = True):
@@ -133,14 +122,12 @@ def member_scores(members, config: Config, progress: bool = True):
 
 def pair_ranks(pair_scores: np.ndarray, class_ids: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     """(N, M) scores of rated pairs -> their per-class ranks, the combination layer's own formula."""
-    from models.ensemble import per_class_ranks
-
     ranks = []
     for start in range(0, len(class_ids), 65536):
         chunk = slice(start, start + 65536)
         values = tf.constant(pair_scores[chunk].T[:, None, :], tf.float32)            # (M, 1, n)
         pair_quantiles = tf.constant(quantiles[:, class_ids[chunk], :], tf.float32)  # (M, n, Q)
-        ranks.append(per_class_ranks(values, pair_quantiles).numpy()[:, 0, :].T)
+        ranks.append(combine.per_class_ranks(values, pair_quantiles).numpy()[:, 0, :].T)
     return np.concatenate(ranks)
 
 

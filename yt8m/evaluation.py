@@ -9,13 +9,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from yt8m import candidates, metrics, segment_context, submission
-from yt8m.config import ENSEMBLE, Config
+from yt8m import candidates, metrics, rundir, segment_context, submission
+from yt8m.config import Config
 from yt8m.data import inputs, readers
 from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output, probe_writable, remove_stale_temp_files
-from yt8m.rundir import MODEL_FILE, load_trained_model
 from yt8m.progress import CountLines, keras_verbose
 
 
@@ -36,17 +35,6 @@ def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, 
     bar.update(seen, finalize=True)
 
 
-def trained_model(config: Config, progress: bool = True) -> keras.Model:
-    """--train_dir's model.keras; with --model=Ensemble and no model.keras there, the ensemble of
-    --members built in memory (yt8m/ensemble.py)."""
-    if config.model == ENSEMBLE and config.members and not (
-            config.train_dir and tf.io.gfile.exists(os.path.join(config.train_dir, MODEL_FILE))):
-        from yt8m import ensemble
-
-        return ensemble.build(config, progress)[0]
-    return load_trained_model(config.train_dir)
-
-
 def _candidate_table(config: Config, model: keras.Model, pattern: str, flag: str, progress: bool):
     """--candidate_top_k > 0: the first pass choosing each video's candidate classes, else None."""
     if not (config.segment_labels and config.candidate_top_k):
@@ -58,14 +46,15 @@ def _prediction_pass(config: Config, make_dataset, pattern: str, flag: str, prog
                      model: keras.Model | None = None):
     """`model` (default: the run's) over `pattern`: its prediction batches, the candidate table (or None)
     and the corrupt-record counter (or None) of --skip_corrupt_records."""
-    model = model if model is not None else trained_model(config, progress)
+    model = model if model is not None else rundir.load_trained_model(config.train_dir)
     table = _candidate_table(config, model, pattern, flag, progress)
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
     predict = predict_batches
     if config.segment_labels:
         segment_context.check_model(model, config)
-    if config.segment_context == "video":   # each video read and encoded once, all its segments scored
+    if config.segment_context != "none" or config.time_shift:   # each video read and encoded once, all its segments scored
         predict = segment_context.predict_batches
+        model = segment_context.whole_video_model(model, config)   # --time_shift: the shifted passes averaged
         make_dataset = {inputs.eval_dataset: segment_context.eval_dataset,
                         inputs.inference_dataset: segment_context.inference_dataset}[make_dataset]
     return predict(model, make_dataset(config, corrupt), pattern, flag, progress), table, corrupt
@@ -79,7 +68,7 @@ def evaluate(config: Config, progress: bool = True) -> dict:
     """
     if not (config.output_file or config.train_dir):
         raise UserError("--output_file and --train_dir are empty; give one for the metrics JSON")
-    output = config.output_file or os.path.join(config.train_dir, "eval.json")
+    output = config.output_file or os.path.join(config.train_dir, rundir.EVAL_FILE)
     probe_writable(output, "output_file" if config.output_file else "train_dir", is_file=True)
     result = score(config, progress=progress)
     with atomic_output(output) as handle:

@@ -14,7 +14,7 @@ from yt8m import augment, backup, distribute, evaluation, health, losses, multi_
 from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss, Validation
 from yt8m.rundir import MODEL_FILE, TrainResult, load_trained_model
 from yt8m.backup import AtomicBackupAndRestore
-from yt8m.config import ENSEMBLE, Config
+from yt8m.config import Config
 from yt8m.data import inputs, readers
 from yt8m.errors import UserError
 from yt8m.fileio import match_files
@@ -39,10 +39,6 @@ def train(config: Config) -> TrainResult:
 def _train(config: Config) -> TrainResult:
     if not config.train_dir:
         raise UserError("--train_dir is empty; give the directory the run writes to")
-    if config.model == ENSEMBLE:  # trained members combined, no gradient step (yt8m/ensemble.py)
-        from yt8m import ensemble
-
-        return ensemble.write_run(config)
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief()
     work_dir = config.train_dir if chief else os.path.join(config.train_dir, "workers", _task_index())
