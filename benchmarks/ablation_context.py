@@ -1,6 +1,6 @@
 """Issue 16's ablation on the proving ground: segments alone vs in their video's context, 3 seeds.
 
-    python benchmarks/ablation_context.py                       # DBoF and NeXtVLAD, seeds 0, 1, 2
+    python benchmarks/ablation_context.py                       # DBoF, NeXtVLAD and the Attention-GRU, seeds 0, 1, 2
     python benchmarks/ablation_context.py --seeds=0 --pretrain_steps=20 --finetune_steps=10   # a smoke run
     python benchmarks/ablation_context.py --write_results       # the table into docs/results.md
 
@@ -8,18 +8,20 @@ Seed s reads the proving ground of generator seed s (`SyntheticConfig.proving(s)
 --data_dir/proving_seed<s>) and trains with seed s. Per seed and backbone, through
 `yt8m.training.train` (train.py's path): one pretrain on the train video labels, then two
 finetunes from it on the validate ratings with the same loss and steps: segment-only
-(`--segment_context=none`, the backbone on each 5-frame segment) and context-aware
-(`--segment_context=video`, concat, the backbone's copy as the segment encoder). Rows, each
-segment MAP@K on the test truth:
-  - segment-only, context-aware: the official path (evaluation.write_submission, the CSV
-    scored by yt8m.metrics), timed per test video;
+(`--segment_context=none`, the backbone on each 5-frame segment) and in context: DBoF and NeXtVLAD
+context-aware (`--segment_context=video`, concat, the backbone's copy as the segment encoder), the
+Attention-GRU its whole-video attention (`--segment_context=attention`). Rows, each segment MAP@K on
+the test truth:
+  - segment-only, context-aware / whole-video attention: the official path
+    (evaluation.write_submission, the CSV scored by yt8m.metrics), timed per test video;
   - mixture: the mean of the two runs' scores (Team Ceshine mixed context-aware and
     -agnostic classifiers);
-  - + time shift: each run's scores averaged over its frames shifted one step left, not at
-    all and one step right (the 9th place's test-time augmentation; the edge frame repeats);
+  - + time shift: the official path with --time_shift (frames shifted one step left, not at all
+    and one step right, scores averaged: the 9th place's test-time augmentation);
   - context-aware, gate: the same finetune with --context_combine=gate (its submission CSV);
   - + candidates k: --candidate_top_k=k gating, the video-level predictions of the run's own
-    model on whole videos (segment-only) or of its video encoder (context-aware).
+    model on whole videos (segment-only), of its video encoder (context-aware) or of its attention
+    heads over the whole video (whole-video attention).
 The mixture, time-shift and gating rows score the rated test pairs from the runs' per-segment
 scores (`metrics.rated_segment_map`; the same MAP@K as a submission's: a class has fewer test
 segments than K). Paired differences are taken seed by seed against the segment-only row.
@@ -36,7 +38,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -52,7 +53,14 @@ BACKBONES = {
     "DBoF": ("DbofModel", {"cluster_size": 256, "hidden_size": 64, "sample_frames": 30, "num_mixtures": 2}),
     "NeXtVLAD": ("NeXtVLADModel", {"cluster_size": 16, "hidden_size": 64, "groups": 4, "expansion": 2,
                                    "dropout": 0.3, "classifier_kind": "logistic", "sample_frames": 16}),
+    # benchmarks/ablation_003.py's Attention-GRU (Table 2).
+    "Attention-GRU": ("AttentionGRUModel", {"gru_units": 32, "attention_units": 16, "classifier_kind": "logistic",
+                                            "sample_frames": 16}),
 }
+# Each backbone's row in context: the context-aware wrapper, or the model's own whole-video attention.
+IN_CONTEXT = {"DBoF": ("context-aware", {"segment_context": "video"}),
+              "NeXtVLAD": ("context-aware", {"segment_context": "video"}),
+              "Attention-GRU": ("whole-video attention", {"segment_context": "attention"})}
 CANDIDATE_KS = (5, 20)
 EXTRA_ROWS = {"context-aware, gate": {"segment_context": "video", "context_combine": "gate"}}
 SECTION = ("<!-- issue 16 begin -->", "<!-- issue 16 end -->")
@@ -99,7 +107,7 @@ def main(argv=None) -> None:
             if key not in done:
                 done[key] = _one_backbone(args, seed, name, paths, truth)
             for row, changes in EXTRA_ROWS.items():   # from the same pretrain, the official path only
-                if row not in done[key]["map"]:
+                if row not in done[key]["map"] and IN_CONTEXT[name][0] == "context-aware":
                     done[key]["map"][row] = _finetune_map(args, seed, name, paths, truth, row, changes)
             _save(args.run_dir, recipe, done)
             print(f"[{time.time() - started:6.0f}s] seed {seed} {name}: "
@@ -119,8 +127,8 @@ def _one_backbone(args, seed: int, name: str, paths, truth) -> dict:
                       max_steps=args.pretrain_steps, steps_per_epoch=args.pretrain_steps,
                       train_data_pattern=paths.frame_train, train_dir=os.path.join(root, "pretrain"))
     _fresh_train(pretrain)
-    runs = {}
-    for row, changes in ((REFERENCE, {}), ("context-aware", {"segment_context": "video"})):
+    runs, other = {}, IN_CONTEXT[name][0]
+    for row, changes in ((REFERENCE, {}), IN_CONTEXT[name]):
         finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
                                     train_data_pattern=paths.frame_validate, loss=args.loss,
                                     base_learning_rate=args.finetune_learning_rate, max_steps=args.finetune_steps,
@@ -130,24 +138,23 @@ def _one_backbone(args, seed: int, name: str, paths, truth) -> dict:
         runs[row] = finetune
     result = {"map": {}, "seconds_per_video": {}}
     for row, run in runs.items():   # the official path: submission CSV, timed
-        csv = os.path.join(run.train_dir, "submission.csv")
-        tic = time.perf_counter()
-        evaluation.write_submission(run.replace(stage="pretrain", init_from="", input_data_pattern=paths.frame_test,
-                                                output_file=csv), progress=False)
-        result["seconds_per_video"][row] = (time.perf_counter() - tic) / _num_videos(paths)
-        result["map"][row] = metrics.submission_map_at_k(csv, truth)
+        for shift in (False, True):
+            csv = os.path.join(run.train_dir, "submission_time_shift.csv" if shift else "submission.csv")
+            tic = time.perf_counter()
+            evaluation.write_submission(run.replace(stage="pretrain", init_from="", input_data_pattern=paths.frame_test,
+                                                    output_file=csv, time_shift=shift), progress=False)
+            if not shift:
+                result["seconds_per_video"][row] = (time.perf_counter() - tic) / _num_videos(paths)
+            result["map"][f"{row} + time shift" if shift else row] = metrics.submission_map_at_k(csv, truth)
     if seed == 0:   # the prediction pass alone, timed once
-        result["predict_seconds_per_video"] = _predict_times(runs, paths)
+        result["predict_seconds_per_video"] = _predict_times(runs, paths, other)
     scores = {row: _pair_scores(run, paths, truth) for row, run in runs.items()}
     rate = lambda s: float(metrics.rated_segment_map(truth["class_id"].to_numpy(), s,  # noqa: E731
                                                      truth["score"].to_numpy()))
-    result["map"]["mixture"] = rate((scores[REFERENCE][0] + scores["context-aware"][0]) / 2)
+    result["map"]["mixture"] = rate((scores[REFERENCE][0] + scores[other][0]) / 2)
+    result["map"]["mixture + time shift"] = rate((scores[REFERENCE][1] + scores[other][1]) / 2)
     for row in runs:
-        result["map"][f"{row} + time shift"] = rate(np.mean(scores[row][:3], axis=0))
-    result["map"]["mixture + time shift"] = rate(
-        (np.mean(scores[REFERENCE][:3], axis=0) + np.mean(scores["context-aware"][:3], axis=0)) / 2)
-    for row in runs:
-        candidates = scores[row][3]
+        candidates = scores[row][2]
         for k in CANDIDATE_KS:   # a non-candidate pair is demoted below every candidate (yt8m/candidates.py)
             result["map"][f"{row} + candidates k={k}"] = rate(np.where(candidates < k, scores[row][0],
                                                                        scores[row][0] - 1.0))
@@ -180,16 +187,16 @@ def _num_videos(paths) -> int:
     return sum(1 for _ in tf.data.TFRecordDataset(tf.io.gfile.glob(paths.frame_test)))
 
 
-def _predict_times(runs: dict, paths) -> dict:
+def _predict_times(runs: dict, paths, other: str) -> dict:
     """Seconds per test video of the prediction pass alone (read, parse, forward; no CSV): segment-only on the
-    per-segment reader (today's path) and on whole videos, context-aware on whole videos."""
+    per-segment reader (today's path) and on whole videos, the run in context (`other`) on whole videos."""
     from yt8m.data import inputs
 
     times = {}
     for row, path, model_of, make in (
             (REFERENCE, "per-segment reader", lambda m: m, inputs.inference_dataset),
-            (REFERENCE, "whole videos", _one_pass, segment_context.inference_dataset),
-            ("context-aware", "whole videos", lambda m: m, segment_context.inference_dataset)):
+            (REFERENCE, "whole videos", context.one_pass_model, segment_context.inference_dataset),
+            (other, "whole videos", lambda m: m, segment_context.inference_dataset)):
         run = runs[row].replace(stage="pretrain", init_from="", input_data_pattern=paths.frame_test)
         model = model_of(rundir.load_trained_model(run.train_dir))
         predict = evaluation.predict_batches if make is inputs.inference_dataset else segment_context.predict_batches
@@ -202,38 +209,19 @@ def _predict_times(runs: dict, paths) -> dict:
     return times
 
 
-def _one_pass(model: keras.Model) -> keras.Model:
-    """A segment-only model on the whole-video batches: its segments cut and scored as context_model does."""
-    if context.is_context_model(model):
-        return model
-    inputs = {schema.FRAMES_INPUT: keras.Input((None, model.input[schema.FRAMES_INPUT].shape[-1]), dtype="uint8",
-                                               name=schema.FRAMES_INPUT),
-              schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=schema.NUM_FRAMES_INPUT),
-              schema.SEGMENT_STARTS_INPUT: keras.Input((None,), dtype="int32", name=schema.SEGMENT_STARTS_INPUT)}
-    frames, num_frames, owner = context.CutSegments()(*inputs.values())
-    scores = model({schema.FRAMES_INPUT: frames, schema.NUM_FRAMES_INPUT: num_frames})
-    return keras.Model(inputs, context.ScatterSegments()(scores, inputs[schema.SEGMENT_STARTS_INPUT]))
-
-
-def _shifted(frames, num_frames, delta: int):
-    """Frames moved `delta` steps in time within each video (the edge frame repeated)."""
-    steps = tf.range(tf.shape(frames)[1])[None, :] + delta
-    last = tf.maximum(tf.cast(num_frames, steps.dtype)[:, None] - 1, 0)
-    return tf.gather(frames, tf.minimum(tf.maximum(steps, 0), last), batch_dims=1)
-
-
 def _pair_scores(run: Config, paths, truth):
-    """The run's score of every rated test pair with frames shifted by 0, -1, +1, and the rank of the pair's
+    """The run's score of every rated test pair, the same with --time_shift, and the rank of the pair's
     class among its video's video-level predictions (for the candidate rows)."""
     model = rundir.load_trained_model(run.train_dir)
-    whole = _one_pass(model)
+    whole = context.one_pass_model(model)
     video = context.video_model(model) if context.is_context_model(model) else model
-    forward = tf.function(lambda x: whole(x, training=False), reduce_retracing=True)
+    forwards = [tf.function(lambda x, m=m: m(x, training=False), reduce_retracing=True)
+                for m in (whole, context.time_shifted_model(whole))]
     per_video = tf.function(lambda x: video(x, training=False), reduce_retracing=True)
     pairs = {}   # segment id -> (indices of its rated pairs in `truth`, their classes)
     for index, (segment, rated) in enumerate(zip(truth["segment_id"].astype(str), truth["class_id"])):
         pairs.setdefault(segment, []).append((index, rated))
-    out = np.full((4, len(truth)), np.nan)
+    out = np.full((3, len(truth)), np.nan)
     dataset = video_segments.video_segment_dataset(paths.frame_test, num_classes=run.num_classes,
                                                    feature_spec=run.feature_spec, batch_size=run.batch_size * 8,
                                                    rated=False)
@@ -244,12 +232,11 @@ def _pair_scores(run: Config, paths, truth):
         if not found:
             continue
         b, s, index, c = (np.array(v) for v in zip(*found))
-        for slot, delta in enumerate((0, -1, 1)):
-            shifted = dict(inputs, frames=_shifted(inputs["frames"], inputs["num_frames"], delta))
-            out[slot, index] = forward(shifted).numpy()[b, s, c]
+        for slot, forward in enumerate(forwards):
+            out[slot, index] = forward(inputs).numpy()[b, s, c]
         probabilities = per_video({k: inputs[k] for k in (schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT)}).numpy()
         ranks = np.argsort(np.argsort(-probabilities, axis=1, kind="stable"), axis=1)
-        out[3, index] = ranks[b, c]
+        out[2, index] = ranks[b, c]
     if np.isnan(out).any():
         raise RuntimeError(f"{np.isnan(out[0]).sum()} rated test pairs were not scored")
     return out
@@ -280,7 +267,9 @@ def _markdown(done: dict, args) -> str:
              f"({args.pretrain_steps} steps, lr {args.pretrain_learning_rate}, batch {args.batch_size}) and two "
              f"finetunes from it on the validate ratings ({args.finetune_steps} steps, lr "
              f"{args.finetune_learning_rate}, --loss={args.loss}): segment-only (`--segment_context=none`) and "
-             f"context-aware (`--segment_context=video`, concat, the backbone's copy as segment encoder). "
+             f"in context: DBoF and NeXtVLAD context-aware (`--segment_context=video`, concat, the backbone's copy "
+             f"as segment encoder), the Attention-GRU its whole-video attention (`--segment_context=attention`); "
+             f"the time-shift rows through `--time_shift`. "
              f"Paired differences against segment-only, seed by seed: mean [min, max], seeds higher.", ""]
     for name in [b for b in BACKBONES if any(k.endswith(f"/{b}") for k in done)]:
         rows = next(done[k]["map"] for k in done if k.endswith(f"/{name}")).keys()
@@ -294,7 +283,7 @@ def _markdown(done: dict, args) -> str:
             lines.append(f"| {row} | " + " | ".join(cells) + f" | {mean:.4f} | "
                          + (paired(values, reference) if row != REFERENCE else "") + " |")
         times = {row: np.mean([done[f"{s}/{name}"]["seconds_per_video"][row] for s in seeds if f"{s}/{name}" in done])
-                 for row in (REFERENCE, "context-aware")}
+                 for row in (REFERENCE, IN_CONTEXT[name][0])}
         predict = done.get(f"0/{name}", {}).get("predict_seconds_per_video", {})
         lines += ["", f"Inference, {name}, ms per test video: write_submission end to end (mean over seeds) "
                   + ", ".join(f"{row} {1000 * t:.1f}" for row, t in times.items()) + "; the prediction pass alone "

@@ -19,6 +19,9 @@ segment is. Inside, three sub-models reachable by name:
     predictions): p = p_s * sigmoid(w * logit p_v + b), w = 1, b = 0 at the start.
 An embedding is the input of the backbone's layer "predictions" (its classifier), or, for
 models without one (the mixtures), the logits of its output.
+
+Any model of whole-video batches (a context model, models/segment_attention.py's, or a per-segment
+model through `one_pass_model`) takes the test-time time shift of `time_shifted_model`.
 """
 from __future__ import annotations
 
@@ -36,8 +39,19 @@ CLASSIFIER_LAYER = "predictions"
 
 
 def is_context_model(model: keras.Model) -> bool:
-    """True for a model of `context_model` (it takes segment_starts)."""
+    """True for a model of whole-video batches (it takes segment_starts): `context_model`'s or
+    models/segment_attention.py's."""
     return isinstance(model.input, dict) and schema.SEGMENT_STARTS_INPUT in model.input
+
+
+def context_kind(model: keras.Model) -> str:
+    """The --segment_context a model was finetuned with: "none", "video" (`context_model`) or "attention"
+    (models/segment_attention.py)."""
+    from models import segment_attention
+
+    if not is_context_model(model):
+        return "none"
+    return "attention" if segment_attention.is_segment_attention_model(model) else "video"
 
 
 def context_model(backbone: keras.Model, *, segment_encoder: str = "backbone", combine: str = "concat",
@@ -62,9 +76,7 @@ def context_model(backbone: keras.Model, *, segment_encoder: str = "backbone", c
         segment = pooled_segment_encoder(feature_size, video.output[0].shape[-1], num_classes)
     head = combination(segment.output[0].shape[-1], video.output[0].shape[-1], num_classes, combine)
 
-    inputs = {schema.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=schema.FRAMES_INPUT),
-              schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=schema.NUM_FRAMES_INPUT),
-              schema.SEGMENT_STARTS_INPUT: keras.Input((None,), dtype="int32", name=schema.SEGMENT_STARTS_INPUT)}
+    inputs = whole_video_inputs(feature_size)
     frames, num_frames, starts = (inputs[k] for k in (schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT,
                                                       schema.SEGMENT_STARTS_INPUT))
     video_embedding, video_probabilities = video({schema.FRAMES_INPUT: frames, schema.NUM_FRAMES_INPUT: num_frames})
@@ -79,9 +91,47 @@ def context_model(backbone: keras.Model, *, segment_encoder: str = "backbone", c
 
 
 def video_model(model: keras.Model) -> keras.Model:
-    """A context model's whole-video predictions: its video encoder's (frames, num_frames) -> p_v (B, C)."""
+    """A context model's whole-video predictions: its video encoder's (frames, num_frames) -> p_v (B, C)
+    (a segment-attention model's: its heads over the whole video)."""
+    if context_kind(model) == "attention":
+        from models import segment_attention
+
+        return segment_attention.video_model(model)
     video = model.get_layer(VIDEO_ENCODER)
     return keras.Model(video.input, video.output[1], name=f"{model.name}_video")
+
+
+def whole_video_inputs(feature_size: int) -> dict:
+    """The inputs of a model of whole-video batches: frames, num_frames, segment_starts."""
+    return {schema.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=schema.FRAMES_INPUT),
+            schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=schema.NUM_FRAMES_INPUT),
+            schema.SEGMENT_STARTS_INPUT: keras.Input((None,), dtype="int32", name=schema.SEGMENT_STARTS_INPUT)}
+
+
+def one_pass_model(model: keras.Model) -> keras.Model:
+    """A per-segment (segment-only) model on whole-video batches: each segment's 5 frames cut (CutSegments,
+    as readers.segment_dataset cuts them) and scored alone, (B, S, C); a model of whole-video batches is
+    returned as it is."""
+    if is_context_model(model):
+        return model
+    inputs = whole_video_inputs(model.input[schema.FRAMES_INPUT].shape[-1])
+    frames, num_frames, _ = CutSegments(name="cut_segments")(*inputs.values())
+    scores = model({schema.FRAMES_INPUT: frames, schema.NUM_FRAMES_INPUT: num_frames})
+    outputs = ScatterSegments(name="segment_predictions")(scores, inputs[schema.SEGMENT_STARTS_INPUT])
+    return keras.Model(inputs, outputs, name=f"{model.name}_one_pass")
+
+
+TIME_SHIFTS = (-1, 0, 1)
+
+
+def time_shifted_model(model: keras.Model) -> keras.Model:
+    """Test-time augmentation (the 2019 9th place): a model of whole-video batches with its (B, S, C)
+    scores averaged over the videos' frames shifted one step each way and not at all (`ShiftFrames`)."""
+    inputs = whole_video_inputs(model.input[schema.FRAMES_INPUT].shape[-1])
+    frames, num_frames = inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT]
+    passes = [model({**inputs, schema.FRAMES_INPUT: ShiftFrames(delta, name=f"shift_{i}")(frames, num_frames)})
+              for i, delta in enumerate(TIME_SHIFTS)]
+    return keras.Model(inputs, keras.layers.Average(name="time_shift_mean")(passes), name=f"{model.name}_time_shift")
 
 
 def encoder(model: keras.Model, name: str) -> keras.Model:
@@ -184,3 +234,26 @@ class VideoGate(keras.layers.Layer):
 
     def compute_output_shape(self, segment_probabilities_shape, video_logits_shape):
         return segment_probabilities_shape
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class ShiftFrames(keras.layers.Layer):
+    """(frames (B, T, D), num_frames (B,)) -> frames[t + delta] within each video, the first or last
+    valid frame repeated at the edge (padding stays past num_frames)."""
+
+    def __init__(self, delta: int, **kwargs):
+        super().__init__(**kwargs)
+        self.delta = delta
+
+    def call(self, frames, num_frames):
+        steps = tf.range(tf.shape(frames)[1])[None, :] + self.delta
+        last = tf.maximum(tf.cast(num_frames, steps.dtype)[:, None] - 1, 0)
+        shifted = tf.gather(frames, tf.minimum(tf.maximum(steps, 0), last), batch_dims=1)
+        inside = tf.range(tf.shape(frames)[1])[None, :] < tf.cast(num_frames, steps.dtype)[:, None]
+        return tf.where(inside[..., None], shifted, frames)
+
+    def compute_output_shape(self, frames_shape, num_frames_shape):
+        return frames_shape
+
+    def get_config(self):
+        return {**super().get_config(), "delta": self.delta}

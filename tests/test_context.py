@@ -238,3 +238,179 @@ def test_candidate_gating_and_segment_context_are_off_by_default():
     flags.define_flags()
     assert Config().candidate_top_k == 0 and absl_flags.FLAGS["candidate_top_k"].default == 0
     assert Config().segment_context == "none" and absl_flags.FLAGS["segment_context"].default == "none"
+
+
+# ------------------------------------------------------------------ whole-video attention (--segment_context=attention)
+
+ATTENTION_PARAMS = {"AttentionGRUModel": dict(gru_units=8, attention_units=8),
+                    "CmaSNetModel": dict(filters=8, num_blocks=3, transformer_units=8, embedding_dim=8, scales=2),
+                    "SRDLModel": dict(hidden_size=8, gcn_hidden_size=8, embedding_dim=8)}
+
+
+def _sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _by_hand(model, name, frames, n, start):
+    """The model's score of the segment [start, start + 5) of one video (frames (1, n, D)), computed from
+    its whole-video attention with numpy."""
+    from models import cma
+
+    inputs = {"frames": frames, "num_frames": np.array([n], np.int32)}
+    seg = np.arange(start, min(start + 5, n))
+    if name == "AttentionGRUModel":
+        layer = model.get_layer("attention_gru")
+        states, scores = (t.numpy()[0] for t in layer.frame_attention(model.get_layer("dequantize")(frames),
+                                                                      inputs["num_frames"]))
+        w = np.exp(scores[seg] - scores[seg].max())
+        pooled = (w[:, None] * states[seg]).sum(0) / w.sum()      # sum_{t in s} a_t h_t / sum_{t in s} a_t
+        bn = model.get_layer("attention_gru_bn")
+        gamma, beta, mean, var = (v.numpy() for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
+        hidden = gamma * (pooled - mean) / np.sqrt(var + bn.epsilon) + beta
+        kernel, bias = (v.numpy() for v in model.get_layer("predictions").weights)
+        return _sigmoid(hidden @ kernel + bias)
+    if name == "CmaSNetModel":
+        maps, strides = cma.attention_maps(model, inputs), cma.head_strides(model)
+        heads = [layer for layer in model.layers if layer.name in maps]
+        features = keras_model(model.input, [head.input[0] for head in heads])(inputs, training=False)
+        per_head = []
+        for head, feature in zip(heads, features):
+            per_frame = np.repeat(feature.numpy()[0], strides[head.name], axis=0)[seg]        # (|s|, F)
+            a = maps[head.name][0, seg]                                                        # (|s|, C)
+            a = a / a.sum(0) if (a.sum(0) > 0).all() else np.where(a.sum(0) > 0, a / np.maximum(a.sum(0), 1e-30),
+                                                                  1 / len(seg))
+            evidence = per_frame @ head.class_kernel.numpy().T                                 # w_k . I^i
+            per_head.append(_sigmoid((a * evidence).sum(0) + head.class_bias.numpy()))
+        return np.mean(per_head, axis=0)                                                       # Eq.11
+    car = model.get_layer("car")
+    probe = keras_model(model.input, [model.get_layer("frame_encoder").output, model.get_layer("label_gcn").output[-1]])
+    features, label_vectors = probe(inputs, training=False)
+    channel, spatial = (t.numpy()[0] for t in car.attention(features, label_vectors))           # (C, d), (C, T)
+    f = features.numpy()[0]
+    fused = 0.5 * f[seg][None, :, :] * (spatial[:, seg][:, :, None] + channel[:, None, :])     # (C, |s|, d)
+    return _sigmoid((fused.max(1) * car.kernel.numpy()).sum(-1) + car.bias.numpy())
+
+
+def keras_model(inputs, outputs):
+    import keras
+
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("name", sorted(ATTENTION_PARAMS))
+def test_whole_video_attention_scores_equal_each_segment_pooled_by_hand(synthetic_data, name):
+    """--segment_context=attention: one pass over padded videos gives each segment the score computed by
+    hand from the model's attention over that video alone, pooled over the segment's frames; no score
+    where no segment is; the segment's score depends on frames outside it (the video is its context);
+    the unwrapped heads give back the model's video-level predictions."""
+    from models import registry, segment_attention
+
+    model = registry.build(name, num_classes=64, feature_size=SPEC.total_size, **ATTENTION_PARAMS[name])
+    wrapped = segment_attention.segment_attention_model(model)
+    dataset = video_segments.video_segment_dataset(synthetic_data.frame_test, num_classes=64, feature_spec=SPEC,
+                                                   batch_size=240, rated=False)
+    features = next(iter(dataset))[0]
+    inputs = readers.model_inputs(features)
+    scores = wrapped(inputs, training=False).numpy()
+    frames, num_frames = features["frames"].numpy(), features["num_frames"].numpy()
+    starts, mask = features["segment_starts"].numpy(), features["segment_mask"].numpy()
+    assert len(set(num_frames)) > 1 and (scores[~mask] == 0).all()
+    for b in range(3):
+        n = num_frames[b]
+        assert mask[b].sum() == -(-n // 5)
+        for s in np.flatnonzero(mask[b]):
+            np.testing.assert_allclose(scores[b, s], _by_hand(model, name, frames[b:b + 1, :n], n, starts[b, s]),
+                                       rtol=1e-4, atol=1e-6)
+    changed = frames[:1, :num_frames[0]].copy()
+    changed[0, :5] = 255 - changed[0, :5]            # only the first segment's frames
+    other = wrapped({"frames": changed, "num_frames": num_frames[:1], "segment_starts": starts[:1, :mask[0].sum()]},
+                    training=False).numpy()
+    assert np.abs(other[0, 1:] - scores[0, 1:mask[0].sum()]).max() > 1e-6
+    video = segment_attention.video_model(wrapped)({"frames": frames, "num_frames": num_frames}, training=False)
+    np.testing.assert_allclose(video, model({"frames": frames, "num_frames": num_frames}, training=False), atol=1e-6)
+
+
+def test_segment_attention_refuses_models_without_whole_video_attention():
+    from models import segment_attention
+
+    with pytest.raises(ValueError, match="AttentionGRUModel"):
+        segment_attention.segment_attention_model(_backbone("DbofModel"))
+
+
+def test_time_shift_averages_the_scores_of_the_frames_shifted_by_hand(synthetic_data):
+    """--time_shift: the one-pass segment-only scores averaged over the whole video's frames moved one
+    step left, not at all and one step right (edge frame repeated), shifted here by hand."""
+    from models import context
+
+    one_pass = context.one_pass_model(_backbone("DbofModel"))
+    features = next(iter(video_segments.video_segment_dataset(synthetic_data.frame_test, num_classes=64,
+                                                              feature_spec=SPEC, batch_size=240, rated=False)))[0]
+    inputs = {k: v.numpy() for k, v in readers.model_inputs(features).items()}
+    frames, num_frames = inputs["frames"], inputs["num_frames"]
+    passes = []
+    for delta in (-1, 0, 1):
+        shifted = frames.copy()
+        for b, n in enumerate(num_frames):
+            shifted[b, :n] = frames[b, np.clip(np.arange(n) + delta, 0, n - 1)]
+        passes.append(one_pass(dict(inputs, frames=shifted), training=False).numpy())
+    got = context.time_shifted_model(one_pass)(inputs, training=False).numpy()
+    np.testing.assert_allclose(got, np.mean(passes, axis=0), atol=1e-6)
+    assert np.abs(got - passes[1]).max() > 1e-4
+
+
+def test_attention_finetune_eval_time_shift_and_submission(synthetic_data, tmp_path):
+    """--segment_context=attention end to end on a tiny Attention-GRU: pretrain, finetune on whole rated
+    videos (loss falls, scores vary), the run reloads as a segment-attention model, eval scores every
+    rated pair, --time_shift changes the scores, candidate gating reads the heads' video predictions,
+    the submission lists only segments inside their videos, and a wrong --segment_context is named."""
+    from models import context
+    from tests.helpers import frame_config
+    from yt8m import evaluation, metrics, rundir, training
+
+    pretrain = frame_config(synthetic_data, tmp_path / "pre", model="AttentionGRUModel",
+                            model_params={"gru_units": 16, "attention_units": 8}, max_steps=12)
+    training.train(pretrain)
+    config = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+                              segment_context="attention", train_data_pattern=synthetic_data.frame_validate,
+                              train_dir=str(tmp_path / "fine"), max_steps=8, steps_per_epoch=4, loss="reweighted",
+                              batch_size=20)
+    result = training.train(config)
+    assert result.steps == 8 and np.isfinite(result.final_loss) and result.health == ()
+    model = rundir.load_trained_model(config.train_dir)
+    assert context.context_kind(model) == "attention"
+    run = config.replace(stage="pretrain", init_from="", eval_data_pattern=synthetic_data.frame_validate,
+                         output_file=str(tmp_path / "eval.json"))
+    plain = evaluation.evaluate(run, progress=False)
+    shifted = evaluation.evaluate(run.replace(time_shift=True), progress=False)
+    gated = evaluation.evaluate(run.replace(candidate_top_k=3), progress=False)
+    assert plain["num_rated_segments"] == shifted["num_rated_segments"] == gated["num_rated_segments"] > 0
+    assert 0 < plain["segment_map_at_k"] <= 1 and shifted["segment_map_at_k"] != plain["segment_map_at_k"]
+    assert 0 < gated["candidate_recall"] <= 1
+    csv = str(tmp_path / "submission.csv")
+    evaluation.write_submission(run.replace(input_data_pattern=synthetic_data.frame_test, output_file=csv),
+                                progress=False)
+    truth = metrics.read_segment_truth(synthetic_data.test_truth)
+    assert 0 < metrics.submission_map_at_k(csv, truth) <= 1
+    with pytest.raises(Exception, match="--segment_context=attention"):
+        evaluation.evaluate(run.replace(segment_context="video"), progress=False)
+    _check_export(run.replace(export_dir=str(tmp_path / "exported")), model, synthetic_data.frame_test)
+
+
+def _check_export(config, model, pattern):
+    """--export_dir of a model of whole-video batches serves each record's segments as the model scores them."""
+    import glob
+
+    import tensorflow as tf
+
+    from yt8m import export
+
+    export.export_run(config)
+    records = [r.numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(pattern))).take(4)]
+    served = tf.saved_model.load(config.export_dir).signatures[export.SIGNATURE](serialized=tf.constant(records))
+    features = next(iter(video_segments.video_segment_dataset(sorted(glob.glob(pattern))[0], num_classes=64,
+                                                              feature_spec=SPEC, batch_size=240, rated=False)))[0]
+    expected = model(readers.model_inputs(features), training=False).numpy()
+    np.testing.assert_array_equal(served["segment_starts"].numpy(), features["segment_starts"].numpy())
+    np.testing.assert_array_equal(served["segment_ids"].numpy(), features["segment_ids"].numpy())
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert served["top_classes"].numpy().shape == (*expected.shape[:2], 20)

@@ -17,7 +17,8 @@ UNRATED_CLASSES = ("seen", "all")          # the classes the reweighted loss's n
 ENSEMBLE = "Ensemble"                      # --model=Ensemble: --members combined (yt8m/ensemble.py)
 ENSEMBLE_METHODS = ("mean", "rank")
 CLIP_SAMPLINGS = ("tsn", "consecutive")    # yt8m/data/clips.py
-SEGMENT_CONTEXTS = ("none", "video")       # segments alone, or in their video's context (models/context.py)
+SEGMENT_CONTEXTS = ("none", "video", "attention")  # segments alone, in their video's context (models/context.py),
+                                                 # or by the model's whole-video attention (models/segment_attention.py)
 CONTEXT_COMBINES = ("concat", "gate")
 OPTIMIZERS = ("adam", "sgd")              # sgd: SGD with momentum 0.9 (yt8m/training.py)
 CONTEXT_SEGMENT_ENCODERS = ("backbone", "pool")
@@ -111,7 +112,8 @@ class Config:
     fit_weights_on: str = ""                # rated segments the member weights are fitted on
     swa_from_step: int = 0                  # average the epoch-end weights from this step on (0: off)
     # Segments in their video's context (issue 16): finetune, eval and inference.
-    segment_context: str = "none"           # SEGMENT_CONTEXTS; "video": yt8m/segment_context.py
+    segment_context: str = "none"           # SEGMENT_CONTEXTS; "video", "attention": yt8m/segment_context.py
+    time_shift: bool = False                # eval/inference: segment scores averaged over frames shifted -1, 0, +1
     context_combine: str = "concat"         # CONTEXT_COMBINES
     context_segment_encoder: str = "backbone"  # CONTEXT_SEGMENT_ENCODERS
 
@@ -155,9 +157,11 @@ class Config:
                               ("context_segment_encoder", CONTEXT_SEGMENT_ENCODERS)):
             if getattr(self, name) not in choices:
                 raise UserError(f"--{name}={getattr(self, name)!r} is not one of {', '.join(choices)}")
-        if self.segment_context == "video" and not (self.segment_labels and self.frame_features):
-            raise UserError("--segment_context=video scores the 5-frame segments of whole videos; add "
-                            "--segment_labels --frame_features")
+        for name, given in ((f"segment_context={self.segment_context}", self.segment_context != "none"),
+                            ("time_shift", self.time_shift)):
+            if given and not (self.segment_labels and self.frame_features):
+                raise UserError(f"--{name} scores the 5-frame segments of whole videos; add "
+                                "--segment_labels --frame_features")
         if self.clip_sampling not in CLIP_SAMPLINGS:
             raise UserError(f"--clip_sampling={self.clip_sampling!r} is not one of {', '.join(CLIP_SAMPLINGS)}")
         for name in ("gcn_learning_rate", "weight_decay"):

@@ -9,6 +9,12 @@ keeps frames uint8 until the model's Dequantize layer, and returns
   top_classes    int32 (B, K), K = min(20, C), best first
   top_scores     float32 (B, K)
 Labels in the records are ignored (they may be absent).
+
+A model of whole-video batches (--segment_context=video or attention, or any segment model with
+--time_shift) scores every 5-frame segment of each record (yt8m/data/video_segments.py's cut):
+`segment_starts` int32 (B, S) (-1 past the video's end), `segment_ids` string (B, S)
+(`<video_id>:<start>`, empty past the end), and `probabilities` (B, S, C), `top_classes`,
+`top_scores` (B, S, K) per segment (0 past the end).
 """
 from __future__ import annotations
 
@@ -17,9 +23,10 @@ import os
 import keras
 import tensorflow as tf
 
-from yt8m import rundir
+from models import context
+from yt8m import rundir, segment_context
 from yt8m.config import Config
-from yt8m.data import readers, schema
+from yt8m.data import readers, schema, video_segments
 from yt8m.errors import UserError
 
 SIGNATURE = "serving_default"
@@ -35,6 +42,9 @@ def export(model: keras.Model, config: Config, export_dir: str) -> str:
     spec, num_classes = config.feature_spec, config.num_classes
     top_k = min(TOP_K, num_classes)
     frame_level = config.frame_features
+    per_segment = context.is_context_model(model)
+    if per_segment and not frame_level:
+        raise UserError(f"model {model.name} scores the segments of whole videos; export it with --frame_features")
 
     def serve(serialized):
         if frame_level:
@@ -42,10 +52,16 @@ def export(model: keras.Model, config: Config, export_dir: str) -> str:
                                                     config.pad_to_max_frames)
         else:
             features, _ = readers.parse_video_batch(serialized, spec, num_classes)
+        if per_segment:
+            features = video_segments.with_segments(features, None, rated=False)[0]
         probabilities = tf.cast(model(readers.model_inputs(features), training=False), tf.float32)
         top = tf.math.top_k(probabilities, k=top_k)
-        return {"video_id": features[schema.ID_KEY], "probabilities": probabilities,
-                "top_classes": top.indices, "top_scores": top.values}
+        served = {"video_id": features[schema.ID_KEY], "probabilities": probabilities,
+                  "top_classes": top.indices, "top_scores": top.values}
+        if per_segment:
+            served.update(segment_starts=features[schema.SEGMENT_STARTS_INPUT],
+                          segment_ids=features[video_segments.SEGMENT_IDS_KEY])
+        return served
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -65,5 +81,9 @@ def export(model: keras.Model, config: Config, export_dir: str) -> str:
 
 def export_run(config: Config) -> str:
     """Exports config.train_dir's model.keras to config.export_dir."""
-    # A segment model is a frame-level model: it serves the frames of each record the same way.
-    return export(rundir.load_trained_model(config.train_dir), config, config.export_dir)
+    # A per-segment model is a frame-level model: it serves the frames of each record the same way; a model of
+    # whole-video batches (or --time_shift) scores each record's segments.
+    model = rundir.load_trained_model(config.train_dir)
+    if context.is_context_model(model) or config.time_shift:
+        model = segment_context.whole_video_model(model, config)
+    return export(model, config, config.export_dir)

@@ -171,13 +171,18 @@ def define_flags() -> None:
     flags.DEFINE_enum("segment_context", d.segment_context, SEGMENT_CONTEXTS, "Segment finetune, eval and "
                       "inference: none, each 5-frame segment alone; video, the pretrained model encodes the whole "
                       "video and a segment encoder each segment, all segments of a video in one pass "
-                      "(models/context.py).")
+                      "(models/context.py); attention (AttentionGRUModel, CMA, self-attention and SRDL models), "
+                      "each segment scored from the model's attention over the whole video "
+                      "(models/segment_attention.py).")
     flags.DEFINE_enum("context_combine", d.context_combine, CONTEXT_COMBINES, "--segment_context=video: concat, a "
                       "classifier on the segment's and the video's embeddings added to the segment's logits (starts "
                       "at 0); gate, the segment's score times sigmoid(w * the video's logit + b).")
     flags.DEFINE_enum("context_segment_encoder", d.context_segment_encoder, CONTEXT_SEGMENT_ENCODERS,
                       "--segment_context=video: backbone, a copy of the pretrained model (own weights) over the "
                       "segment's frames; pool, their mean and one ReLU layer.")
+    flags.DEFINE_boolean("time_shift", d.time_shift, "Segment eval and inference: each segment's scores averaged "
+                         "over its video's frames shifted one step left, not at all and one step right "
+                         "(test-time augmentation, the 2019 9th place); reads whole videos.")
 
 
 

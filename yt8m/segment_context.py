@@ -1,5 +1,6 @@
-"""`--segment_context=video` in the pipeline: the whole-video reader, the context-aware model
-(models/context.py), the per-segment loss adapter and one-pass eval/inference.
+"""`--segment_context=video|attention` in the pipeline: the whole-video reader, the context-aware model
+(models/context.py) or the model's whole-video attention (models/segment_attention.py), the per-segment
+loss adapter and one-pass eval/inference (with `--time_shift`, its test-time augmentation).
 
 Finetune: the pretrained frame-level model becomes the video encoder of a context model and
 trains on whole rated videos; the (B, S, C) targets/weights of yt8m/data/video_segments.py go
@@ -18,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models import context
+from models import context, segment_attention
 from yt8m.config import Config
 from yt8m.data import readers, schema, video_segments
 from yt8m.errors import UserError
@@ -55,22 +56,35 @@ def rated_rows(model: keras.Model, batch):
 
 
 def wrap(model: keras.Model, config: Config) -> keras.Model:
-    """The finetune's model: `model` as the video encoder of a context model (one already is: kept)."""
+    """The finetune's model: video, `model` as the video encoder of a context model; attention, `model`
+    scoring segments from its whole-video attention (one of either already is: kept)."""
     if context.is_context_model(model):
         return model
     try:
+        if config.segment_context == "attention":
+            return segment_attention.segment_attention_model(model)
         return context.context_model(model, segment_encoder=config.context_segment_encoder,
                                      combine=config.context_combine)
     except ValueError as exc:
-        raise UserError(f"--segment_context=video: {exc}") from None
+        raise UserError(f"--segment_context={config.segment_context}: {exc}") from None
+
+
+KIND_NAMES = {"none": "a per-segment", "video": "a context-aware", "attention": "a segment-attention"}
 
 
 def check_model(model: keras.Model, config: Config) -> None:
     """eval/inference: the run's model and --segment_context agree."""
-    if context.is_context_model(model) != (config.segment_context == "video"):
-        which = "a context-aware" if context.is_context_model(model) else "a per-segment"
-        raise UserError(f"--train_dir={config.train_dir} holds {which} segment model; give "
-                        f"--segment_context={'video' if context.is_context_model(model) else 'none'}")
+    kind = context.context_kind(model)
+    if kind != config.segment_context:
+        raise UserError(f"--train_dir={config.train_dir} holds {KIND_NAMES[kind]} segment model; give "
+                        f"--segment_context={kind}")
+
+
+def whole_video_model(model: keras.Model, config: Config) -> keras.Model:
+    """The run's segment model on whole-video batches (a per-segment one: each segment cut and scored
+    alone), with --time_shift its scores averaged over the frames shifted -1, 0, +1."""
+    model = context.one_pass_model(model)
+    return context.time_shifted_model(model) if config.time_shift else model
 
 
 def training_dataset(config: Config, corrupt_records=None) -> tf.data.Dataset:

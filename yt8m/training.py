@@ -51,10 +51,11 @@ def _train(config: Config) -> TrainResult:
     print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
 
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
-    if config.segment_context == "video" and config.stage != "finetune":
-        raise UserError("--segment_context=video finetunes a pretrained frame-level model on whole rated videos; "
-                        "pretrain without it, then --stage=finetune --segment_context=video")
-    in_context = config.segment_context == "video"   # whole videos, every segment scored (yt8m/segment_context.py)
+    in_context = config.segment_context != "none"   # whole videos, every segment scored (yt8m/segment_context.py)
+    if in_context and config.stage != "finetune":
+        raise UserError(f"--segment_context={config.segment_context} finetunes a pretrained frame-level model on "
+                        f"whole rated videos; pretrain without it, then --stage=finetune "
+                        f"--segment_context={config.segment_context}")
     train_data = (segment_context.training_dataset(config, corrupt) if in_context
                   else inputs.training_dataset(config, corrupt_records=corrupt))
     dataset = _to_device(_continued(train_data, config, work_dir), config)

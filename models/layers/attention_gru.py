@@ -30,11 +30,17 @@ class AttentionGRU(keras.layers.Layer):
         self.score_hidden.build((None, None, self.units))
         self.score.build((None, None, self.attention_units))
 
-    def call(self, frames, num_frames, training=None):
+    def frame_attention(self, frames, num_frames, training=None):
+        """(states h_t (B, T, H), scores e_t (B, T), the dtype's minimum on padding), over the whole video;
+        models/segment_attention.py pools them over each segment's frames."""
         mask = frame_mask(num_frames, tf.shape(frames)[1])
         states = self.gru(frames, mask=mask, training=training)                 # (B, T, H)
         scores = tf.squeeze(self.score(self.score_hidden(states)), -1)          # (B, T)
-        scores = tf.where(mask, scores, tf.fill(tf.shape(scores), scores.dtype.min))
+        return states, tf.where(mask, scores, tf.fill(tf.shape(scores), scores.dtype.min))
+
+    def call(self, frames, num_frames, training=None):
+        mask = frame_mask(num_frames, tf.shape(frames)[1])
+        states, scores = self.frame_attention(frames, num_frames, training)
         weights = tf.nn.softmax(scores, axis=-1) * tf.cast(mask, scores.dtype)  # empty video: all 0
         pooled = tf.reduce_sum(states * weights[..., None], axis=1)
         return pooled, weights
