@@ -19,24 +19,24 @@ from models import registry
 from models.layers.cma import CrossModalityAttention, LabelEmbeddings, SelfAttention, PerClassAttentionHead
 from models.layers.frame_sampling import FrameSampler
 from models.layers.inputs import Dequantize, frame_inputs
-from models.layers.snet import SNet, FrameFC
+from models.layers.snet import BN_MOMENTUM, SNet, FrameFC
 from yt8m.data import schema
 
 HEAD_LAYER = "attention"
 SNET_LAYER = "snet"
 
 
-def _snet(frames, num_frames, filters, num_blocks, kernel_size, pool_size, scales=1):
+def _snet(frames, num_frames, filters, num_blocks, kernel_size, pool_size, scales=1, bn_momentum=BN_MOMENTUM):
     """SNet's last `scales` blocks' (features, steps), coarsest last."""
     if not 1 <= scales <= num_blocks:
         raise ValueError(f"scales={scales} must be between 1 and num_blocks={num_blocks}")
     features, steps = SNet(filters, num_blocks, kernel_size, pool_size, return_scales=True,
-                           name=SNET_LAYER)(frames, num_frames)
+                           bn_momentum=bn_momentum, name=SNET_LAYER)(frames, num_frames)
     return list(zip(features, steps))[num_blocks - scales:]
 
 
-def _fc(frames, num_frames, hidden_size):
-    return [(FrameFC(hidden_size, name="frame_fc")(frames, num_frames), num_frames)]
+def _fc(frames, num_frames, hidden_size, bn_momentum=BN_MOMENTUM):
+    return [(FrameFC(hidden_size, bn_momentum, name="frame_fc")(frames, num_frames), num_frames)]
 
 
 def _head_names(count: int, num_blocks: int) -> list[str]:
@@ -54,14 +54,14 @@ def _frames(feature_size, sample_frames):
 
 
 def _cma_model(name, num_classes, backbone, transformer_units, embedding_dim, learn_embeddings,
-               label_embeddings, feature_size, sample_frames=0, num_blocks=1):
+               label_embeddings, feature_size, sample_frames=0, num_blocks=1, bn_momentum=BN_MOMENTUM):
     inputs, frames, num_frames = _frames(feature_size, sample_frames)
     scales = backbone(frames, num_frames)
     if label_embeddings is not None:
         embedding_dim = int(np.shape(label_embeddings)[1])
     embeddings = LabelEmbeddings(num_classes, embedding_dim, embeddings=label_embeddings,
                                  learn_embeddings=learn_embeddings, seed=0, name="label_embeddings")(scales[-1][0])
-    per_scale = [CrossModalityAttention(num_classes, (transformer_units, embedding_dim), name=head)(
+    per_scale = [CrossModalityAttention(num_classes, (transformer_units, embedding_dim), bn_momentum, name=head)(
         features, steps, embeddings)[0] for (features, steps), head in zip(scales, _head_names(len(scales), num_blocks))]
     # CMA Eq.11: multi-scale y = mean over the scales s of f_cma(I_s).
     probabilities = per_scale[0] if len(per_scale) == 1 else keras.layers.Average(name="multi_scale")(per_scale)
@@ -112,44 +112,47 @@ def head_strides(model: keras.Model) -> dict[str, int]:
 def cma_snet_model(*, num_classes: int, feature_size: int, filters: int = 256, num_blocks: int = 4,
                    kernel_size: int = 3, pool_size: int = 2, transformer_units: int = 512,
                    embedding_dim: int = 300, learn_embeddings: bool = False, scales: int = 3,
-                   label_embeddings=None) -> keras.Model:
+                   bn_momentum: float = BN_MOMENTUM, label_embeddings=None) -> keras.Model:
     """CMA-SNet: SNet features, attention from cos(CMT(I), e_k) with the (C, E) label embeddings
     (given by training: ASGE by default; random when built bare), per-class classifiers.
     Multi-scale CMA (Eq.11): one CMA head on each of SNet's last `scales` blocks (time strides
     pool_size^b), their probabilities averaged; default 3 (strides 4, 8, 16: 3/3 seeds over the
-    last block alone on Hit@1, PERR, MAP and GAP, docs/results.md); 1: the last block only."""
+    last block alone on Hit@1, PERR, MAP and GAP, docs/results.md); 1: the last block only.
+    `bn_momentum`: of every BatchNorm (SNet's, CMT's; models/layers/snet.py's BN_MOMENTUM)."""
     return _cma_model("CmaSNetModel", num_classes,
-                      lambda f, n: _snet(f, n, filters, num_blocks, kernel_size, pool_size, scales),
+                      lambda f, n: _snet(f, n, filters, num_blocks, kernel_size, pool_size, scales, bn_momentum),
                       transformer_units, embedding_dim, learn_embeddings, label_embeddings, feature_size,
-                      num_blocks=num_blocks)
+                      num_blocks=num_blocks, bn_momentum=bn_momentum)
 
 
 @registry.register("CmaFCModel", frame_level=True)
 def cma_fc_model(*, num_classes: int, feature_size: int, hidden_size: int = 512, transformer_units: int = 512,
                  embedding_dim: int = 300, learn_embeddings: bool = False, sample_frames: int = 30,
-                 label_embeddings=None) -> keras.Model:
+                 bn_momentum: float = BN_MOMENTUM, label_embeddings=None) -> keras.Model:
     """CMA-FC: a per-frame FC backbone (time kept), then the CMA head of CmaSNetModel. The FC backbone
     has no temporal order, so training sees `sample_frames` random frames per video (DBoF's
     `iterations`; 0: all), inference every frame."""
-    return _cma_model("CmaFCModel", num_classes, lambda f, n: _fc(f, n, hidden_size),
+    return _cma_model("CmaFCModel", num_classes, lambda f, n: _fc(f, n, hidden_size, bn_momentum),
                       transformer_units, embedding_dim, learn_embeddings, label_embeddings, feature_size,
-                      sample_frames)
+                      sample_frames, bn_momentum=bn_momentum)
 
 
 @registry.register("SelfAttentionSNetModel", frame_level=True)
 def self_attention_snet_model(*, num_classes: int, feature_size: int, filters: int = 256, num_blocks: int = 4,
-                              kernel_size: int = 3, pool_size: int = 2) -> keras.Model:
+                              kernel_size: int = 3, pool_size: int = 2, bn_momentum: float = BN_MOMENTUM) -> keras.Model:
     """Self-attention-SNet (the paper's baseline): SNet features, z = sigmoid(1x1 conv(I)) per class
     in place of Eq.7, Eq.8-10 kept; no label embeddings."""
     return _self_attention_model("SelfAttentionSNetModel", num_classes,
-                                 lambda f, n: _snet(f, n, filters, num_blocks, kernel_size, pool_size),
+                                 lambda f, n: _snet(f, n, filters, num_blocks, kernel_size, pool_size,
+                                                    bn_momentum=bn_momentum),
                                  feature_size)
 
 
 @registry.register("SelfAttentionFCModel", frame_level=True)
 def self_attention_fc_model(*, num_classes: int, feature_size: int, hidden_size: int = 512,
-                            sample_frames: int = 30) -> keras.Model:
+                            sample_frames: int = 30, bn_momentum: float = BN_MOMENTUM) -> keras.Model:
     """Self-attention-FC: the per-frame FC backbone with the self-attention head (frames sampled
     in training as in CmaFCModel)."""
-    return _self_attention_model("SelfAttentionFCModel", num_classes, lambda f, n: _fc(f, n, hidden_size),
+    return _self_attention_model("SelfAttentionFCModel", num_classes,
+                                 lambda f, n: _fc(f, n, hidden_size, bn_momentum),
                                  feature_size, sample_frames)

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.layers.inputs import frame_mask
+from models.layers.snet import BN_MOMENTUM
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -75,13 +76,14 @@ class PerClassAttentionHead(keras.layers.Layer):
     """The shared part: the feature transformer (1x1 convs + BN + ReLU, none when `transformer_units`
     is empty) and the per-class classifiers."""
 
-    def __init__(self, num_classes: int, transformer_units=(512, 300), **kwargs):
+    def __init__(self, num_classes: int, transformer_units=(512, 300), bn_momentum: float = BN_MOMENTUM, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.transformer_units = [int(u) for u in transformer_units]
+        self.bn_momentum = bn_momentum
         self.transforms = [keras.layers.Dense(u, use_bias=False, name=f"cmt_{i}")
                            for i, u in enumerate(self.transformer_units)]
-        self.transform_norms = [keras.layers.BatchNormalization(name=f"cmt_bn_{i}")
+        self.transform_norms = [keras.layers.BatchNormalization(momentum=bn_momentum, name=f"cmt_bn_{i}")
                                 for i in range(len(self.transformer_units))]
 
     def build_head(self, features_shape):
@@ -115,7 +117,7 @@ class PerClassAttentionHead(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes,
-                "transformer_units": self.transformer_units}
+                "transformer_units": self.transformer_units, "bn_momentum": self.bn_momentum}
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -150,7 +152,8 @@ class SelfAttention(PerClassAttentionHead):
     """
 
     def __init__(self, num_classes: int, **kwargs):
-        kwargs.pop("transformer_units", None)  # the shared head's config field: always empty here
+        kwargs.pop("transformer_units", None)  # the shared head's config fields: no transformer here
+        kwargs.pop("bn_momentum", None)
         super().__init__(num_classes, (), **kwargs)
 
     def build(self, features_shape, num_frames_shape=None):
