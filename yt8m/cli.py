@@ -2,18 +2,15 @@
 --help listing the project's flags, one-line errors, the run's saved config, result tables."""
 from __future__ import annotations
 
-import functools
-import re
 import sys
-
-import tensorflow as tf
 
 from absl import app
 from absl import flags as absl_flags
 
 from yt8m import ensemble, evaluation, export, flags, rundir, training
 from yt8m.config import ENSEMBLE, Config
-from yt8m.errors import UserError
+from yt8m.errors import exits_cleanly, reject_extra_args
+from yt8m.progress import print_table
 
 
 def train_main(argv) -> None:
@@ -64,40 +61,6 @@ def run(main) -> None:
     app.run(exits_cleanly(main))
 
 
-def exits_cleanly(main):
-    """Runs an absl main; a UserError prints one line `error: ...` and exits 1."""
-
-    @functools.wraps(main)
-    def wrapper(argv):
-        try:
-            return main(argv)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            sys.exit(1)
-        except (OSError, tf.errors.PermissionDeniedError, tf.errors.ResourceExhaustedError) as exc:
-            print(f"error: {_io_reason(exc)} (nothing half-written is kept; earlier results are intact)",
-                  file=sys.stderr)
-            sys.exit(1)
-
-    return wrapper
-
-
-def _io_reason(exc: BaseException) -> str:
-    """One line from a file-system error: 'No space left on device: PATH', TF's own first line."""
-    text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    h5 = re.search(r"filename = '([^']*)'.*?error message = '([^']*)'", text, re.DOTALL)  # h5py's many lines
-    if h5:
-        return f"{h5.group(2)}: {h5.group(1)}"
-    if isinstance(exc, OSError) and exc.strerror:
-        text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-    return text.strip().splitlines()[0]
-
-
-def reject_extra_args(argv) -> None:
-    if len(argv) > 1:
-        raise UserError(f"unexpected arguments {' '.join(argv[1:])}; every setting is a --flag (see --help)")
-
-
 def config_for_trained_run() -> Config:
     """eval/inference: the run's saved config, overridden by the flags given on this command line.
 
@@ -114,12 +77,3 @@ def config_for_trained_run() -> Config:
     return base.replace(stage="pretrain", init_from="", train_dir=from_flags.train_dir,
                         **{name: getattr(from_flags, name) for name in given
                            if name not in ("stage", "init_from", "train_dir")})
-
-
-def print_table(title: str, values: dict) -> None:
-    """Prints `name  value` rows under a title."""
-    width = max(len(k) for k in values) if values else 0
-    print(f"\n== {title} ==")
-    for key, value in values.items():
-        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-        print(f"  {key.ljust(width)}  {shown}")

@@ -13,9 +13,9 @@ import os
 import numpy as np
 
 from yt8m import evaluation, metrics, training
-from yt8m.cli import print_table
 from yt8m.config import Config
 from yt8m.data import synthetic
+from yt8m.progress import print_table
 
 DATA_DIR = os.path.join("data", "synthetic")
 RUN_DIR = os.path.join("runs", "demo")

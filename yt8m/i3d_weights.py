@@ -1,4 +1,5 @@
-"""deepmind/kinetics-i3d TF1 checkpoints -> the `--i3d_weights` file (.npz keyed '<layer>/<weight>').
+"""deepmind/kinetics-i3d TF1 checkpoints -> the `--i3d_weights` file (.npz keyed '<layer>/<weight>'), and
+`load`, which reads whichever --i3d_weights gives (.npz, .h5 or a checkpoint) for training.
 
 `python -m yt8m.i3d_weights --checkpoint=kinetics-i3d/data/checkpoints/rgb_imagenet/model.ckpt
 --output=i3d_rgb_imagenet.npz`, then `--i3d_weights=i3d_rgb_imagenet.npz` (or give the checkpoint
@@ -24,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from models.layers.inception_i3d import ENDPOINTS, MIXED_CHANNELS
-from yt8m.errors import UserError
+from yt8m.errors import UserError, exits_cleanly, reject_extra_args
 from yt8m.fileio import atomic_output
 
 BN_WEIGHTS = ("beta", "moving_mean", "moving_variance")
@@ -112,6 +113,30 @@ def read_checkpoint(path: str) -> dict[str, np.ndarray]:
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
 
+def load(path: str) -> dict[str, np.ndarray]:
+    """The --i3d_weights arrays keyed '<layer>/<weight>': an .npz or .h5 of them, or a deepmind kinetics-i3d
+    checkpoint converted on the fly; every path through tf.io.gfile, nothing downloaded."""
+    if is_checkpoint(path):
+        return convert(read_checkpoint(path))
+    if not tf.io.gfile.exists(path):
+        raise UserError(f"--i3d_weights={path} does not exist")
+    with tf.io.gfile.GFile(path, "rb") as handle:
+        data = handle.read()
+    if path.endswith(".npz"):
+        with np.load(io.BytesIO(data)) as arrays:
+            return {key: arrays[key] for key in arrays.files}
+    if path.endswith((".h5", ".hdf5")):
+        import h5py   # only for .h5 weights
+
+        arrays = {}
+        with h5py.File(io.BytesIO(data), "r") as h5:
+            h5.visititems(lambda name, item: arrays.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+        return arrays
+    raise UserError(f"--i3d_weights={path}: give an .npz or .h5 file (python -m yt8m.i3d_weights "
+                    f"converts a kinetics-i3d checkpoint)")
+
+
 def write_weights(weights: Mapping[str, np.ndarray], output: str) -> None:
     """An .npz of `weights` written atomically (what --i3d_weights reads)."""
     if not output.endswith(".npz"):
@@ -125,9 +150,7 @@ def write_weights(weights: Mapping[str, np.ndarray], output: str) -> None:
 def main(argv) -> None:
     from absl import flags
 
-    from yt8m import cli
-
-    cli.reject_extra_args(argv)
+    reject_extra_args(argv)
     arrays = read_checkpoint(flags.FLAGS.checkpoint)
     weights = convert(arrays)
     write_weights(weights, flags.FLAGS.output)
@@ -139,9 +162,7 @@ def main(argv) -> None:
 if __name__ == "__main__":
     from absl import app, flags
 
-    from yt8m import cli
-
     flags.DEFINE_string("checkpoint", "", "deepmind kinetics-i3d checkpoint prefix (.../rgb_imagenet/model.ckpt) "
                         "or its directory.")
     flags.DEFINE_string("output", "i3d_weights.npz", "The .npz to write (what --i3d_weights reads).")
-    app.run(cli.exits_cleanly(main))
+    app.run(exits_cleanly(main))

@@ -18,9 +18,9 @@ import numpy as np
 from absl import app
 from absl import flags as absl_flags
 
-from yt8m import cli, flags, rundir
+from yt8m import flags, rundir
 from yt8m.config import Config
-from yt8m.errors import UserError
+from yt8m.errors import UserError, exits_cleanly
 from yt8m.fileio import atomic_output
 
 COMMANDS = ("attention", "embeddings")
@@ -243,4 +243,4 @@ if __name__ == "__main__":
     absl_flags.DEFINE_string("video_id", "", "attention: draw this one video of --data_pattern instead.")
     absl_flags.DEFINE_integer("top_classes", 3, "attention: how many of the highest-scored classes to draw.")
     absl_flags.DEFINE_integer("max_classes", 60, "embeddings: labels shown in the matrices (most frequent first).")
-    app.run(cli.exits_cleanly(main))
+    app.run(exits_cleanly(main))

@@ -1,4 +1,5 @@
-"""How progress is shown: an updating bar on a terminal, plain lines when stdout is a file or a pipe."""
+"""How progress is shown (an updating bar on a terminal, plain lines when stdout is a file or a pipe) and
+results printed (`print_table`)."""
 from __future__ import annotations
 
 import sys
@@ -39,3 +40,12 @@ class CountLines:
         elif now - self.last >= self.every:
             self.last = now
             print(f"{self.what}: {count} {self.unit}s, {count / (now - self.start):.0f}/s", flush=True)
+
+
+def print_table(title: str, values: dict) -> None:
+    """Prints `name  value` rows under a title."""
+    width = max(len(k) for k in values) if values else 0
+    print(f"\n== {title} ==")
+    for key, value in values.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+        print(f"  {key.ljust(width)}  {shown}")
