@@ -6,11 +6,11 @@ import math
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from models import registry
-from yt8m import augment, backup, distribute, evaluation, health, losses, multi_worker, rundir, segment_context, swa
+from yt8m import (augment, backup, distribute, evaluation, health, i3d_weights, losses, multi_worker, rundir,
+                  segment_context, swa)
 from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss, Validation
 from yt8m.rundir import MODEL_FILE, TrainResult, load_trained_model
 from yt8m.backup import AtomicBackupAndRestore
@@ -185,36 +185,12 @@ def _initial_model(config: Config, stats=None) -> keras.Model:
 
 
 def _pretrained_weights(config: Config) -> dict:
-    """{"inflated_weights": arrays} from --i3d_weights (.npz or .h5, keys '<layer>/<weight>', or a deepmind
-    kinetics-i3d checkpoint, converted by yt8m/i3d_weights.py) for models that take them; nothing is
-    downloaded."""
+    """{"inflated_weights": arrays} from --i3d_weights (yt8m/i3d_weights.py reads it) for models that take them."""
     if not config.i3d_weights:
         return {}
     if "inflated_weights" not in registry.params(config.model):
         raise UserError(f"--i3d_weights is for the I3D models; --model={config.model} takes no backbone weights")
-    from yt8m import i3d_weights
-
-    if i3d_weights.is_checkpoint(config.i3d_weights):
-        return {"inflated_weights": i3d_weights.convert(i3d_weights.read_checkpoint(config.i3d_weights))}
-    if not tf.io.gfile.exists(config.i3d_weights):
-        raise UserError(f"--i3d_weights={config.i3d_weights} does not exist")
-    with tf.io.gfile.GFile(config.i3d_weights, "rb") as handle:
-        data = handle.read()
-    import io
-
-    if config.i3d_weights.endswith(".npz"):
-        with np.load(io.BytesIO(data)) as arrays:
-            return {"inflated_weights": {key: arrays[key] for key in arrays.files}}
-    if config.i3d_weights.endswith((".h5", ".hdf5")):
-        import h5py
-
-        arrays = {}
-        with h5py.File(io.BytesIO(data), "r") as h5:
-            h5.visititems(lambda name, item: arrays.__setitem__(name, item[()])
-                          if isinstance(item, h5py.Dataset) else None)
-        return {"inflated_weights": arrays}
-    raise UserError(f"--i3d_weights={config.i3d_weights}: give an .npz or .h5 file (python -m yt8m.i3d_weights "
-                    f"converts a kinetics-i3d checkpoint)")
+    return {"inflated_weights": i3d_weights.load(config.i3d_weights)}
 
 
 def mixed_precision_policy() -> str:
