@@ -154,3 +154,37 @@ def test_snet_squeezes_time_and_counts_valid_steps():
     assert [tuple(s.shape) for s in scales] == [(4, 20, 6), (4, 10, 6), (4, 5, 6), (4, 3, 6)]
     np.testing.assert_array_equal(np.stack(lengths), [[20, 9, 1, 0], [10, 5, 1, 0], [5, 3, 1, 0], [3, 2, 1, 0]])
     assert np.all(np.asarray(scales[0])[1, 9:] == 0)
+
+
+def _batch_norms(layer):
+    import keras
+    found = [layer] if isinstance(layer, keras.layers.BatchNormalization) else []
+    for sub in getattr(layer, "_layers", []):
+        found += _batch_norms(sub)
+    return found
+
+
+@pytest.mark.parametrize("name, params", [("CmaSNetModel", {"filters": 8, "scales": 2}), ("CmaFCModel", {"hidden_size": 8}),
+                                          ("SelfAttentionSNetModel", {"filters": 8})])
+def test_bn_momentum_reaches_every_batch_norm(name, params):
+    if name.startswith("Cma"):
+        params = {**params, "transformer_units": 8, "embedding_dim": 4}
+    norms = lambda model: [n for layer in model.layers for n in _batch_norms(layer)]  # noqa: E731
+    default = norms(registry.build(name, num_classes=5, feature_size=12, **params))
+    assert default and all(n.momentum == 0.9 for n in default)
+    chosen = norms(registry.build(name, num_classes=5, feature_size=12, bn_momentum=0.99, **params))
+    assert len(chosen) == len(default) and all(n.momentum == 0.99 for n in chosen)
+
+
+def test_snet_moving_statistics_catch_up_within_tens_of_steps():
+    # 20 training calls on one batch: the moving mean keeps 0.9^20 = 12% of its start (0) at the default
+    # momentum, 0.99^20 = 82% at Keras's, which is what made short runs infer with stale statistics.
+    x, n = features_and_lengths(lengths=(40, 40), steps=40, width=6)
+    x = x + 3.0
+    for momentum, kept in ((0.9, 0.9 ** 20), (0.99, 0.99 ** 20)):
+        layer = SNet(filters=4, num_blocks=1, bn_momentum=momentum)
+        for _ in range(20):
+            layer(x, n, training=True)
+        batch_mean = np.asarray(layer.convolutions[0](x)).reshape(-1, 4).mean(axis=0)
+        np.testing.assert_allclose(layer.norms[0].moving_mean.numpy(), (1 - kept) * batch_mean, rtol=1e-3, atol=1e-5)
+    assert SNet.from_config(layer.get_config()).bn_momentum == 0.99
