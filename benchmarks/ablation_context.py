@@ -45,7 +45,7 @@ import models  # noqa: E402,F401
 from benchmarks.results_section import write_section  # noqa: E402
 from benchmarks.seed_results import paired  # noqa: E402
 from models import context  # noqa: E402
-from yt8m import evaluation, metrics, rundir, segment_context, training  # noqa: E402
+from yt8m import datasets, evaluation, metrics, rundir, segment_context, training  # noqa: E402
 from yt8m.config import Config  # noqa: E402
 from yt8m.data import readers, schema, synthetic, video_segments  # noqa: E402
 
@@ -190,20 +190,20 @@ def _num_videos(paths) -> int:
 def _predict_times(runs: dict, paths, other: str) -> dict:
     """Seconds per test video of the prediction pass alone (read, parse, forward; no CSV): segment-only on the
     per-segment reader (today's path) and on whole videos, the run in context (`other`) on whole videos."""
-    from yt8m.data import inputs
-
     times = {}
-    for row, path, model_of, make in (
-            (REFERENCE, "per-segment reader", lambda m: m, inputs.inference_dataset),
-            (REFERENCE, "whole videos", context.one_pass_model, segment_context.inference_dataset),
-            (other, "whole videos", lambda m: m, segment_context.inference_dataset)):
+    for row, path, model_of, whole_videos in (
+            (REFERENCE, "per-segment reader", lambda m: m, False),
+            (REFERENCE, "whole videos", context.one_pass_model, True),
+            (other, "whole videos", lambda m: m, True)):
         run = runs[row].replace(stage="pretrain", init_from="", input_data_pattern=paths.frame_test)
         model = model_of(rundir.load_trained_model(run.train_dir))
-        predict = evaluation.predict_batches if make is inputs.inference_dataset else segment_context.predict_batches
-        for _ in predict(model, make(run), paths.frame_test, "input_data_pattern", progress=False):
+        predict = segment_context.predict_batches if whole_videos else evaluation.predict_batches
+        for _ in predict(model, datasets.inference_dataset(run, whole_videos=whole_videos), paths.frame_test,
+                         "input_data_pattern", progress=False):
             break   # the first batch traces the function: not timed
         tic = time.perf_counter()
-        for _ in predict(model, make(run), paths.frame_test, "input_data_pattern", progress=False):
+        for _ in predict(model, datasets.inference_dataset(run, whole_videos=whole_videos), paths.frame_test,
+                         "input_data_pattern", progress=False):
             pass
         times[f"{row}, {path}"] = (time.perf_counter() - tic) / _num_videos(paths)
     return times

@@ -19,10 +19,10 @@ import tensorflow as tf
 
 from tests.helpers import ROOT, frame_config, run_cli
 from tests.test_distributed import ENV, _finish, _free_ports, _start
-from yt8m import distribute, evaluation, fileio, rundir, training
+from yt8m import datasets, distribute, evaluation, fileio, rundir, training
 from yt8m.backup import AtomicBackupAndRestore, backup_weights_path
 from yt8m.config import Config
-from yt8m.data import inputs, readers
+from yt8m.data import readers
 from yt8m.errors import UserError
 
 
@@ -137,7 +137,7 @@ def test_case6_a_corrupt_record_names_the_file_the_record_and_its_offset(synthet
     config = frame_config(synthetic_data, tmp_path / "run", train_data_pattern=str(broken), max_steps=None)
     with pytest.raises(UserError) as error:
         with readers.data_errors(config.train_data_pattern):
-            for _ in inputs.training_dataset(config):
+            for _ in datasets.training_dataset(config):
                 pass
     assert str(error.value).startswith(f"{broken}: record {index + 1} (at byte {offset} of "
                                        f"{broken.stat().st_size}) is corrupt or truncated")
@@ -266,13 +266,13 @@ def _files(directory) -> dict:
 def test_case1_segment_labels_on_unrated_files_is_one_error_not_a_hang(synthetic_data, tmp_path, monkeypatch):
     config = frame_config(synthetic_data, tmp_path / "fine", segment_labels=True)   # train files: no ratings
     with pytest.raises(UserError, match=r"train0000.tfrecord \(--train_data_pattern\) has no segment ratings"):
-        inputs.training_dataset(config)
+        datasets.training_dataset(config)
     # Past the first file's check (unrated files later in a pattern), the repeating reader stops too.
     monkeypatch.setattr(readers, "_check_first_records", lambda *args, **kwargs: None)
     started = time.time()
     with pytest.raises(UserError, match="no video of a batch has segment ratings"):
         with readers.data_errors(config.train_data_pattern):
-            next(iter(inputs.training_dataset(config)))
+            next(iter(datasets.training_dataset(config)))
     assert time.time() - started < 30
 
 

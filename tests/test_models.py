@@ -111,7 +111,8 @@ def _attention_gru_run(data, train_dir, pooled_batch_norm: bool):
 
     from yt8m import losses, rundir, training
     from yt8m.config import Config
-    from yt8m.data import inputs, readers
+    from yt8m import datasets
+    from yt8m.data import readers
     from helpers import frame_config
 
     params = {"gru_units": 16, "attention_units": 8, "sample_frames": 16, "pooled_batch_norm": pooled_batch_norm}
@@ -119,7 +120,7 @@ def _attention_gru_run(data, train_dir, pooled_batch_norm: bool):
                           steps_per_epoch=12, eval_data_pattern=data.frame_validate, batch_size=32)
     for field in ("base_learning_rate", "clip_gradient_norm", "loss"):
         assert getattr(config, field) == getattr(Config(), field)
-    features, labels, _ = next(iter(inputs.eval_dataset(config.replace(batch_size=64))))
+    features, labels, _ = next(iter(datasets.eval_dataset(config.replace(batch_size=64))))
     features = readers.model_inputs(features)
     keras.utils.set_random_seed(config.seed)
     initial = registry.build("AttentionGRUModel", num_classes=data.num_classes, feature_size=1152, **params)

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from models import registry
-from yt8m import evaluation, rundir, training
+from yt8m import datasets, evaluation, rundir, training
 from yt8m.config import Config
-from yt8m.data import inputs
 
 # Size params only (widths, clusters, embedding dims); never a learning rate or an initialisation.
 SMALL_SIZES = {
@@ -88,7 +87,7 @@ def test_model_trains_with_the_cli_defaults(name, synthetic_data, label_embeddin
     assert result.steps == STEPS and result.health == (), result.health
 
     model = rundir.load_trained_model(config.train_dir)
-    batches = list(evaluation.predict_batches(model, inputs.eval_dataset(config), config.eval_data_pattern,
+    batches = list(evaluation.predict_batches(model, datasets.eval_dataset(config), config.eval_data_pattern,
                                               "eval_data_pattern", progress=False))
     labels = np.concatenate([b[1] for b in batches])
     probabilities = np.concatenate([b[2] for b in batches])

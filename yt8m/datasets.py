@@ -1,40 +1,52 @@
-"""The datasets a run's Config asks for: which reader, which files, which options."""
+"""The datasets a run's Config asks for: which reader (yt8m/data/), which files, which options.
+
+Each split is read per example (videos, 5-frame segments or clips, by the Config), or with
+`whole_videos` (--segment_context other than none, --time_shift) as whole videos with every
+segment's place and rating (yt8m/data/video_segments.py), for the one-pass segment models.
+"""
 from __future__ import annotations
 
 import tensorflow as tf
 
 from yt8m.config import Config
-from yt8m.data import readers
+from yt8m.data import clips, readers, video_segments
 from yt8m.errors import UserError
 
 
-def training_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None) -> tf.data.Dataset:
-    """Shuffled (features, labels, weights) for fit; repeats forever when --max_steps bounds the run.
+def training_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None,
+                     whole_videos: bool = False) -> tf.data.Dataset:
+    """Shuffled (model inputs, labels, weights) for fit; repeats forever when --max_steps bounds the run.
 
     With `corrupt_records` (--skip_corrupt_records) corrupt records are skipped and counted there.
     """
     dataset = _dataset(config, config.train_data_pattern, "train_data_pattern", shuffle=True,
-                       num_epochs=None if config.max_steps else 1, rated=True, corrupt_records=corrupt_records)
+                       num_epochs=None if config.max_steps else 1, rated=True, corrupt_records=corrupt_records,
+                       whole_videos=whole_videos)
     return dataset.map(lambda features, labels, weights: (readers.model_inputs(features), labels, weights))
 
 
-def eval_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None) -> tf.data.Dataset:
+def eval_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None,
+                 whole_videos: bool = False) -> tf.data.Dataset:
     """One ordered pass over --eval_data_pattern (rated segments with --segment_labels)."""
     return _dataset(config, config.eval_data_pattern, "eval_data_pattern", shuffle=False, num_epochs=1, rated=True,
-                    corrupt_records=corrupt_records)
+                    corrupt_records=corrupt_records, whole_videos=whole_videos)
 
 
-def inference_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None) -> tf.data.Dataset:
+def inference_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None,
+                      whole_videos: bool = False) -> tf.data.Dataset:
     """One ordered pass over --input_data_pattern (every 5-frame segment with --segment_labels)."""
     return _dataset(config, config.input_data_pattern, "input_data_pattern", shuffle=False, num_epochs=1,
-                    rated=False, corrupt_records=corrupt_records)
+                    rated=False, corrupt_records=corrupt_records, whole_videos=whole_videos)
 
 
 def _dataset(config: Config, pattern: str, flag: str, *, shuffle: bool, num_epochs, rated: bool,
-             corrupt_records=None):
+             corrupt_records=None, whole_videos: bool = False):
+    if whole_videos:   # (B, S, C) targets and weights: every segment of each video in one example
+        return video_segments.video_segment_dataset(
+            pattern, num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=config.batch_size,
+            shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, rated=rated, max_frames=config.max_frames,
+            flag=flag, corrupt_records=corrupt_records)
     if config.clip_data_pattern:  # a clip run: every split is read as RGB clips
-        from yt8m.data import clips
-
         if flag == "train_data_pattern":
             pattern, flag = config.clip_data_pattern, "clip_data_pattern"
         return clips.clip_dataset(pattern, num_classes=config.num_classes, batch_size=config.batch_size,

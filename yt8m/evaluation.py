@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from yt8m import candidates, metrics, rundir, segment_context, submission
+from yt8m import candidates, datasets, metrics, rundir, segment_context, submission
 from yt8m.config import Config
-from yt8m.data import inputs, readers
+from yt8m.data import readers
 from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output, probe_writable, remove_stale_temp_files
@@ -49,15 +49,14 @@ def _prediction_pass(config: Config, make_dataset, pattern: str, flag: str, prog
     model = model if model is not None else rundir.load_trained_model(config.train_dir)
     table = _candidate_table(config, model, pattern, flag, progress)
     corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
-    predict = predict_batches
+    predict, whole_videos = predict_batches, False
     if config.segment_labels:
         segment_context.check_model(model, config)
     if config.segment_context != "none" or config.time_shift:   # each video read and encoded once, all its segments scored
         predict = segment_context.predict_batches
         model = segment_context.whole_video_model(model, config)   # --time_shift: the shifted passes averaged
-        make_dataset = {inputs.eval_dataset: segment_context.eval_dataset,
-                        inputs.inference_dataset: segment_context.inference_dataset}[make_dataset]
-    return predict(model, make_dataset(config, corrupt), pattern, flag, progress), table, corrupt
+        whole_videos = True
+    return predict(model, make_dataset(config, corrupt, whole_videos), pattern, flag, progress), table, corrupt
 
 
 def evaluate(config: Config, progress: bool = True) -> dict:
@@ -79,7 +78,7 @@ def evaluate(config: Config, progress: bool = True) -> dict:
 def score(config: Config, model: keras.Model | None = None, progress: bool = True) -> dict:
     """The metrics of `model` (default: config.train_dir's) on --eval_data_pattern, as evaluate reports
     them; nothing written (the validation during training calls it with the model being trained)."""
-    batches, table, corrupt = _prediction_pass(config, inputs.eval_dataset, config.eval_data_pattern,
+    batches, table, corrupt = _prediction_pass(config, datasets.eval_dataset, config.eval_data_pattern,
                                                "eval_data_pattern", progress, model)
     if config.segment_labels:
         result = _segment_metrics(batches, config.submission_top_k, table)
@@ -130,7 +129,7 @@ def write_submission(config: Config, progress: bool = True) -> str:
         raise UserError("--output_file is empty; give the CSV path to write")
     probe_writable(config.output_file, "output_file", is_file=True)   # before predicting, not after
     remove_stale_temp_files(os.path.dirname(config.output_file))
-    batches, table, corrupt = _prediction_pass(config, inputs.inference_dataset, config.input_data_pattern,
+    batches, table, corrupt = _prediction_pass(config, datasets.inference_dataset, config.input_data_pattern,
                                                "input_data_pattern", progress)
     if config.segment_labels:
         class_ids = read_segment_label_ids(config.segment_label_ids_file or None)

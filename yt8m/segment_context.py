@@ -1,4 +1,4 @@
-"""`--segment_context=video|attention` in the pipeline: the whole-video reader, the context-aware model
+"""`--segment_context=video|attention` in the pipeline (its whole-video reader: yt8m/datasets.py), the context-aware model
 (models/context.py) or the model's whole-video attention (models/segment_attention.py), the per-segment
 loss adapter and one-pass eval/inference (with `--time_shift`, its test-time augmentation).
 
@@ -85,31 +85,6 @@ def whole_video_model(model: keras.Model, config: Config) -> keras.Model:
     alone), with --time_shift its scores averaged over the frames shifted -1, 0, +1."""
     model = context.one_pass_model(model)
     return context.time_shifted_model(model) if config.time_shift else model
-
-
-def training_dataset(config: Config, corrupt_records=None) -> tf.data.Dataset:
-    """Shuffled whole rated videos (model inputs, (B, S, C) targets, weights); repeats with --max_steps."""
-    return _dataset(config, config.train_data_pattern, "train_data_pattern", rated=True, shuffle=True,
-                    num_epochs=None if config.max_steps else 1, corrupt_records=corrupt_records).map(
-        lambda features, targets, weights: (readers.model_inputs(features), targets, weights))
-
-
-def eval_dataset(config: Config, corrupt_records=None) -> tf.data.Dataset:
-    return _dataset(config, config.eval_data_pattern, "eval_data_pattern", rated=True, shuffle=False,
-                    num_epochs=1, corrupt_records=corrupt_records)
-
-
-def inference_dataset(config: Config, corrupt_records=None) -> tf.data.Dataset:
-    return _dataset(config, config.input_data_pattern, "input_data_pattern", rated=False, shuffle=False,
-                    num_epochs=1, corrupt_records=corrupt_records)
-
-
-def _dataset(config: Config, pattern: str, flag: str, *, rated: bool, shuffle: bool, num_epochs,
-             corrupt_records=None) -> tf.data.Dataset:
-    return video_segments.video_segment_dataset(
-        pattern, num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=config.batch_size,
-        shuffle=shuffle, seed=config.seed, num_epochs=num_epochs, rated=rated, max_frames=config.max_frames,
-        flag=flag, corrupt_records=corrupt_records)
 
 
 def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, flag: str,

@@ -9,13 +9,13 @@ import keras
 import tensorflow as tf
 
 from models import registry
-from yt8m import (augment, backup, distribute, evaluation, health, i3d_weights, losses, multi_worker, rundir,
-                  segment_context, swa)
+from yt8m import (augment, backup, datasets, distribute, evaluation, health, i3d_weights, losses, multi_worker,
+                  rundir, segment_context, swa)
 from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss, Validation
 from yt8m.rundir import MODEL_FILE, TrainResult, load_trained_model
 from yt8m.backup import AtomicBackupAndRestore
 from yt8m.config import Config
-from yt8m.data import inputs, readers
+from yt8m.data import readers
 from yt8m.errors import UserError
 from yt8m.fileio import match_files
 from yt8m.labels import context
@@ -56,8 +56,7 @@ def _train(config: Config) -> TrainResult:
         raise UserError(f"--segment_context={config.segment_context} finetunes a pretrained frame-level model on "
                         f"whole rated videos; pretrain without it, then --stage=finetune "
                         f"--segment_context={config.segment_context}")
-    train_data = (segment_context.training_dataset(config, corrupt) if in_context
-                  else inputs.training_dataset(config, corrupt_records=corrupt))
+    train_data = datasets.training_dataset(config, corrupt, whole_videos=in_context)
     dataset = _to_device(_continued(train_data, config, work_dir), config)
     # The pretraining set's label statistics: every pretrain saves them (for its finetunes), whatever its loss.
     stats = (context.label_statistics(config, save=chief)
