@@ -1,4 +1,5 @@
-"""The tf.distribute strategy named by --strategy."""
+"""The tf.distribute strategy named by --strategy, and this process's task in the TF_CONFIG cluster (read here
+only)."""
 from __future__ import annotations
 
 import json
@@ -34,11 +35,22 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise UserError(f"unknown --strategy={name!r}")
 
 
+def _tf_config() -> dict:
+    """TF_CONFIG's cluster and task ({} off a cluster)."""
+    return json.loads(os.environ.get("TF_CONFIG") or "{}")
+
+
 def is_chief() -> bool:
     """True on the one worker that writes the run's files (always, off a cluster)."""
-    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    tf_config = _tf_config()
     task = tf_config.get("task")
     if not task or task.get("type") == "chief":
         return True
     no_chief = "chief" not in tf_config.get("cluster", {})
     return no_chief and task.get("type") == "worker" and task.get("index", 0) == 0
+
+
+def task_name() -> str:
+    """'<type>-<index>' of this process's TF_CONFIG task (a non-chief worker's directory name), 'worker-0' off one."""
+    task = _tf_config().get("task", {})
+    return f"{task.get('type', 'worker')}-{task.get('index', 0)}"

@@ -1,7 +1,6 @@
 """Build, compile and fit a model for one stage (pretrain or finetune) of a run."""
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -41,7 +40,7 @@ def _train(config: Config) -> TrainResult:
         raise UserError("--train_dir is empty; give the directory the run writes to")
     strategy = distribute.make_strategy(config.strategy)
     chief = distribute.is_chief()
-    work_dir = config.train_dir if chief else os.path.join(config.train_dir, "workers", _task_index())
+    work_dir = config.train_dir if chief else os.path.join(config.train_dir, "workers", distribute.task_name())
     if chief:  # every check of the run directory before its first write; config.json at the first step
         rundir.prepare(config, overwrite=config.overwrite)
     else:
@@ -261,7 +260,3 @@ def _resume_from_chief_backup(train_dir: str, work_dir: str) -> None:
     for name in tf.io.gfile.listdir(chief_backup):
         tf.io.gfile.copy(os.path.join(chief_backup, name), os.path.join(own_backup, name), overwrite=True)
 
-
-def _task_index() -> str:
-    task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task", {})
-    return f"{task.get('type', 'worker')}-{task.get('index', 0)}"
