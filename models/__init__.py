@@ -2,6 +2,7 @@
 
 Importing this package registers every model family and every layer.
 """
+import yt8m  # noqa: F401  (first: pins KERAS_BACKEND to tensorflow before Keras loads)
 from models import dbof, logistic, registry  # noqa: F401  (registers the families)
 from models import dbof_gcn, nextvlad  # noqa: F401,E402
 from models import cma  # noqa: F401,E402  (CMA / self-attention x SNet / FC)
