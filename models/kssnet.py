@@ -13,8 +13,9 @@ per-class classifiers (ML-GCN style). Three models:
 The graph arrives as `label_graph` (the unnormalised A_KS of yt8m/labels/graphs.py,
 normalised D^-1/2 A D^-1/2 on the fly) and the initial node features as
 `label_embeddings`; without them (tests) the graph is the identity and the
-embeddings seeded random. Following the official code, the GCN layers are biased
-and start in its U(+-1/sqrt(units)) init, the lateral connections take tanh of each
+embeddings seeded random. Following the official code, the GCN layers are biased,
+factored W = W1 W2 through max(32, (in + out) / 8) units (`low_rank`, KSSNetI3D's default;
+False: a full W, as ML-GCN, KSSNetTemporal's default, the reading its results were measured with) and start in its U(+-1/sqrt(units)) init, the lateral connections take tanh of each
 layer's pre-activation (`lateral_input="activation"`: of its LeakyReLU output), the
 classifier is tanh(E_last) and a linear head is added to the graph classifier's
 logits (`linear_head`). Two additions keep the CLI's Adam at lr 0.01 from killing the
@@ -59,12 +60,13 @@ def _label_graph(num_classes: int, embedding_dim: int, label_graph, label_embedd
 LATERAL_INPUTS = ("pre_activation", "activation")
 
 
-def _gcn(widths, lateral_input: str) -> GCNStack:
-    """mssnet's GCN: biased layers in its U(+-1/sqrt(units)) init; each layer's output for the lateral
+def _gcn(widths, lateral_input: str, low_rank: bool) -> GCNStack:
+    """mssnet's GCN: biased layers in its U(+-1/sqrt(units)) init, each W the product of two factors
+    (`low_rank`; False: one full (in, out) W, ML-GCN's); each layer's output for the lateral
     connections is its pre-activation (mssnet's tanh(x_raw)) or, with "activation", its LeakyReLU."""
     if lateral_input not in LATERAL_INPUTS:
         raise ValueError(f"lateral_input={lateral_input!r} is not one of {', '.join(LATERAL_INPUTS)}")
-    return GCNStack(widths, use_bias=True, kernel_initializer=FAN_OUT_UNIFORM,
+    return GCNStack(widths, use_bias=True, kernel_initializer=FAN_OUT_UNIFORM, low_rank=low_rank,
                     return_pre_activations=lateral_input == "pre_activation", name="gcn")
 
 
@@ -91,14 +93,15 @@ def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float =
                embedding_dim: int = 300, dropout: float = 0.5, linear_head: bool = True,
                lateral_endpoints: str = I3D_LATERAL_ENDPOINTS, final_endpoint: str = "Mixed_5c",
                lateral_input: str = "pre_activation", prior: float = 0.01, cosine: bool = True,
-               label_graph=None, label_embeddings=None, inflated_weights=None) -> keras.Model:
+               low_rank: bool = True, label_graph=None, label_embeddings=None,
+               inflated_weights=None) -> keras.Model:
     """KSSNet on Inception-I3D: clips {"clip": uint8 (B, T, H, W, 3)} -> (B, C).
 
     `feature_size` is unused (clips are RGB). A GCN with one layer per lateral
     endpoint (comma-separated, in network order) plus the classifier layer, each as
     wide as the backbone there (192-480-832-1024 by default); dropout after the
     global average pool. `final_endpoint` truncates the backbone (small tests).
-    `lateral_input`, `prior`, `cosine`: see the module docstring. `inflated_weights`: arrays for the backbone (`load_inflated_weights`), handed
+    `lateral_input`, `prior`, `cosine`, `low_rank`: see the module docstring. `inflated_weights`: arrays for the backbone (`load_inflated_weights`), handed
     over by training from --i3d_weights.
     """
     del feature_size
@@ -108,7 +111,7 @@ def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float =
     nodes, adjacency = _label_graph(num_classes, embedding_dim, label_graph, label_embeddings, clip)
     check_endpoints([*laterals, final_endpoint])
     widths = [endpoint_channels(e, width_multiplier) for e in (*laterals, final_endpoint)]
-    layers = _gcn(widths, lateral_input)(nodes, adjacency)
+    layers = _gcn(widths, lateral_input, low_rank)(nodes, adjacency)
     after = {endpoint: (lambda x, e=endpoint, i=i: LateralConnection(average_labels=True, name=f"lateral_{e}")(x, layers[i]))
              for i, endpoint in enumerate(laterals)}
     features = inception_i3d_features(clip, width_multiplier, after=after, final_endpoint=final_endpoint)
@@ -197,7 +200,7 @@ class MaskedMeanPool(keras.layers.Layer):
 def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, num_stages: int = 3,
                     kernel_size: int = 3, gcn_layers: int = 4, embedding_dim: int = 300, dropout: float = 0.5,
                     linear_head: bool = True, lateral_input: str = "pre_activation", prior: float = 0.01,
-                    cosine: bool = True, norm: str = "batch", label_graph=None,
+                    cosine: bool = True, norm: str = "batch", low_rank: bool = False, label_graph=None,
                     label_embeddings=None) -> keras.Model:
     """KSSNet on frame features: `num_stages` x (Conv1D `width`, norm, ReLU) over the valid
     frames, a `gcn_layers`-deep GCN (all layers `width` wide) whose hidden layers enter the deepest
@@ -209,7 +212,7 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
     batch's mean out of each channel, a LayerNorm does not, and under the CLI's Adam at lr 0.01 that
     shared direction swamped the frames (every segment the same output: std 0.002 across test segments).
     Frames past `num_frames` are zeroed before every convolution, so padding changes nothing.
-    `lateral_input`, `prior`, `cosine`: see the module docstring.
+    `lateral_input`, `prior`, `cosine`, `low_rank`: see the module docstring.
     """
     if norm not in NORMS:
         raise ValueError(f"norm={norm!r} is not one of {', '.join(NORMS)}")
@@ -221,7 +224,7 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
     x = Dequantize(name="dequantize")(inputs[schema.FRAMES_INPUT])
     valid = ValidFrames(name="valid_frames")(x, num_frames)
     nodes, adjacency = _label_graph(num_classes, embedding_dim, label_graph, label_embeddings, x)
-    layers = _gcn([width] * gcn_layers, lateral_input)(nodes, adjacency)
+    layers = _gcn([width] * gcn_layers, lateral_input, low_rank)(nodes, adjacency)
     first_lateral = num_stages - (gcn_layers - 1)
     for stage in range(num_stages):
         x = MaskFrames(name=f"mask_{stage}")(x, num_frames)

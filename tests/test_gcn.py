@@ -2,7 +2,7 @@ import numpy as np
 import keras
 from keras import ops
 
-from models.layers.gcn import GCNStack, GraphConvolution, LabelNodes, normalize_adjacency
+from models.layers.gcn import GCNStack, GraphConvolution, LabelNodes, low_rank_units, normalize_adjacency
 
 
 def test_symmetric_normalisation_by_hand():
@@ -24,6 +24,23 @@ def test_graph_convolution_is_leaky_relu_of_a_e_w():
     out = ops.convert_to_numpy(layer(e, a))
     # E W = [[1,-1],[2,0],[3,-1]]; A swaps rows 0/1; LeakyReLU(0.2) scales negatives.
     np.testing.assert_allclose(out, [[2.0, 0.0], [1.0, -0.2], [3.0, -0.2]], rtol=1e-6)
+
+
+def test_low_rank_graph_convolution_is_a_e_w1_w2_plus_b_as_mssnet():
+    assert low_rank_units(300, 192) == 61 and low_rank_units(8, 16) == 32   # max(32, (in + out) / 8)
+    layer = GraphConvolution(2, activation=None, use_bias=True, kernel_initializer="fan_out_uniform", low_rank=True)
+    e = np.array([[1.0, 2.0], [0.0, 1.0]], "float32")
+    a = np.array([[0.5, 0.5], [0.0, 1.0]], "float32")
+    layer.build(e.shape, a.shape)
+    assert layer.kernel.shape == (2, 32) and layer.kernel_out.shape == (32, 2)
+    assert np.abs(layer.kernel.numpy()).max() <= 1 / np.sqrt(32) and np.abs(layer.kernel_out.numpy()).max() <= 1 / np.sqrt(2)
+    w1 = np.zeros((2, 32), "float32"); w1[0, 0], w1[1, 1] = 1.0, 2.0
+    w2 = np.zeros((32, 2), "float32"); w2[0, 0], w2[1, 1] = 3.0, -1.0
+    layer.kernel.assign(w1); layer.kernel_out.assign(w2); layer.bias.assign([0.5, 0.0])
+    # E W1 W2 = [[3, -4], [0, -2]]; A mixes row 0 with row 1: [[1.5, -3], [0, -2]]; + b.
+    np.testing.assert_allclose(ops.convert_to_numpy(layer(e, a)), [[2.0, -3.0], [0.5, -2.0]], rtol=1e-6)
+    again = GraphConvolution.from_config(layer.get_config())
+    assert again.low_rank and not GraphConvolution(2).low_rank
 
 
 def test_label_nodes_keep_their_arrays_through_save_and_reload(tmp_path):

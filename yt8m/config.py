@@ -22,6 +22,10 @@ SEGMENT_CONTEXTS = ("none", "video", "attention")  # segments alone, in their vi
 CONTEXT_COMBINES = ("concat", "gate")
 OPTIMIZERS = ("adam", "sgd")              # sgd: SGD with momentum 0.9 (yt8m/training.py)
 CONTEXT_SEGMENT_ENCODERS = ("backbone", "pool")
+# --base_learning_rate unset: a pretrain at the starter's 0.01, a finetune at 0.001 (the project's measured
+# finetunes; at 0.01 the finetune undid the graph models' pretraining, docs/results.md issue 6).
+PRETRAIN_LEARNING_RATE = 0.01
+FINETUNE_LEARNING_RATE = 0.001
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +69,12 @@ class Config:
     stage: str = "pretrain"
     init_from: str = ""
     batch_size: int = 1024
-    base_learning_rate: float = 0.01
+    base_learning_rate: float | None = None  # None: by stage, see `learning_rate`
     learning_rate_decay: float = 0.95
     learning_rate_decay_examples: int = 4_000_000
     clip_gradient_norm: float = 1.0
     optimizer: str = "adam"                 # OPTIMIZERS
-    gcn_learning_rate: float = 0.0          # the label-graph layers' rate (0: base_learning_rate); KSSNet 1e-3
+    gcn_learning_rate: float = 1e-3         # the label-graph layers' rate (0: the base rate); mssnet's GCN rate
     weight_decay: float = 0.0               # L2 added to the gradient, as torch Adam (mssnet); KSSNet 1e-4
     num_epochs: int = 5
     max_steps: int | None = None
@@ -164,6 +168,8 @@ class Config:
                                 "--segment_labels --frame_features")
         if self.clip_sampling not in CLIP_SAMPLINGS:
             raise UserError(f"--clip_sampling={self.clip_sampling!r} is not one of {', '.join(CLIP_SAMPLINGS)}")
+        if self.base_learning_rate is not None and self.base_learning_rate < 0:
+            raise UserError(f"--base_learning_rate must be >= 0, got {self.base_learning_rate}")
         for name in ("gcn_learning_rate", "weight_decay"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
@@ -204,6 +210,13 @@ class Config:
         if self.weak_negative_alpha is not None:
             return float(self.weak_negative_alpha)
         return 1.0 if self.loss == "weak_negative" else 0.0
+
+    @property
+    def learning_rate(self) -> float:
+        """The base rate of the run: --base_learning_rate, else PRETRAIN_LEARNING_RATE or FINETUNE_LEARNING_RATE."""
+        if self.base_learning_rate is not None:
+            return float(self.base_learning_rate)
+        return FINETUNE_LEARNING_RATE if self.stage == "finetune" else PRETRAIN_LEARNING_RATE
 
     @property
     def feature_spec(self) -> FeatureSpec:

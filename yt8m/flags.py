@@ -86,7 +86,9 @@ def define_flags() -> None:
     flags.DEFINE_enum("stage", d.stage, STAGES, "pretrain: build the model; finetune: start from --init_from.")
     flags.DEFINE_string("init_from", "", "train_dir of the pretrain run to finetune from (new optimizer).")
     flags.DEFINE_integer("batch_size", d.batch_size, "Examples per batch (global, over all replicas).")
-    flags.DEFINE_float("base_learning_rate", d.base_learning_rate, "Adam's initial learning rate.")
+    flags.DEFINE_float("base_learning_rate", d.base_learning_rate, "Initial learning rate; default 0.01 for a "
+                       "pretrain, 0.001 for a finetune (at 0.01 a finetune undid the graph models' pretraining); "
+                       "0 freezes every weight.")
     flags.DEFINE_float("learning_rate_decay", d.learning_rate_decay, "Decay factor per decay period.")
     flags.DEFINE_integer("learning_rate_decay_examples", d.learning_rate_decay_examples,
                          "Examples per decay period.")
@@ -94,8 +96,9 @@ def define_flags() -> None:
     flags.DEFINE_enum("optimizer", d.optimizer, OPTIMIZERS, "adam (the starter's) or sgd (momentum 0.9: steps "
                       "proportional to the gradient, so a loss term weighted n moves the weights n times less).")
     flags.DEFINE_float("gcn_learning_rate", d.gcn_learning_rate, "Learning rate of the label-graph layers "
-                       "(label_nodes, gcn, label_gcn), decayed as the base rate; 0: --base_learning_rate. KSSNet: "
-                       "1e-3 with a base rate of 1e-4.")
+                       "(label_nodes, gcn, label_gcn), decayed as the base rate; 0: --base_learning_rate. Default: "
+                       "mssnet's GCN rate (KSSNet on Charades: with a base rate of 1e-4); at 0.01 the GCN's "
+                       "pre-activations grew to norms in the thousands.")
     flags.DEFINE_float("weight_decay", d.weight_decay, "L2 weight decay added to the gradient before Adam (torch "
                        "Adam's weight_decay, as mssnet trains KSSNet: 1e-4); biases and BN/LN betas excluded.")
     flags.DEFINE_integer("num_epochs", d.num_epochs, "Passes over the data (when --max_steps is not set).")

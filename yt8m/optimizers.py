@@ -1,4 +1,4 @@
-"""The training optimizer: keras Adam with TensorFlow's fused Adam kernel, per-layer rates and L2 decay."""
+"""The training optimizer: keras Adam with TensorFlow's fused Adam kernel (or SGD), per-layer rates and L2 decay."""
 from __future__ import annotations
 
 from typing import Mapping
@@ -7,9 +7,62 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from yt8m.config import Config
+from yt8m.errors import UserError
+
 # The label-graph layers of the graph models (models/kssnet.py, dbof_gcn.py, srdl.py): --gcn_learning_rate.
 GRAPH_LAYERS = ("label_nodes", "gcn", "label_gcn")
 NOT_DECAYED = ("bias", "beta", "adjacency")   # mssnet's decay_mult 0: biases (BN's too) and the graph
+
+
+def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
+    """The run's optimizer: config.learning_rate decayed by --learning_rate_decay every
+    --learning_rate_decay_examples, clipped by --clip_gradient_norm; the label-graph layers at
+    --gcn_learning_rate (a multiplier of the base rate: decayed with it; none when the base rate is 0)."""
+    rate = config.learning_rate
+    decay_steps = max(1, config.learning_rate_decay_examples // config.batch_size)
+    schedule = keras.optimizers.schedules.ExponentialDecay(rate, decay_steps, config.learning_rate_decay,
+                                                           staircase=True)
+    multipliers = {}
+    if rate > 0 and config.gcn_learning_rate and config.gcn_learning_rate != rate:
+        multipliers = dict.fromkeys(GRAPH_LAYERS, config.gcn_learning_rate / rate)
+    clip = config.clip_gradient_norm or None
+    if config.optimizer == "sgd":
+        if config.weight_decay:
+            raise UserError("--weight_decay works with --optimizer=adam")
+        return LayerRateSGD(schedule, momentum=0.9, global_clipnorm=clip, learning_rate_multipliers=multipliers)
+    return FusedAdam(schedule, global_clipnorm=clip, learning_rate_multipliers=multipliers,
+                     l2_decay=config.weight_decay)
+
+
+def layer_multipliers(variables, multipliers: Mapping[str, float]) -> list[float]:
+    """Per variable, the factor of the first layer name in its path found in `multipliers` (else 1)."""
+    found = [next((multipliers[p] for p in variable.path.split("/") if p in multipliers), 1.0)
+             for variable in variables]
+    if multipliers and all(m == 1.0 for m in found):   # every model without graph layers under the default
+        logging.info("learning rate multipliers of layers %s: the model has no such layer", sorted(multipliers))
+    return found
+
+
+@keras.saving.register_keras_serializable(package="yt8m")
+class LayerRateSGD(keras.optimizers.SGD):
+    """keras SGD (momentum) whose `learning_rate_multipliers` {layer name: factor} scale the rate of the
+    variables under that layer, as FusedAdam's."""
+
+    def __init__(self, *args, learning_rate_multipliers: Mapping[str, float] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.learning_rate_multipliers = dict(learning_rate_multipliers or {})
+
+    def build(self, variables):
+        super().build(variables)
+        self._multipliers = layer_multipliers(variables, self.learning_rate_multipliers)
+
+    def update_step(self, gradient, variable, learning_rate):
+        multiplier = self._multipliers[self._get_variable_index(variable)]
+        super().update_step(gradient, variable, learning_rate * multiplier if multiplier != 1.0 else learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "learning_rate_multipliers": self.learning_rate_multipliers}
 
 
 def _handle(variable):
@@ -43,13 +96,9 @@ class FusedAdam(keras.optimizers.Adam):
 
     def build(self, variables):
         super().build(variables)
-        paths = [variable.path.split("/") for variable in variables]
-        self._multipliers = [next((self.learning_rate_multipliers[p] for p in path
-                                   if p in self.learning_rate_multipliers), 1.0) for path in paths]
-        self._decayed = [bool(self.l2_decay) and path[-1] not in NOT_DECAYED for path in paths]
-        if self.learning_rate_multipliers and all(m == 1.0 for m in self._multipliers):
-            logging.warning("learning rate multipliers of layers %s: the model has no such layer",
-                            sorted(self.learning_rate_multipliers))
+        self._multipliers = layer_multipliers(variables, self.learning_rate_multipliers)
+        self._decayed = [bool(self.l2_decay) and variable.path.split("/")[-1] not in NOT_DECAYED
+                         for variable in variables]
 
     def _clip_gradients(self, grads):
         if not (self.global_clipnorm and self.global_clipnorm > 0) or any(g is None for g in grads):

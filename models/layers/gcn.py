@@ -20,6 +20,11 @@ def normalize_adjacency(adjacency):
 FAN_OUT_UNIFORM = "fan_out_uniform"
 
 
+def low_rank_units(in_units: int, out_units: int) -> int:
+    """mssnet's GraphConvolution middle width: max(32, (in + out) / 8)."""
+    return max(32, int((in_units + out_units) / 8))
+
+
 def _kernel_initializer(name: str, units: int):
     if name == FAN_OUT_UNIFORM:
         return keras.initializers.RandomUniform(-1.0 / np.sqrt(units), 1.0 / np.sqrt(units))
@@ -32,28 +37,40 @@ class GraphConvolution(keras.layers.Layer):
 
     Called as `layer(node_features, adjacency)` with node_features (C, F) and
     adjacency (C, C), already normalised. `pre_activation(...)` gives Â E W + b
-    (mssnet's lateral connections take tanh of it).
+    (mssnet's lateral connections take tanh of it). With `low_rank`, W = W1 W2 through
+    `low_rank_units(F, units)` middle units, as mssnet's GraphConvolution (weight1, weight2; each
+    factor in the initializer of its own output width); without, one (F, units) W (Kipf, ML-GCN).
     """
 
     def __init__(self, units: int, activation: str | None = "leaky_relu", negative_slope: float = 0.2,
-                 use_bias: bool = False, kernel_initializer: str = "glorot_uniform", **kwargs):
+                 use_bias: bool = False, kernel_initializer: str = "glorot_uniform", low_rank: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.units = units
+        self.low_rank = low_rank
         self.activation = activation
         self.negative_slope = negative_slope
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
 
     def build(self, node_features_shape, adjacency_shape=None):
-        self.kernel = self.add_weight(name="kernel", shape=(node_features_shape[-1], self.units),
-                                      initializer=_kernel_initializer(self.kernel_initializer, self.units))
+        fan_in = node_features_shape[-1]
+        middle = low_rank_units(fan_in, self.units) if self.low_rank else self.units
+        self.kernel = self.add_weight(name="kernel", shape=(fan_in, middle),
+                                      initializer=_kernel_initializer(self.kernel_initializer, middle))
+        self.kernel_out = (self.add_weight(name="kernel_out", shape=(middle, self.units),
+                                           initializer=_kernel_initializer(self.kernel_initializer, self.units))
+                           if self.low_rank else None)
         bias_initializer = "zeros" if self.kernel_initializer != FAN_OUT_UNIFORM else _kernel_initializer(
             FAN_OUT_UNIFORM, self.units)
         self.bias = (self.add_weight(name="bias", shape=(self.units,), initializer=bias_initializer)
                      if self.use_bias else None)
 
     def pre_activation(self, node_features, adjacency):
-        out = ops.matmul(adjacency, ops.matmul(node_features, self.kernel))
+        support = ops.matmul(node_features, self.kernel)
+        if self.kernel_out is not None:
+            support = ops.matmul(support, self.kernel_out)
+        out = ops.matmul(adjacency, support)
         return out + self.bias if self.bias is not None else out
 
     def activate(self, out):
@@ -70,7 +87,7 @@ class GraphConvolution(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "negative_slope": self.negative_slope, "use_bias": self.use_bias,
-                "kernel_initializer": self.kernel_initializer}
+                "kernel_initializer": self.kernel_initializer, "low_rank": self.low_rank}
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -78,12 +95,13 @@ class GCNStack(keras.layers.Layer):
     """Graph convolutions of the given widths; returns every layer's output (KSSNet's LCs use the hidden ones),
     or with `return_pre_activations` every layer's Â E W + b (the next layer still gets the activation).
 
-    The last layer has no activation (ML-GCN's classifier layer) unless `activate_last`.
+    The last layer has no activation (ML-GCN's classifier layer) unless `activate_last`; `low_rank`: every
+    layer's W factored as mssnet's (GraphConvolution).
     """
 
     def __init__(self, units: list[int], negative_slope: float = 0.2, activate_last: bool = False,
                  use_bias: bool = False, kernel_initializer: str = "glorot_uniform",
-                 return_pre_activations: bool = False, **kwargs):
+                 return_pre_activations: bool = False, low_rank: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.units = list(units)
         self.negative_slope = negative_slope
@@ -91,10 +109,11 @@ class GCNStack(keras.layers.Layer):
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.return_pre_activations = return_pre_activations
+        self.low_rank = low_rank
         self.convolutions = [
             GraphConvolution(u, activation="leaky_relu" if (i < len(units) - 1 or activate_last) else None,
                              negative_slope=negative_slope, use_bias=use_bias,
-                             kernel_initializer=kernel_initializer, name=f"gcn_{i}")
+                             kernel_initializer=kernel_initializer, low_rank=low_rank, name=f"gcn_{i}")
             for i, u in enumerate(self.units)]
 
     def build(self, node_features_shape, adjacency_shape=None):
@@ -118,7 +137,7 @@ class GCNStack(keras.layers.Layer):
         return {**super().get_config(), "units": self.units, "negative_slope": self.negative_slope,
                 "activate_last": self.activate_last, "use_bias": self.use_bias,
                 "kernel_initializer": self.kernel_initializer,
-                "return_pre_activations": self.return_pre_activations}
+                "return_pre_activations": self.return_pre_activations, "low_rank": self.low_rank}
 
 
 def _identity_plus_noise(seed):
