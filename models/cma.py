@@ -17,8 +17,7 @@ import numpy as np
 
 from models import registry
 from models.layers.cma import CrossModalityAttention, LabelEmbeddings, SelfAttention, PerClassAttentionHead
-from models.layers.frame_sampling import FrameSampler
-from models.layers.inputs import Dequantize, frame_inputs
+from models.layers.frame_sampling import frame_stem
 from models.layers.snet import BN_MOMENTUM, SNet, FrameFC
 from yt8m.data import schema
 
@@ -46,11 +45,7 @@ def _head_names(count: int, num_blocks: int) -> list[str]:
 
 def _frames(feature_size, sample_frames):
     """The frame inputs, dequantised; in training `sample_frames` random frames per video (0: all)."""
-    inputs = frame_inputs(feature_size)
-    frames, num_frames = inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT]
-    if sample_frames:
-        frames, num_frames = FrameSampler(sample_frames, name="frame_sampler")(frames, num_frames)
-    return inputs, Dequantize(name="dequantize")(frames), num_frames
+    return frame_stem(feature_size, sample_frames)
 
 
 def _cma_model(name, num_classes, backbone, transformer_units, embedding_dim, learn_embeddings,

@@ -34,7 +34,7 @@ from models import registry
 from models.layers.gcn import FAN_OUT_UNIFORM, GCNStack, LabelNodes
 from models.layers.inception_i3d import (ClipPreprocess, check_endpoints, endpoint_channels,
                                          inception_i3d_features, load_inflated_weights)
-from models.layers.inputs import Dequantize, frame_inputs
+from models.layers.frame_sampling import frame_stem
 from models.layers.label_classifier import ClassBias, LabelLogits, prior_logit
 from models.layers.lateral_connection import LateralConnection
 from yt8m.data import schema

@@ -3,7 +3,8 @@ FrameLevelLogisticModel (the mean of the frames, the baseline of the frame model
 import keras
 
 from models import registry
-from models.layers.inputs import Dequantize, FrameMean, NormalizeFrames, frame_inputs, video_inputs
+from models.layers.frame_sampling import frame_stem
+from models.layers.inputs import FrameMean, video_inputs
 from models.layers.moe import MixtureOfExperts, slim_l2
 from yt8m.data import schema
 
@@ -32,11 +33,7 @@ def frame_level_logistic_model(*, num_classes: int, feature_size: int, l2_penalt
                                normalize_frames: bool = False) -> keras.Model:
     """The starter's FrameLevelLogisticModel: the mean of the valid frames (dequantized,
     [each L2-normalised, `normalize_frames`: the starter's train.py]), one sigmoid Dense layer."""
-    inputs = frame_inputs(feature_size)
-    num_frames = inputs[schema.NUM_FRAMES_INPUT]
-    frames = Dequantize(name="dequantize")(inputs[schema.FRAMES_INPUT])
-    if normalize_frames:
-        frames = NormalizeFrames(name="normalize_frames")(frames, num_frames)
+    inputs, frames, num_frames = frame_stem(feature_size, normalize_frames=normalize_frames)
     mean = FrameMean(name="frame_mean")(frames, num_frames)
     outputs = keras.layers.Dense(num_classes, activation="sigmoid", kernel_regularizer=slim_l2(l2_penalty),
                                  name="predictions")(mean)

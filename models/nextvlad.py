@@ -18,12 +18,11 @@ import tensorflow as tf
 
 from models import registry
 from models.layers.attention_gru import AttentionGRU
-from models.layers.frame_sampling import FrameSampler
-from models.layers.inputs import Dequantize, FrameMean, frame_inputs
+from models.layers.frame_sampling import frame_stem
+from models.layers.inputs import FrameMean
 from models.layers.mixture import ProbabilityLogits, SoftmaxMixture, VideoGateMixture
 from models.layers.moe import MixtureOfExperts, slim_l2
 from models.layers.nextvlad import ContextGating, NeXtVLAD, StreamSplit
-from yt8m.data import schema
 
 CLASSIFIERS = ("logistic", "moe")
 MIXTURE_GATES = ("video", "global")
@@ -37,12 +36,7 @@ def frame_features(feature_size: int, sample_frames: int):
     Sampling takes a random run of consecutive frames, so recurrent branches see
     frames in order; 0 keeps every frame.
     """
-    inputs = frame_inputs(feature_size)
-    frames, num_frames = inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT]
-    if sample_frames:
-        frames, num_frames = FrameSampler(sample_frames, random_sequence=True, name="frame_sampler")(
-            frames, num_frames)
-    return inputs, Dequantize(name="dequantize")(frames), num_frames
+    return frame_stem(feature_size, sample_frames, random_sequence=True)
 
 
 def classifier(x, kind: str, num_classes: int, num_mixtures: int, l2_penalty: float, name: str,

@@ -8,7 +8,6 @@ import tensorflow as tf
 from models import registry
 from models.layers.frame_sampling import FrameSampler
 from models.layers.gcn import GCNStack, LabelNodes
-from models.layers.inputs import Dequantize, frame_inputs
 from models.layers.srdl import CategoryAttention
 from yt8m.data import schema
 

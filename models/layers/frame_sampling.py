@@ -3,7 +3,8 @@ SampleRandomSequence): in training, and at inference too with `at_inference=True
 import keras
 import tensorflow as tf
 
-from models.layers.inputs import frame_mask
+from models.layers.inputs import Dequantize, NormalizeFrames, frame_inputs, frame_mask
+from yt8m.data import schema
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -86,3 +87,20 @@ class FrameSampleCounts(FrameSampler):
 
     def compute_output_shape(self, frames_shape, num_frames_shape):
         return frames_shape, (frames_shape[0], frames_shape[1])
+
+
+def frame_stem(feature_size: int, sample_frames: int = 0, random_sequence: bool = False,
+               normalize_frames: bool = False):
+    """The start of every frame model but DBoF's (whose sampler passes draw counts, FrameSampleCounts):
+    the frame inputs; in training `sample_frames` frames per video (`random_sequence`: one random run of
+    consecutive frames, else random frames in order; 0 keeps every frame); dequantised on the device;
+    [each L2-normalised, `normalize_frames`]. Returns (inputs, float32 frames (B, T', D), num_frames)."""
+    inputs = frame_inputs(feature_size)
+    frames, num_frames = inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT]
+    if sample_frames:
+        frames, num_frames = FrameSampler(sample_frames, random_sequence=random_sequence, name="frame_sampler")(
+            frames, num_frames)
+    frames = Dequantize(name="dequantize")(frames)
+    if normalize_frames:
+        frames = NormalizeFrames(name="normalize_frames")(frames, num_frames)
+    return inputs, frames, num_frames
