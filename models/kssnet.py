@@ -219,9 +219,7 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
     if not 1 <= gcn_layers <= num_stages + 1:
         raise ValueError(f"gcn_layers={gcn_layers} needs 1 <= gcn_layers <= num_stages + 1 ({num_stages + 1}): "
                          f"each hidden GCN layer feeds one backbone stage")
-    inputs = frame_inputs(feature_size)
-    num_frames = inputs[schema.NUM_FRAMES_INPUT]
-    x = Dequantize(name="dequantize")(inputs[schema.FRAMES_INPUT])
+    inputs, x, num_frames = frame_stem(feature_size)
     valid = ValidFrames(name="valid_frames")(x, num_frames)
     nodes, adjacency = _label_graph(num_classes, embedding_dim, label_graph, label_embeddings, x)
     layers = _gcn([width] * gcn_layers, lateral_input, low_rank)(nodes, adjacency)

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import registry
-from models.layers.frame_sampling import FrameSampler
+from models.layers.frame_sampling import frame_stem
 from models.layers.gcn import GCNStack, LabelNodes
 from models.layers.srdl import CategoryAttention
 from yt8m.data import schema
@@ -54,12 +54,7 @@ def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gc
     if label_embeddings is not None:
         label_embeddings = np.asarray(label_embeddings, np.float32)
         embedding_dim = label_embeddings.shape[1]
-    inputs = frame_inputs(feature_size)
-    frames, num_frames = inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT]
-    if sample_frames:
-        frames, num_frames = FrameSampler(sample_frames, random_sequence=True, name="frame_sampler")(
-            frames, num_frames)
-    frames = Dequantize(name="dequantize")(frames)
+    inputs, frames, num_frames = frame_stem(feature_size, sample_frames, random_sequence=True)
     features = keras.layers.Dense(hidden_size, activation="relu", name="frame_encoder")(frames)
     nodes, adjacency = LabelNodes(num_classes, embedding_dim, embeddings=label_embeddings, learn_adjacency=True,
                                   name="label_nodes")(features)
