@@ -15,10 +15,13 @@ normalised D^-1/2 A D^-1/2 on the fly) and the initial node features as
 `label_embeddings`; without them (tests) the graph is the identity and the
 embeddings seeded random. Following the official code, the GCN layers are biased,
 factored W = W1 W2 through max(32, (in + out) / 8) units (`low_rank`, KSSNetI3D's default;
-False: a full W, as ML-GCN, KSSNetTemporal's default, the reading its results were measured with) and start in its U(+-1/sqrt(units)) init, the lateral connections take tanh of each
-layer's pre-activation (`lateral_input="activation"`: of its LeakyReLU output), the
-classifier is tanh(E_last) and a linear head is added to the graph classifier's
-logits (`linear_head`). Two additions keep the CLI's Adam at lr 0.01 from killing the
+False: one full W, as ML-GCN, KSSNetTemporal's default, the reading its results were measured
+with) and start in its U(+-1/sqrt(units)) init, the lateral connections take tanh of each
+layer's pre-activation (`lateral_input="activation"`: of its LeakyReLU output) and sum the
+label scores through a randomly initialised merge conv (`lateral_merge="sum"`; the default
+"mean" averages them through a zero-initialised g: summed over 3862 labels, Adam's steps on
+g moved the features by hundreds in a few steps), the classifier is tanh(E_last) and a
+linear head is added to the graph classifier's logits (`linear_head`). Two additions keep the CLI's Adam at lr 0.01 from killing the
 model (every output 1.0 in 17 steps before): the graph logits are a cosine between
 the pooled feature and tanh(E_last) times a learned scale (`cosine`; False is the
 plain dot product, bounded only by the width), and the class bias starts at the
@@ -58,6 +61,17 @@ def _label_graph(num_classes: int, embedding_dim: int, label_graph, label_embedd
 
 
 LATERAL_INPUTS = ("pre_activation", "activation")
+LATERAL_MERGES = ("mean", "sum")
+
+
+def _lateral(merge: str, name: str) -> LateralConnection:
+    """Eq.7's lateral connection: g averages the N label scores, zero-initialised ("mean"), or sums them from
+    torch's U(+-1/sqrt(N)) init ("sum", mssnet's merge_conv)."""
+    if merge not in LATERAL_MERGES:
+        raise ValueError(f"lateral_merge={merge!r} is not one of {', '.join(LATERAL_MERGES)}")
+    if merge == "sum":
+        return LateralConnection(average_labels=False, merge_initializer="fan_in_uniform", name=name)
+    return LateralConnection(average_labels=True, name=name)
 
 
 def _gcn(widths, lateral_input: str, low_rank: bool) -> GCNStack:
@@ -93,7 +107,7 @@ def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float =
                embedding_dim: int = 300, dropout: float = 0.5, linear_head: bool = True,
                lateral_endpoints: str = I3D_LATERAL_ENDPOINTS, final_endpoint: str = "Mixed_5c",
                lateral_input: str = "pre_activation", prior: float = 0.01, cosine: bool = True,
-               low_rank: bool = True, label_graph=None, label_embeddings=None,
+               low_rank: bool = True, lateral_merge: str = "mean", label_graph=None, label_embeddings=None,
                inflated_weights=None) -> keras.Model:
     """KSSNet on Inception-I3D: clips {"clip": uint8 (B, T, H, W, 3)} -> (B, C).
 
@@ -101,7 +115,7 @@ def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float =
     endpoint (comma-separated, in network order) plus the classifier layer, each as
     wide as the backbone there (192-480-832-1024 by default); dropout after the
     global average pool. `final_endpoint` truncates the backbone (small tests).
-    `lateral_input`, `prior`, `cosine`, `low_rank`: see the module docstring. `inflated_weights`: arrays for the backbone (`load_inflated_weights`), handed
+    `lateral_input`, `prior`, `cosine`, `low_rank`, `lateral_merge`: see the module docstring. `inflated_weights`: arrays for the backbone (`load_inflated_weights`), handed
     over by training from --i3d_weights.
     """
     del feature_size
@@ -112,7 +126,7 @@ def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float =
     check_endpoints([*laterals, final_endpoint])
     widths = [endpoint_channels(e, width_multiplier) for e in (*laterals, final_endpoint)]
     layers = _gcn(widths, lateral_input, low_rank)(nodes, adjacency)
-    after = {endpoint: (lambda x, e=endpoint, i=i: LateralConnection(average_labels=True, name=f"lateral_{e}")(x, layers[i]))
+    after = {endpoint: (lambda x, e=endpoint, i=i: _lateral(lateral_merge, f"lateral_{e}")(x, layers[i]))
              for i, endpoint in enumerate(laterals)}
     features = inception_i3d_features(clip, width_multiplier, after=after, final_endpoint=final_endpoint)
     pooled = keras.layers.GlobalAveragePooling3D(name="pool")(features)
@@ -200,8 +214,8 @@ class MaskedMeanPool(keras.layers.Layer):
 def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, num_stages: int = 3,
                     kernel_size: int = 3, gcn_layers: int = 4, embedding_dim: int = 300, dropout: float = 0.5,
                     linear_head: bool = True, lateral_input: str = "pre_activation", prior: float = 0.01,
-                    cosine: bool = True, norm: str = "batch", low_rank: bool = False, label_graph=None,
-                    label_embeddings=None) -> keras.Model:
+                    cosine: bool = True, norm: str = "batch", low_rank: bool = False, lateral_merge: str = "mean",
+                    label_graph=None, label_embeddings=None) -> keras.Model:
     """KSSNet on frame features: `num_stages` x (Conv1D `width`, norm, ReLU) over the valid
     frames, a `gcn_layers`-deep GCN (all layers `width` wide) whose hidden layers enter the deepest
     stages through lateral connections, norm, masked mean pool, dropout, the GCN classifier.
@@ -212,7 +226,7 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
     batch's mean out of each channel, a LayerNorm does not, and under the CLI's Adam at lr 0.01 that
     shared direction swamped the frames (every segment the same output: std 0.002 across test segments).
     Frames past `num_frames` are zeroed before every convolution, so padding changes nothing.
-    `lateral_input`, `prior`, `cosine`, `low_rank`: see the module docstring.
+    `lateral_input`, `prior`, `cosine`, `low_rank`, `lateral_merge`: see the module docstring.
     """
     if norm not in NORMS:
         raise ValueError(f"norm={norm!r} is not one of {', '.join(NORMS)}")
@@ -230,7 +244,7 @@ def kssnet_temporal(*, num_classes: int, feature_size: int, width: int = 256, nu
         x = _normalize(x, valid, norm, f"norm_{stage}")
         x = keras.layers.ReLU(name=f"relu_{stage}")(x)
         if stage >= first_lateral:
-            x = LateralConnection(average_labels=True, name=f"lateral_{stage}")(x, layers[stage - first_lateral])
+            x = _lateral(lateral_merge, f"lateral_{stage}")(x, layers[stage - first_lateral])
     # The last LC has no normalisation after it: without this one its residual grew unboundedly in
     # training (the ablation's depth-2 run drove every logit below -88, all probabilities 0).
     x = _normalize(x, valid, norm, "norm_out")

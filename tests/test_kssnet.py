@@ -129,6 +129,22 @@ def test_lateral_connection_keeps_shape_and_follows_the_embeddings(shape):
     assert np.abs(changed - y).max() > 1e-3
 
 
+def test_lateral_connection_summed_from_torch_init_as_mssnet():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(2, 5, 6)).astype("float32")
+    embeddings = rng.normal(size=(7, 6)).astype("float32")
+    layer = LateralConnection(average_labels=False, merge_initializer="fan_in_uniform")
+    y = keras.ops.convert_to_numpy(layer(x, embeddings))
+    merge = layer.merge.numpy()
+    assert np.abs(merge).max() <= 1 / np.sqrt(7) and np.abs(merge).min() > 0   # torch Conv3d: U(+-1/sqrt(N))
+    np.testing.assert_allclose(y, x + (x @ np.tanh(embeddings).T) @ merge, rtol=1e-4, atol=1e-5)   # no 1/N
+    model = registry.build("KSSNetTemporal", num_classes=7, feature_size=40, width=8, embedding_dim=8,
+                           lateral_merge="sum")
+    assert not model.get_layer("lateral_2").average_labels
+    with pytest.raises(ValueError, match="lateral_merge"):
+        registry.build("KSSNetTemporal", num_classes=7, feature_size=40, width=8, lateral_merge="max")
+
+
 def test_i3d_shapes_for_a_small_clip():
     clip = keras.Input((8, 32, 32, 3))
     seen = {}
