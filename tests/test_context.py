@@ -251,44 +251,52 @@ def _sigmoid(x):
     return 1 / (1 + np.exp(-x))
 
 
-def _by_hand(model, name, frames, n, start):
-    """The model's score of the segment [start, start + 5) of one video (frames (1, n, D)), computed from
-    its whole-video attention with numpy."""
+def _by_hand(model, name, frames, n, starts):
+    """The model's scores (S, C) of the segments [start, start + 5) of one video (frames (1, n, D)),
+    computed from its whole-video attention with numpy."""
     from models import cma
 
     inputs = {"frames": frames, "num_frames": np.array([n], np.int32)}
-    seg = np.arange(start, min(start + 5, n))
+    segments = [np.arange(start, min(start + 5, n)) for start in starts]
     if name == "AttentionGRUModel":
         layer = model.get_layer("attention_gru")
         states, scores = (t.numpy()[0] for t in layer.frame_attention(model.get_layer("dequantize")(frames),
                                                                       inputs["num_frames"]))
-        w = np.exp(scores[seg] - scores[seg].max())
-        pooled = (w[:, None] * states[seg]).sum(0) / w.sum()      # sum_{t in s} a_t h_t / sum_{t in s} a_t
         bn = model.get_layer("attention_gru_bn")
         gamma, beta, mean, var = (v.numpy() for v in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
-        hidden = gamma * (pooled - mean) / np.sqrt(var + bn.epsilon) + beta
         kernel, bias = (v.numpy() for v in model.get_layer("predictions").weights)
-        return _sigmoid(hidden @ kernel + bias)
+        out = []
+        for seg in segments:
+            w = np.exp(scores[seg] - scores[seg].max())
+            pooled = (w[:, None] * states[seg]).sum(0) / w.sum()      # sum_{t in s} a_t h_t / sum_{t in s} a_t
+            out.append(_sigmoid((gamma * (pooled - mean) / np.sqrt(var + bn.epsilon) + beta) @ kernel + bias))
+        return np.array(out)
     if name == "CmaSNetModel":
         maps, strides = cma.attention_maps(model, inputs), cma.head_strides(model)
         heads = [layer for layer in model.layers if layer.name in maps]
         features = keras_model(model.input, [head.input[0] for head in heads])(inputs, training=False)
         per_head = []
         for head, feature in zip(heads, features):
-            per_frame = np.repeat(feature.numpy()[0], strides[head.name], axis=0)[seg]        # (|s|, F)
-            a = maps[head.name][0, seg]                                                        # (|s|, C)
-            a = a / a.sum(0) if (a.sum(0) > 0).all() else np.where(a.sum(0) > 0, a / np.maximum(a.sum(0), 1e-30),
-                                                                  1 / len(seg))
-            evidence = per_frame @ head.class_kernel.numpy().T                                 # w_k . I^i
-            per_head.append(_sigmoid((a * evidence).sum(0) + head.class_bias.numpy()))
-        return np.mean(per_head, axis=0)                                                       # Eq.11
+            per_frame = np.repeat(feature.numpy()[0], strides[head.name], axis=0)            # (T, F)
+            evidence = per_frame @ head.class_kernel.numpy().T                              # w_k . I^i
+            rows = []
+            for seg in segments:
+                a = maps[head.name][0, seg]                                                 # (|s|, C)
+                total = a.sum(0)
+                a = np.where(total > 0, a / np.where(total > 0, total, 1), 1 / len(seg))    # Eq.8 on the segment
+                rows.append(_sigmoid((a * evidence[seg]).sum(0) + head.class_bias.numpy()))
+            per_head.append(rows)
+        return np.mean(per_head, axis=0)                                                    # Eq.11
     car = model.get_layer("car")
     probe = keras_model(model.input, [model.get_layer("frame_encoder").output, model.get_layer("label_gcn").output[-1]])
     features, label_vectors = probe(inputs, training=False)
     channel, spatial = (t.numpy()[0] for t in car.attention(features, label_vectors))           # (C, d), (C, T)
     f = features.numpy()[0]
-    fused = 0.5 * f[seg][None, :, :] * (spatial[:, seg][:, :, None] + channel[:, None, :])     # (C, |s|, d)
-    return _sigmoid((fused.max(1) * car.kernel.numpy()).sum(-1) + car.bias.numpy())
+    out = []
+    for seg in segments:
+        fused = 0.5 * f[seg][None, :, :] * (spatial[:, seg][:, :, None] + channel[:, None, :])  # (C, |s|, d)
+        out.append(_sigmoid((fused.max(1) * car.kernel.numpy()).sum(-1) + car.bias.numpy()))
+    return np.array(out)
 
 
 def keras_model(inputs, outputs):
@@ -315,12 +323,11 @@ def test_whole_video_attention_scores_equal_each_segment_pooled_by_hand(syntheti
     frames, num_frames = features["frames"].numpy(), features["num_frames"].numpy()
     starts, mask = features["segment_starts"].numpy(), features["segment_mask"].numpy()
     assert len(set(num_frames)) > 1 and (scores[~mask] == 0).all()
-    for b in range(3):
+    for b in range(2):
         n = num_frames[b]
         assert mask[b].sum() == -(-n // 5)
-        for s in np.flatnonzero(mask[b]):
-            np.testing.assert_allclose(scores[b, s], _by_hand(model, name, frames[b:b + 1, :n], n, starts[b, s]),
-                                       rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(scores[b, mask[b]], _by_hand(model, name, frames[b:b + 1, :n], n, starts[b, mask[b]]),
+                                   rtol=1e-4, atol=1e-6)
     changed = frames[:1, :num_frames[0]].copy()
     changed[0, :5] = 255 - changed[0, :5]            # only the first segment's frames
     other = wrapped({"frames": changed, "num_frames": num_frames[:1], "segment_starts": starts[:1, :mask[0].sum()]},
@@ -368,24 +375,23 @@ def test_attention_finetune_eval_time_shift_and_submission(synthetic_data, tmp_p
     from yt8m import evaluation, metrics, rundir, training
 
     pretrain = frame_config(synthetic_data, tmp_path / "pre", model="AttentionGRUModel",
-                            model_params={"gru_units": 16, "attention_units": 8}, max_steps=12)
+                            model_params={"gru_units": 16, "attention_units": 8}, max_steps=2)
     training.train(pretrain)
     config = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
                               segment_context="attention", train_data_pattern=synthetic_data.frame_validate,
-                              train_dir=str(tmp_path / "fine"), max_steps=8, steps_per_epoch=4, loss="reweighted",
+                              train_dir=str(tmp_path / "fine"), max_steps=4, steps_per_epoch=2, loss="reweighted",
                               batch_size=20)
     result = training.train(config)
-    assert result.steps == 8 and np.isfinite(result.final_loss) and result.health == ()
+    assert result.steps == 4 and np.isfinite(result.final_loss) and result.health == ()
     model = rundir.load_trained_model(config.train_dir)
     assert context.context_kind(model) == "attention"
     run = config.replace(stage="pretrain", init_from="", eval_data_pattern=synthetic_data.frame_validate,
                          output_file=str(tmp_path / "eval.json"))
     plain = evaluation.evaluate(run, progress=False)
-    shifted = evaluation.evaluate(run.replace(time_shift=True), progress=False)
-    gated = evaluation.evaluate(run.replace(candidate_top_k=3), progress=False)
-    assert plain["num_rated_segments"] == shifted["num_rated_segments"] == gated["num_rated_segments"] > 0
-    assert 0 < plain["segment_map_at_k"] <= 1 and shifted["segment_map_at_k"] != plain["segment_map_at_k"]
-    assert 0 < gated["candidate_recall"] <= 1
+    shifted = evaluation.evaluate(run.replace(time_shift=True, candidate_top_k=3), progress=False)
+    assert plain["num_rated_segments"] == shifted["num_rated_segments"] > 0
+    assert 0 < plain["segment_map_at_k"] <= 1 and shifted["ungated_segment_map_at_k"] != plain["segment_map_at_k"]
+    assert 0 < shifted["candidate_recall"] <= 1
     csv = str(tmp_path / "submission.csv")
     evaluation.write_submission(run.replace(input_data_pattern=synthetic_data.frame_test, output_file=csv),
                                 progress=False)
