@@ -14,6 +14,7 @@ from models import registry
 from models.layers.attention_gru import AttentionGRU
 from models.layers.mixture import VideoGateMixture
 from models.layers.nextvlad import ContextGating, NeXtVLAD
+from models.layers.noise import MaskedGaussianNoise
 from models.nextvlad import NeXtVLADMixtureModel, attention_weights_model
 from tests.helpers import frame_config
 from yt8m import augment, evaluation, losses, training
@@ -423,7 +424,7 @@ def test_smoothing_without_statistics_and_bad_flags_are_refused():
 
 
 def test_masked_noise_only_in_training_on_about_the_asked_share():
-    layer = augment.MaskedGaussianNoise(stddev=0.5, mask_rate=0.5, seed=3)
+    layer = MaskedGaussianNoise(stddev=0.5, mask_rate=0.5, seed=3)
     x = np.zeros((8, 50, 64), "float32")
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x)), x)
     noisy = keras.ops.convert_to_numpy(layer(x, training=True))
