@@ -28,8 +28,10 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from models import segment_attention
 from models.layers.inputs import Dequantize, FrameMean
 from models.layers.mixture import ProbabilityLogits
+from models.layers.segments import CutSegments, GatherRows, ScatterSegments, whole_video_inputs
 from yt8m.data import schema
 
 SEGMENT_ENCODERS = ("backbone", "pool")
@@ -47,8 +49,6 @@ def is_context_model(model: keras.Model) -> bool:
 def context_kind(model: keras.Model) -> str:
     """The --segment_context a model was finetuned with: "none", "video" (`context_model`) or "attention"
     (models/segment_attention.py)."""
-    from models import segment_attention
-
     if not is_context_model(model):
         return "none"
     return "attention" if segment_attention.is_segment_attention_model(model) else "video"
@@ -94,18 +94,9 @@ def video_model(model: keras.Model) -> keras.Model:
     """A context model's whole-video predictions: its video encoder's (frames, num_frames) -> p_v (B, C)
     (a segment-attention model's: its heads over the whole video)."""
     if context_kind(model) == "attention":
-        from models import segment_attention
-
         return segment_attention.video_model(model)
     video = model.get_layer(VIDEO_ENCODER)
     return keras.Model(video.input, video.output[1], name=f"{model.name}_video")
-
-
-def whole_video_inputs(feature_size: int) -> dict:
-    """The inputs of a model of whole-video batches: frames, num_frames, segment_starts."""
-    return {schema.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=schema.FRAMES_INPUT),
-            schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=schema.NUM_FRAMES_INPUT),
-            schema.SEGMENT_STARTS_INPUT: keras.Input((None,), dtype="int32", name=schema.SEGMENT_STARTS_INPUT)}
 
 
 def one_pass_model(model: keras.Model) -> keras.Model:
@@ -171,53 +162,6 @@ def combination(segment_size: int, video_size: int, num_classes: int, combine: s
         video_logits = ProbabilityLogits(name="video_logits")(video_probabilities)
         outputs = VideoGate(name="video_gate")(segment_probabilities, video_logits)
     return keras.Model(inputs, outputs, name=COMBINE)
-
-
-@keras.saving.register_keras_serializable(package="yt8m")
-class CutSegments(keras.layers.Layer):
-    """(frames (B, T, D), num_frames (B,), starts (B, S), -1 = none) -> the N existing segments' frames
-    [start, start + 5) (N, 5, D) (zeros past the video's end, as readers._cut_segments), their real frame
-    counts (N,) and their videos (N,); segments in row-major (video, start) order."""
-
-    def call(self, frames, num_frames, starts):
-        where = tf.where(starts >= 0)                            # (N, 2) [video, slot], row-major
-        owner = tf.cast(where[:, 0], tf.int32)
-        start = tf.gather_nd(starts, where)
-        offsets = start[:, None] + tf.range(schema.SEGMENT_FRAMES, dtype=start.dtype)[None, :]
-        real = offsets < tf.gather(num_frames, owner)[:, None]
-        padded = tf.pad(frames, [[0, 0], [0, schema.SEGMENT_FRAMES], [0, 0]])
-        index = tf.stack([tf.broadcast_to(owner[:, None], tf.shape(offsets)), offsets], axis=-1)
-        cut = tf.gather_nd(padded, index) * tf.cast(real, frames.dtype)[:, :, None]
-        return cut, tf.reduce_sum(tf.cast(real, tf.int32), axis=1), owner
-
-    def compute_output_spec(self, frames, num_frames, starts):
-        return (keras.KerasTensor((None, schema.SEGMENT_FRAMES, frames.shape[-1]), dtype=frames.dtype),
-                keras.KerasTensor((None,), dtype="int32"), keras.KerasTensor((None,), dtype="int32"))
-
-
-@keras.saving.register_keras_serializable(package="yt8m")
-class GatherRows(keras.layers.Layer):
-    """(values (B, H), owner (N,)) -> values[owner] (N, H): each segment's video's row."""
-
-    def call(self, values, owner):
-        return tf.gather(values, owner)
-
-    def compute_output_shape(self, values_shape, owner_shape):
-        return (None, values_shape[-1])
-
-
-@keras.saving.register_keras_serializable(package="yt8m")
-class ScatterSegments(keras.layers.Layer):
-    """(values (N, C) of the existing segments in CutSegments' order, starts (B, S)) -> (B, S, C), 0 where
-    no segment is."""
-
-    def call(self, values, starts):
-        where = tf.where(starts >= 0)
-        shape = tf.concat([tf.shape(starts, out_type=tf.int64), tf.shape(values, out_type=tf.int64)[1:]], 0)
-        return tf.scatter_nd(where, values, shape)
-
-    def compute_output_shape(self, values_shape, starts_shape):
-        return (starts_shape[0], starts_shape[1], values_shape[-1])
 
 
 @keras.saving.register_keras_serializable(package="yt8m")

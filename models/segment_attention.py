@@ -30,10 +30,10 @@ import keras
 import tensorflow as tf
 
 from models import cma
-from models.context import ScatterSegments, whole_video_inputs
 from models.layers.attention_gru import AttentionGRU
 from models.layers.cma import PerClassAttentionHead, normalize_attention
 from models.layers.frame_sampling import FrameSampler
+from models.layers.segments import ScatterSegments, whole_video_inputs
 from models.layers.srdl import CategoryAttention
 from yt8m.data import schema
 
