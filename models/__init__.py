@@ -2,7 +2,13 @@
 
 Importing this package registers every model family and every layer.
 """
-import yt8m  # noqa: F401  (first: pins KERAS_BACKEND to tensorflow before Keras loads)
+import os
+
+# First, before Keras loads: every layer uses TensorFlow ops (yt8m/__init__.py pins it the same way).
+if os.environ.setdefault("KERAS_BACKEND", "tensorflow") != "tensorflow":
+    raise ImportError(f"KERAS_BACKEND={os.environ['KERAS_BACKEND']}: this project runs on Keras's TensorFlow "
+                      f"backend; unset KERAS_BACKEND or set it to tensorflow")
+
 from models import dbof, logistic, registry  # noqa: F401  (registers the families)
 from models import dbof_gcn, nextvlad  # noqa: F401,E402
 from models import cma  # noqa: F401,E402  (CMA / self-attention x SNet / FC)

@@ -19,7 +19,7 @@ from models import registry
 from models.layers.cma import CrossModalityAttention, LabelEmbeddings, SelfAttention, PerClassAttentionHead
 from models.layers.frame_sampling import frame_stem
 from models.layers.snet import BN_MOMENTUM, SNet, FrameFC
-from yt8m.data import schema
+from models import contract
 
 HEAD_LAYER = "attention"
 SNET_LAYER = "snet"
@@ -81,8 +81,8 @@ def attention_maps(model: keras.Model, inputs: dict) -> dict[str, np.ndarray]:
     probe = keras.Model(model.input, [head.output[1] for head in heads])
     outputs = probe(inputs, training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-    frames = np.asarray(inputs[schema.FRAMES_INPUT]).shape[1]
-    valid = np.arange(frames)[None, :] < np.asarray(inputs[schema.NUM_FRAMES_INPUT])[:, None]
+    frames = np.asarray(inputs[contract.FRAMES_INPUT]).shape[1]
+    valid = np.arange(frames)[None, :] < np.asarray(inputs[contract.NUM_FRAMES_INPUT])[:, None]
     strides = head_strides(model)
     maps = {}
     for head, attention in zip(heads, outputs):

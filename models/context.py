@@ -32,7 +32,7 @@ from models import segment_attention
 from models.layers.inputs import Dequantize, FrameMean
 from models.layers.mixture import ProbabilityLogits
 from models.layers.segments import CutSegments, GatherRows, ScatterSegments, whole_video_inputs
-from yt8m.data import schema
+from models import contract
 
 SEGMENT_ENCODERS = ("backbone", "pool")
 COMBINES = ("concat", "gate")
@@ -43,7 +43,7 @@ CLASSIFIER_LAYER = "predictions"
 def is_context_model(model: keras.Model) -> bool:
     """True for a model of whole-video batches (it takes segment_starts): `context_model`'s or
     models/segment_attention.py's."""
-    return isinstance(model.input, dict) and schema.SEGMENT_STARTS_INPUT in model.input
+    return isinstance(model.input, dict) and contract.SEGMENT_STARTS_INPUT in model.input
 
 
 def context_kind(model: keras.Model) -> str:
@@ -62,11 +62,11 @@ def context_model(backbone: keras.Model, *, segment_encoder: str = "backbone", c
         raise ValueError(f"unknown segment encoder {segment_encoder!r}; use one of {', '.join(SEGMENT_ENCODERS)}")
     if combine not in COMBINES:
         raise ValueError(f"unknown combine {combine!r}; use one of {', '.join(COMBINES)}")
-    if not isinstance(backbone.input, dict) or schema.FRAMES_INPUT not in backbone.input:
+    if not isinstance(backbone.input, dict) or contract.FRAMES_INPUT not in backbone.input:
         raise ValueError(f"model {backbone.name} does not read frames; a context-aware segment model needs a "
                          f"frame-level backbone")
     num_classes = backbone.output.shape[-1]
-    feature_size = backbone.input[schema.FRAMES_INPUT].shape[-1]
+    feature_size = backbone.input[contract.FRAMES_INPUT].shape[-1]
     video = encoder(backbone, VIDEO_ENCODER)
     if segment_encoder == "backbone":
         copy = keras.models.clone_model(backbone)
@@ -77,12 +77,12 @@ def context_model(backbone: keras.Model, *, segment_encoder: str = "backbone", c
     head = combination(segment.output[0].shape[-1], video.output[0].shape[-1], num_classes, combine)
 
     inputs = whole_video_inputs(feature_size)
-    frames, num_frames, starts = (inputs[k] for k in (schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT,
-                                                      schema.SEGMENT_STARTS_INPUT))
-    video_embedding, video_probabilities = video({schema.FRAMES_INPUT: frames, schema.NUM_FRAMES_INPUT: num_frames})
+    frames, num_frames, starts = (inputs[k] for k in (contract.FRAMES_INPUT, contract.NUM_FRAMES_INPUT,
+                                                      contract.SEGMENT_STARTS_INPUT))
+    video_embedding, video_probabilities = video({contract.FRAMES_INPUT: frames, contract.NUM_FRAMES_INPUT: num_frames})
     segment_frames, segment_num_frames, owner = CutSegments(name="cut_segments")(frames, num_frames, starts)
-    segment_embedding, segment_probabilities = segment({schema.FRAMES_INPUT: segment_frames,
-                                                        schema.NUM_FRAMES_INPUT: segment_num_frames})
+    segment_embedding, segment_probabilities = segment({contract.FRAMES_INPUT: segment_frames,
+                                                        contract.NUM_FRAMES_INPUT: segment_num_frames})
     per_segment = GatherRows(name="video_of_segment")
     probabilities = head([segment_embedding, segment_probabilities, per_segment(video_embedding, owner),
                           per_segment(video_probabilities, owner)])
@@ -105,10 +105,10 @@ def one_pass_model(model: keras.Model) -> keras.Model:
     returned as it is."""
     if is_context_model(model):
         return model
-    inputs = whole_video_inputs(model.input[schema.FRAMES_INPUT].shape[-1])
+    inputs = whole_video_inputs(model.input[contract.FRAMES_INPUT].shape[-1])
     frames, num_frames, _ = CutSegments(name="cut_segments")(*inputs.values())
-    scores = model({schema.FRAMES_INPUT: frames, schema.NUM_FRAMES_INPUT: num_frames})
-    outputs = ScatterSegments(name="segment_predictions")(scores, inputs[schema.SEGMENT_STARTS_INPUT])
+    scores = model({contract.FRAMES_INPUT: frames, contract.NUM_FRAMES_INPUT: num_frames})
+    outputs = ScatterSegments(name="segment_predictions")(scores, inputs[contract.SEGMENT_STARTS_INPUT])
     return keras.Model(inputs, outputs, name=f"{model.name}_one_pass")
 
 
@@ -118,9 +118,9 @@ TIME_SHIFTS = (-1, 0, 1)
 def time_shifted_model(model: keras.Model) -> keras.Model:
     """Test-time augmentation (the 2019 9th place): a model of whole-video batches with its (B, S, C)
     scores averaged over the videos' frames shifted one step each way and not at all (`ShiftFrames`)."""
-    inputs = whole_video_inputs(model.input[schema.FRAMES_INPUT].shape[-1])
-    frames, num_frames = inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT]
-    passes = [model({**inputs, schema.FRAMES_INPUT: ShiftFrames(delta, name=f"shift_{i}")(frames, num_frames)})
+    inputs = whole_video_inputs(model.input[contract.FRAMES_INPUT].shape[-1])
+    frames, num_frames = inputs[contract.FRAMES_INPUT], inputs[contract.NUM_FRAMES_INPUT]
+    passes = [model({**inputs, contract.FRAMES_INPUT: ShiftFrames(delta, name=f"shift_{i}")(frames, num_frames)})
               for i, delta in enumerate(TIME_SHIFTS)]
     return keras.Model(inputs, keras.layers.Average(name="time_shift_mean")(passes), name=f"{model.name}_time_shift")
 
@@ -136,10 +136,10 @@ def encoder(model: keras.Model, name: str) -> keras.Model:
 
 def pooled_segment_encoder(feature_size: int, hidden_size: int, num_classes: int) -> keras.Model:
     """A light segment encoder: mean of the dequantised frames -> ReLU layer -> [embedding, logistic p]."""
-    inputs = {schema.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=schema.FRAMES_INPUT),
-              schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=schema.NUM_FRAMES_INPUT)}
-    frames = Dequantize(name="segment_dequantize")(inputs[schema.FRAMES_INPUT])
-    mean = FrameMean(name="segment_mean")(frames, inputs[schema.NUM_FRAMES_INPUT])
+    inputs = {contract.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=contract.FRAMES_INPUT),
+              contract.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=contract.NUM_FRAMES_INPUT)}
+    frames = Dequantize(name="segment_dequantize")(inputs[contract.FRAMES_INPUT])
+    mean = FrameMean(name="segment_mean")(frames, inputs[contract.NUM_FRAMES_INPUT])
     embedding = keras.layers.Dense(hidden_size, activation="relu", name="segment_hidden")(mean)
     probabilities = keras.layers.Dense(num_classes, activation="sigmoid", name="segment_classifier")(embedding)
     return keras.Model(inputs, [embedding, probabilities], name=SEGMENT_ENCODER)

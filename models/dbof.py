@@ -6,7 +6,7 @@ from models.layers.dbof import DbofPooling
 from models.layers.frame_sampling import FrameSampleCounts
 from models.layers.inputs import Dequantize, NormalizeFrames, frame_inputs
 from models.layers.moe import MixtureOfExperts
-from yt8m.data import schema
+from models import contract
 
 
 @registry.register("DbofModel", frame_level=True)
@@ -36,10 +36,10 @@ def dbof_features(inputs: dict, *, cluster_size: int, hidden_size: int, sample_f
     """The DBoF video feature (B, hidden_size) of frame inputs: sampled frames (as draw counts, so
     each distinct drawn frame is computed once), dequantized, [L2-normalised], cluster projection,
     pooling, hidden layer."""
-    num_frames = inputs[schema.NUM_FRAMES_INPUT]
+    num_frames = inputs[contract.NUM_FRAMES_INPUT]
     frames, counts = FrameSampleCounts(sample_frames, random_sequence=not sample_random_frames,
                                        at_inference=sample_at_inference, name="frame_sampler")(
-        inputs[schema.FRAMES_INPUT], num_frames)
+        inputs[contract.FRAMES_INPUT], num_frames)
     frames = Dequantize(name="dequantize")(frames)
     if normalize_frames:
         frames = NormalizeFrames(name="normalize_frames")(frames, num_frames)

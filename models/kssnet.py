@@ -40,7 +40,7 @@ from models.layers.inception_i3d import (ClipPreprocess, check_endpoints, endpoi
 from models.layers.frame_sampling import frame_stem
 from models.layers.label_classifier import ClassBias, LabelLogits, prior_logit
 from models.layers.lateral_connection import LateralConnection
-from yt8m.data import schema
+from models import contract
 
 # Where the I3D's lateral connections go (the official code's merge points).
 I3D_LATERAL_ENDPOINTS = "Conv3d_2c_3x3,Mixed_3c,Mixed_4f"
@@ -48,7 +48,7 @@ I3D_LATERAL_ENDPOINTS = "Conv3d_2c_3x3,Mixed_3c,Mixed_4f"
 
 def clip_inputs() -> dict:
     """`{"clip": uint8 (B, T, H, W, 3)}` with T, H, W dynamic."""
-    return {schema.CLIP_INPUT: keras.Input((None, None, None, 3), dtype="uint8", name=schema.CLIP_INPUT)}
+    return {contract.CLIP_INPUT: keras.Input((None, None, None, 3), dtype="uint8", name=contract.CLIP_INPUT)}
 
 
 def _label_graph(num_classes: int, embedding_dim: int, label_graph, label_embeddings, anchor):
@@ -121,7 +121,7 @@ def kssnet_i3d(*, num_classes: int, feature_size: int, width_multiplier: float =
     del feature_size
     laterals = [e.strip() for e in lateral_endpoints.split(",") if e.strip()]
     inputs = clip_inputs()
-    clip = ClipPreprocess(name="preprocess")(inputs[schema.CLIP_INPUT])
+    clip = ClipPreprocess(name="preprocess")(inputs[contract.CLIP_INPUT])
     nodes, adjacency = _label_graph(num_classes, embedding_dim, label_graph, label_embeddings, clip)
     check_endpoints([*laterals, final_endpoint])
     widths = [endpoint_channels(e, width_multiplier) for e in (*laterals, final_endpoint)]
@@ -141,7 +141,7 @@ def i3d_model(*, num_classes: int, feature_size: int, width_multiplier: float = 
     """Inception-I3D baseline: global average pool, dropout, a sigmoid 1x1x1 logits layer."""
     del feature_size
     inputs = clip_inputs()
-    clip = ClipPreprocess(name="preprocess")(inputs[schema.CLIP_INPUT])
+    clip = ClipPreprocess(name="preprocess")(inputs[contract.CLIP_INPUT])
     features = inception_i3d_features(clip, width_multiplier, final_endpoint=final_endpoint)
     pooled = keras.layers.GlobalAveragePooling3D(name="pool")(features)
     pooled = keras.layers.Dropout(dropout, name="dropout")(pooled)

@@ -6,7 +6,7 @@ from models import registry
 from models.layers.frame_sampling import frame_stem
 from models.layers.inputs import FrameMean, video_inputs
 from models.layers.moe import MixtureOfExperts, slim_l2
-from yt8m.data import schema
+from models import contract
 
 
 @registry.register("LogisticModel", frame_level=False)
@@ -14,7 +14,7 @@ def logistic_model(*, num_classes: int, feature_size: int, l2_penalty: float = 1
     """One sigmoid Dense layer over the video-level features."""
     inputs = video_inputs(feature_size)
     outputs = keras.layers.Dense(num_classes, activation="sigmoid", kernel_regularizer=slim_l2(l2_penalty),
-                                 name="predictions")(inputs[schema.VIDEO_INPUT])
+                                 name="predictions")(inputs[contract.VIDEO_INPUT])
     return keras.Model(inputs, outputs, name="LogisticModel")
 
 
@@ -24,7 +24,7 @@ def moe_model(*, num_classes: int, feature_size: int, num_mixtures: int = 2,
     """A mixture of logistic experts over the video-level features."""
     inputs = video_inputs(feature_size)
     outputs = MixtureOfExperts(num_classes, num_mixtures, l2_penalty,
-                               name="predictions")(inputs[schema.VIDEO_INPUT])
+                               name="predictions")(inputs[contract.VIDEO_INPUT])
     return keras.Model(inputs, outputs, name="MoeModel")
 
 

@@ -35,7 +35,7 @@ from models.layers.cma import PerClassAttentionHead, normalize_attention
 from models.layers.frame_sampling import FrameSampler
 from models.layers.segments import ScatterSegments, whole_video_inputs
 from models.layers.srdl import CategoryAttention
-from yt8m.data import schema
+from models import contract
 
 ATTENTION_MODELS = ("AttentionGRUModel", "CmaSNetModel", "CmaFCModel", "SelfAttentionSNetModel",
                     "SelfAttentionFCModel", "SRDLModel")
@@ -54,8 +54,8 @@ def segment_attention_model(model: keras.Model, name: str | None = None) -> kera
         raise ValueError(f"model {model.name} has no whole-video attention to score segments with; "
                          f"use one of {', '.join(ATTENTION_MODELS)}")
     strides = cma.head_strides(model)
-    inputs = whole_video_inputs(model.input[schema.FRAMES_INPUT].shape[-1])
-    num_frames = inputs[schema.NUM_FRAMES_INPUT]
+    inputs = whole_video_inputs(model.input[contract.FRAMES_INPUT].shape[-1])
+    num_frames = inputs[contract.NUM_FRAMES_INPUT]
 
     def call(layer, *args, **kwargs):
         if isinstance(layer, FrameSampler):          # every frame, in training too: segments are fixed frames
@@ -68,7 +68,7 @@ def segment_attention_model(model: keras.Model, name: str | None = None) -> kera
 
     rows = keras.models.clone_model(model, input_tensors={k: inputs[k] for k in model.input},
                                     clone_function=lambda layer: layer, call_function=call)
-    outputs = ScatterSegments(name=PREDICTIONS_LAYER)(rows.output, inputs[schema.SEGMENT_STARTS_INPUT])
+    outputs = ScatterSegments(name=PREDICTIONS_LAYER)(rows.output, inputs[contract.SEGMENT_STARTS_INPUT])
     return keras.Model(inputs, outputs, name=name or f"{model.name}SegmentAttention")
 
 
@@ -83,7 +83,7 @@ def video_model(model: keras.Model) -> keras.Model:
         return layer(*args, **kwargs)
 
     whole = keras.models.clone_model(model, clone_function=lambda layer: layer, call_function=call)
-    return keras.Model({k: whole.input[k] for k in (schema.FRAMES_INPUT, schema.NUM_FRAMES_INPUT)}, whole.output,
+    return keras.Model({k: whole.input[k] for k in (contract.FRAMES_INPUT, contract.NUM_FRAMES_INPUT)}, whole.output,
                        name=f"{model.name}_video")
 
 
@@ -100,18 +100,18 @@ class SegmentFrames(keras.layers.Layer):
 
     def call(self, num_frames):
         num_frames = tf.cast(num_frames, tf.int32)
-        count = (tf.reduce_max(tf.concat([num_frames, [0]], 0)) + schema.SEGMENT_FRAMES - 1) // schema.SEGMENT_FRAMES
-        starts = tf.range(count)[None, :] * schema.SEGMENT_FRAMES
+        count = (tf.reduce_max(tf.concat([num_frames, [0]], 0)) + contract.SEGMENT_FRAMES - 1) // contract.SEGMENT_FRAMES
+        starts = tf.range(count)[None, :] * contract.SEGMENT_FRAMES
         where = tf.where(starts < num_frames[:, None])                        # (N, 2) [video, slot]
         owner = tf.cast(where[:, 0], tf.int32)
-        frames = tf.cast(where[:, 1:], tf.int32) * schema.SEGMENT_FRAMES + tf.range(schema.SEGMENT_FRAMES)[None, :]
+        frames = tf.cast(where[:, 1:], tf.int32) * contract.SEGMENT_FRAMES + tf.range(contract.SEGMENT_FRAMES)[None, :]
         length = tf.gather(num_frames, owner)[:, None]
         return owner, tf.minimum(frames, length - 1) // self.stride, frames < length
 
     def compute_output_spec(self, num_frames):
         return (keras.KerasTensor((None,), dtype="int32"),
-                keras.KerasTensor((None, schema.SEGMENT_FRAMES), dtype="int32"),
-                keras.KerasTensor((None, schema.SEGMENT_FRAMES), dtype="bool"))
+                keras.KerasTensor((None, contract.SEGMENT_FRAMES), dtype="int32"),
+                keras.KerasTensor((None, contract.SEGMENT_FRAMES), dtype="bool"))
 
     def get_config(self):
         return {**super().get_config(), "stride": self.stride}
@@ -157,10 +157,10 @@ class AttentionSegments(keras.layers.Layer):
 
     def compute_output_spec(self, inputs, segments, training=None):
         if isinstance(self.head, AttentionGRU):
-            return (keras.KerasTensor((None, self.head.units)), keras.KerasTensor((None, schema.SEGMENT_FRAMES)))
+            return (keras.KerasTensor((None, self.head.units)), keras.KerasTensor((None, contract.SEGMENT_FRAMES)))
         classes = keras.KerasTensor((None, self.head.num_classes))
         if isinstance(self.head, PerClassAttentionHead):
-            return classes, keras.KerasTensor((None, schema.SEGMENT_FRAMES, self.head.num_classes))
+            return classes, keras.KerasTensor((None, contract.SEGMENT_FRAMES, self.head.num_classes))
         return classes
 
     def get_config(self):

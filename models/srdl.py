@@ -9,7 +9,7 @@ from models import registry
 from models.layers.frame_sampling import frame_stem
 from models.layers.gcn import GCNStack, LabelNodes
 from models.layers.srdl import CategoryAttention
-from yt8m.data import schema
+from models import contract
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -75,7 +75,7 @@ def attention_maps(model: keras.Model, inputs: dict) -> dict[str, np.ndarray]:
     probe = keras.Model(model.inputs, [model.output, model.get_layer("frame_encoder").output,
                                        model.get_layer("label_gcn").output[-1]])
     probabilities, features, label_vectors = probe(inputs, training=False)
-    num_frames = tf.convert_to_tensor(inputs[schema.NUM_FRAMES_INPUT], tf.int32)
+    num_frames = tf.convert_to_tensor(inputs[contract.NUM_FRAMES_INPUT], tf.int32)
     features = features * tf.sequence_mask(num_frames, tf.shape(features)[1], dtype=features.dtype)[..., None]
     _, spatial = car.attention(features, label_vectors)
     erased = np.zeros(spatial.shape, np.float32)

@@ -1,8 +1,9 @@
 """YouTube-8M video classification on TensorFlow 2 / Keras 3.
 
 Importing the package pins Keras to its TensorFlow backend (the layers, losses and input pipeline use
-TensorFlow ops): KERAS_BACKEND is set before Keras first loads (models/ imports this package first),
-and another backend, chosen by the environment or by a Keras imported earlier, is one clear error.
+TensorFlow ops): KERAS_BACKEND is set before Keras first loads (models/__init__.py does the same for
+the models alone), and another backend, chosen by the environment or by a Keras imported earlier, is
+one clear error.
 """
 import os
 import sys

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from models.layers.inputs import Dequantize, NormalizeFrames, frame_inputs, frame_mask
-from yt8m.data import schema
+from models import contract
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -96,7 +96,7 @@ def frame_stem(feature_size: int, sample_frames: int = 0, random_sequence: bool 
     consecutive frames, else random frames in order; 0 keeps every frame); dequantised on the device;
     [each L2-normalised, `normalize_frames`]. Returns (inputs, float32 frames (B, T', D), num_frames)."""
     inputs = frame_inputs(feature_size)
-    frames, num_frames = inputs[schema.FRAMES_INPUT], inputs[schema.NUM_FRAMES_INPUT]
+    frames, num_frames = inputs[contract.FRAMES_INPUT], inputs[contract.NUM_FRAMES_INPUT]
     if sample_frames:
         frames, num_frames = FrameSampler(sample_frames, random_sequence=random_sequence, name="frame_sampler")(
             frames, num_frames)

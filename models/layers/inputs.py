@@ -2,19 +2,19 @@
 import keras
 import tensorflow as tf
 
-from yt8m.data import schema
+from models import contract
 
 
 def video_inputs(feature_size: int) -> dict:
     """`{"features": float32 (B, D)}`, the video-level model input."""
-    return {schema.VIDEO_INPUT: keras.Input((feature_size,), dtype="float32", name=schema.VIDEO_INPUT)}
+    return {contract.VIDEO_INPUT: keras.Input((feature_size,), dtype="float32", name=contract.VIDEO_INPUT)}
 
 
 def frame_inputs(feature_size: int) -> dict:
     """`{"frames": uint8 (B, T, D), "num_frames": int32 (B,)}` with T dynamic."""
     return {
-        schema.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=schema.FRAMES_INPUT),
-        schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=schema.NUM_FRAMES_INPUT),
+        contract.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=contract.FRAMES_INPUT),
+        contract.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=contract.NUM_FRAMES_INPUT),
     }
 
 
@@ -25,16 +25,16 @@ def frame_mask(num_frames, num_steps):
 
 @keras.saving.register_keras_serializable(package="yt8m")
 class Dequantize(keras.layers.Layer):
-    """uint8 features -> float32 with the official formula (`schema.dequantize`), on the device."""
+    """uint8 features -> float32 with the official formula (`contract.dequantize`), on the device."""
 
-    def __init__(self, max_quantized_value: float = schema.MAX_QUANTIZED,
-                 min_quantized_value: float = -schema.MAX_QUANTIZED, **kwargs):
+    def __init__(self, max_quantized_value: float = contract.MAX_QUANTIZED,
+                 min_quantized_value: float = -contract.MAX_QUANTIZED, **kwargs):
         super().__init__(**kwargs)
         self.max_quantized_value = max_quantized_value
         self.min_quantized_value = min_quantized_value
 
     def call(self, quantized):
-        return schema.dequantize(tf.cast(quantized, tf.float32),
+        return contract.dequantize(tf.cast(quantized, tf.float32),
                                  self.max_quantized_value, self.min_quantized_value)
 
     def compute_output_shape(self, input_shape):

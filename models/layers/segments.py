@@ -4,14 +4,14 @@ a video's row per segment, per-segment values scattered back to (B, S, C)."""
 import keras
 import tensorflow as tf
 
-from yt8m.data import schema
+from models import contract
 
 
 def whole_video_inputs(feature_size: int) -> dict:
     """The inputs of a model of whole-video batches: frames, num_frames, segment_starts."""
-    return {schema.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=schema.FRAMES_INPUT),
-            schema.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=schema.NUM_FRAMES_INPUT),
-            schema.SEGMENT_STARTS_INPUT: keras.Input((None,), dtype="int32", name=schema.SEGMENT_STARTS_INPUT)}
+    return {contract.FRAMES_INPUT: keras.Input((None, feature_size), dtype="uint8", name=contract.FRAMES_INPUT),
+            contract.NUM_FRAMES_INPUT: keras.Input((), dtype="int32", name=contract.NUM_FRAMES_INPUT),
+            contract.SEGMENT_STARTS_INPUT: keras.Input((None,), dtype="int32", name=contract.SEGMENT_STARTS_INPUT)}
 
 
 @keras.saving.register_keras_serializable(package="yt8m")
@@ -24,15 +24,15 @@ class CutSegments(keras.layers.Layer):
         where = tf.where(starts >= 0)                            # (N, 2) [video, slot], row-major
         owner = tf.cast(where[:, 0], tf.int32)
         start = tf.gather_nd(starts, where)
-        offsets = start[:, None] + tf.range(schema.SEGMENT_FRAMES, dtype=start.dtype)[None, :]
+        offsets = start[:, None] + tf.range(contract.SEGMENT_FRAMES, dtype=start.dtype)[None, :]
         real = offsets < tf.gather(num_frames, owner)[:, None]
-        padded = tf.pad(frames, [[0, 0], [0, schema.SEGMENT_FRAMES], [0, 0]])
+        padded = tf.pad(frames, [[0, 0], [0, contract.SEGMENT_FRAMES], [0, 0]])
         index = tf.stack([tf.broadcast_to(owner[:, None], tf.shape(offsets)), offsets], axis=-1)
         cut = tf.gather_nd(padded, index) * tf.cast(real, frames.dtype)[:, :, None]
         return cut, tf.reduce_sum(tf.cast(real, tf.int32), axis=1), owner
 
     def compute_output_spec(self, frames, num_frames, starts):
-        return (keras.KerasTensor((None, schema.SEGMENT_FRAMES, frames.shape[-1]), dtype=frames.dtype),
+        return (keras.KerasTensor((None, contract.SEGMENT_FRAMES, frames.shape[-1]), dtype=frames.dtype),
                 keras.KerasTensor((None,), dtype="int32"), keras.KerasTensor((None,), dtype="int32"))
 
 

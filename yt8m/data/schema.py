@@ -1,7 +1,8 @@
 """The YouTube-8M record format: feature names, sizes and the 8-bit quantisation.
 
-Everything here is the official format (google/youtube-8m); the readers, the
-synthetic generator and the model's input layer all take their facts from here.
+Everything here is the official format (google/youtube-8m); the readers and the
+synthetic generator take their facts from here. What a model itself relies on (the
+input keys, dequantisation, the 5-frame segment) is models/contract.py's, named here too.
 """
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ import dataclasses
 
 import numpy as np
 
+from models.contract import (CLIP_INPUT, FRAMES_INPUT, MAX_QUANTIZED, NUM_FRAMES_INPUT,  # noqa: F401
+                             SEGMENT_FRAMES, SEGMENT_STARTS_INPUT, VIDEO_INPUT, dequantize)
+
 NUM_CLASSES = 3862          # the 2018/2019 vocabulary
 MAX_FRAMES = 300            # one frame per second, at most 300 per video
-SEGMENT_FRAMES = 5          # a rated segment is 5 consecutive frames
-MAX_QUANTIZED = 2.0         # features live in [-2, 2] before quantisation
 
 # Record keys, as written by the official dataset.
 ID_KEY = "id"
@@ -24,13 +26,6 @@ SEGMENT_SCORES_KEY = "segment_scores"
 VIDEO_FEATURE_NAMES = ("mean_rgb", "mean_audio")
 FRAME_FEATURE_NAMES = ("rgb", "audio")
 FEATURE_SIZES = (1024, 128)
-
-# Keys of the feature dict a model receives (see docs/ARCHITECTURE.md).
-VIDEO_INPUT = "features"      # float32 (B, D), D = sum(feature_sizes)
-FRAMES_INPUT = "frames"       # uint8 (B, T, D)
-NUM_FRAMES_INPUT = "num_frames"  # int32 (B,)
-SEGMENT_STARTS_INPUT = "segment_starts"  # int32 (B, S) first frame of each segment, -1 past the video's end
-CLIP_INPUT = "clip"           # uint8 (B, T, H, W, 3) RGB clips (the Charades-style clip records)
 
 # Clip records (Charades frames layout): a SequenceExample with context `id`,
 # `labels` and one JPEG-encoded RGB frame per step in the feature list below.
@@ -71,17 +66,6 @@ class FeatureSpec:
         else:
             size_list = FEATURE_SIZES[: len(name_list)]
         return cls(name_list, size_list)
-
-
-def dequantize(q, max_quantized_value: float = MAX_QUANTIZED, min_quantized_value: float = -MAX_QUANTIZED):
-    """The official utils.Dequantize: x = q * range/255 + range/512 + min (half-bin bias).
-
-    Works on numpy arrays and on float tensors (the caller casts uint8 first).
-    """
-    quantized_range = max_quantized_value - min_quantized_value
-    scalar = quantized_range / 255.0
-    bias = quantized_range / 512.0 + min_quantized_value
-    return q * scalar + bias
 
 
 def quantize(x: np.ndarray, max_quantized_value: float = MAX_QUANTIZED,
