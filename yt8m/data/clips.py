@@ -31,9 +31,9 @@ def clip_dataset(pattern: str, *, num_classes: int, batch_size: int, clip_frames
         raise ValueError(f"clip_frames and clip_size must be positive, got {clip_frames}, {clip_size}")
     if sampling not in SAMPLINGS:
         raise ValueError(f"clip sampling {sampling!r} is not one of {', '.join(SAMPLINGS)}")
-    batches = readers._serialized_batches(pattern, flag=flag, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                                          num_epochs=num_epochs, shuffle_buffer=CLIP_SHUFFLE_BUFFER,
-                                          drop_remainder=drop_remainder)
+    batches = readers.record_batches(pattern, flag=flag, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                     num_epochs=num_epochs, shuffle_buffer=CLIP_SHUFFLE_BUFFER,
+                                     drop_remainder=drop_remainder)
     resize_to = int(round(clip_size * RESIZE_RATIO))
     sampler = _Uniform(seed) if training else None
 
@@ -58,10 +58,10 @@ def clip_dataset(pattern: str, *, num_classes: int, batch_size: int, clip_frames
                            fn_output_signature=tf.TensorSpec((clip_size, clip_size, 3), tf.uint8),
                            parallel_iterations=16)
         clip = tf.reshape(images, [count, clip_frames, clip_size, clip_size, 3])
-        labels = readers._multi_hot(readers._checked_labels(context[schema.LABELS_KEY], num_classes), num_classes)
+        labels = readers.multi_hot_labels(context[schema.LABELS_KEY], num_classes)
         return {schema.ID_KEY: context[schema.ID_KEY], schema.CLIP_INPUT: clip}, labels, tf.ones_like(labels)
 
-    return readers._finish(batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    return batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 class _Uniform:

@@ -10,6 +10,11 @@ them into floats) and are padded to the batch's longest video, or to `max_frames
 Bad data stops a pipeline with a `tf.errors.InvalidArgumentError` whose message is
 "assertion failed: [<one clear line>]"; wrap the loop over a dataset in
 `data_errors(pattern, flag)` to turn that, and corrupt records, into `UserError`.
+
+The record plumbing is public for the other readers of yt8m/data (clips, video_segments):
+`record_batches` (files interleaved, shuffled, repeated, batched: (serialized, file) batches),
+`frame_record_batches` (the same after checking the first records for the frame features) and
+`multi_hot_labels` (range-checked labels -> multi-hot).
 """
 from __future__ import annotations
 
@@ -48,16 +53,15 @@ def video_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Featur
                   flag: str = "train_data_pattern",
                   corrupt_records: "CorruptRecords | None" = None) -> tf.data.Dataset:
     """Video-level Examples -> ({id, features float32 (B, D)}, multi-hot (B, C), ones (B, C))."""
-    batches = _serialized_batches(pattern, flag=flag, batch_size=batch_size, shuffle=shuffle,
-                                  seed=seed, num_epochs=num_epochs,
-                                  shuffle_buffer=VIDEO_SHUFFLE_BUFFER,
-                                  drop_remainder=drop_remainder, corrupt_records=corrupt_records)
+    batches = record_batches(pattern, flag=flag, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                             num_epochs=num_epochs, shuffle_buffer=VIDEO_SHUFFLE_BUFFER,
+                             drop_remainder=drop_remainder, corrupt_records=corrupt_records)
 
     def parse(serialized, files):
         features, labels = parse_video_batch(serialized, feature_spec, num_classes)
         return features, labels, tf.ones_like(labels)
 
-    return _finish(batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    return batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def frame_dataset(pattern: str, *, num_classes: int, feature_spec: schema.FeatureSpec,
@@ -71,18 +75,16 @@ def frame_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Featur
     T is the batch's longest video (at most `max_frames`), or `max_frames` when
     `pad_to_max`; longer videos are truncated to `max_frames`.
     """
-    _check_first_records(fileio.match_files(pattern, flag), flag, feature_spec)
-    batches = _serialized_batches(pattern, flag=flag, batch_size=batch_size, shuffle=shuffle,
-                                  seed=seed, num_epochs=num_epochs,
-                                  shuffle_buffer=FRAME_SHUFFLE_BUFFER,
-                                  drop_remainder=drop_remainder, corrupt_records=corrupt_records)
+    batches = frame_record_batches(pattern, feature_spec=feature_spec, flag=flag, batch_size=batch_size,
+                                   shuffle=shuffle, seed=seed, num_epochs=num_epochs,
+                                   drop_remainder=drop_remainder, corrupt_records=corrupt_records)
 
     def parse(serialized, files):
         features, labels = parse_frame_batch(serialized, feature_spec, num_classes, max_frames, pad_to_max,
                                              files=files, corrupt_records=corrupt_records)
         return features, labels, tf.ones_like(labels)
 
-    return _finish(batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    return batches.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
 def segment_dataset(pattern: str, *, num_classes: int, feature_spec: schema.FeatureSpec,
@@ -104,11 +106,9 @@ def segment_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Feat
     """
     per_video = RATED_SEGMENTS_PER_VIDEO if rated else TEST_SEGMENTS_PER_VIDEO
     video_batch_size = max(1, batch_size // per_video)
-    _check_first_records(fileio.match_files(pattern, flag), flag, feature_spec, rated=rated)
-    batches = _serialized_batches(pattern, flag=flag, batch_size=video_batch_size,
-                                  shuffle=shuffle, seed=seed, num_epochs=num_epochs,
-                                  shuffle_buffer=FRAME_SHUFFLE_BUFFER, drop_remainder=False,
-                                  corrupt_records=corrupt_records)
+    batches = frame_record_batches(pattern, feature_spec=feature_spec, rated=rated, flag=flag,
+                                   batch_size=video_batch_size, shuffle=shuffle, seed=seed,
+                                   num_epochs=num_epochs, drop_remainder=False, corrupt_records=corrupt_records)
 
     def parse(serialized, files):
         video = _parse_videos(serialized, feature_spec, num_classes, rated=rated, files=files,
@@ -124,7 +124,7 @@ def segment_dataset(pattern: str, *, num_classes: int, feature_spec: schema.Feat
                     .batch(batch_size, drop_remainder=drop_remainder))
     else:
         segments = segments.rebatch(batch_size, drop_remainder=drop_remainder)
-    return _finish(segments)
+    return segments.prefetch(tf.data.AUTOTUNE)
 
 
 def make_dataset(kind: str, pattern: str, **options) -> tf.data.Dataset:
@@ -177,7 +177,13 @@ def parse_frame_batch(serialized, feature_spec: schema.FeatureSpec, num_classes:
         features.update({schema.SEGMENT_START_KEY: context[schema.SEGMENT_START_KEY],
                          schema.SEGMENT_LABELS_KEY: _checked_labels(context[schema.SEGMENT_LABELS_KEY], num_classes),
                          schema.SEGMENT_SCORES_KEY: context[schema.SEGMENT_SCORES_KEY]})
-    return features, _multi_hot(_checked_labels(context[schema.LABELS_KEY], num_classes), num_classes)
+    return features, multi_hot_labels(context[schema.LABELS_KEY], num_classes)
+
+
+def multi_hot_labels(labels, num_classes: int):
+    """Ragged (B, None) int64 labels -> dense (B, C) float32 multi-hot, every label asserted to lie
+    in [0, num_classes) (the message names --num_classes)."""
+    return _multi_hot(_checked_labels(labels, num_classes), num_classes)
 
 
 def model_inputs(features: dict) -> dict:
@@ -297,9 +303,13 @@ class CorruptRecords:
 # ------------------------------------------------------------- file reading
 
 
-def _serialized_batches(pattern, *, flag, batch_size, shuffle, seed, num_epochs,
-                        shuffle_buffer, drop_remainder, corrupt_records=None) -> tf.data.Dataset:
-    """Batches of (serialized records, their files): files interleaved, shuffled with `seed`, repeated.
+def record_batches(pattern: str, *, flag: str, batch_size: int, shuffle: bool = False, seed: int = 0,
+                   num_epochs: int | None = 1, shuffle_buffer: int = FRAME_SHUFFLE_BUFFER,
+                   drop_remainder: bool = False,
+                   corrupt_records: "CorruptRecords | None" = None) -> tf.data.Dataset:
+    """Batches of (serialized records (B,) string, their files (B,) string) of any record type: the
+    files of `pattern` (--flag) interleaved, shuffled with `seed` (files, then records in a buffer of
+    `shuffle_buffer`), repeated `num_epochs` times (None: forever). Parse each batch in a `map`.
 
     Records are read by TensorFlow's own reader, unchecked and uncopied (checking every file's
     framing as it is read cost 1.4-1.9x the CPU per video); a corrupt or truncated record stops
@@ -322,6 +332,15 @@ def _serialized_batches(pattern, *, flag, batch_size, shuffle, seed, num_epochs,
     if shuffle:
         dataset = dataset.shuffle(shuffle_buffer, seed=seed)
     return dataset.repeat(num_epochs).batch(batch_size, drop_remainder=drop_remainder)
+
+
+def frame_record_batches(pattern: str, *, feature_spec: schema.FeatureSpec, rated: bool = False,
+                         flag: str, batch_size: int, **options) -> tf.data.Dataset:
+    """`record_batches` of frame-level SequenceExamples (shuffle buffer FRAME_SHUFFLE_BUFFER unless
+    given), after a UserError check of the first file's first records for the --feature_names
+    frame features (and, `rated`, for segment ratings)."""
+    _check_first_records(fileio.match_files(pattern, flag), flag, feature_spec, rated=rated)
+    return record_batches(pattern, flag=flag, batch_size=batch_size, **options)
 
 
 def _name_corrupt_record(reported: str) -> str | None:
@@ -453,10 +472,6 @@ def _intact_records(data: bytes):
             yield record.numpy()
     finally:
         tf.io.gfile.remove(path)
-
-
-def _finish(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 # ------------------------------------------------------------------ parsing

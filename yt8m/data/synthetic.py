@@ -336,7 +336,8 @@ def _unit_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
 
-def _zipf(n: int, exponent: float) -> np.ndarray:
+def zipf_weights(n: int, exponent: float) -> np.ndarray:
+    """Probabilities of ranks 1..n proportional to 1 / rank**exponent."""
     weights = 1.0 / np.arange(1, n + 1) ** exponent
     return weights / weights.sum()
 
@@ -362,7 +363,7 @@ def _make_video(rng: np.random.Generator, video_id: str, classes: _Classes,
 def _sample_active(rng: np.random.Generator, classes: _Classes, config: SyntheticConfig,
                    need_rated: bool) -> np.ndarray:
     """Sorted indices of the classes present in a video (with a rated one when `need_rated`)."""
-    vertical_p = _zipf(config.num_verticals, config.zipf_exponent)
+    vertical_p = zipf_weights(config.num_verticals, config.zipf_exponent)
     for _ in range(1000):
         first = rng.choice(config.num_verticals, p=vertical_p)
         active = _classes_of_vertical(rng, first, classes, config, 1 + rng.poisson(config.extra_children_mean))
@@ -382,7 +383,7 @@ def _classes_of_vertical(rng: np.random.Generator, vertical: int, classes: _Clas
         return members[:1]
     leaves = members[~classes.inner[members]]
     count = min(num_kinds, len(leaves))
-    kinds = leaves[rng.choice(len(leaves), count, replace=False, p=_zipf(len(leaves), config.zipf_exponent))]
+    kinds = leaves[rng.choice(len(leaves), count, replace=False, p=zipf_weights(len(leaves), config.zipf_exponent))]
     with_ancestors = rng.random() < config.parent_given_child
     return np.concatenate([np.flatnonzero(classes.ancestor[:, kinds].any(axis=1)), kinds]) if with_ancestors \
         else kinds
@@ -538,7 +539,7 @@ def _float_feature(values: np.ndarray) -> tf.train.Feature:
     return tf.train.Feature(float_list=tf.train.FloatList(value=values.tolist()))
 
 
-def _write_records(path: str, records) -> None:
+def write_records(path: str, records) -> None:
     """A TFRecord file written under a temporary name and renamed on success."""
     tf.io.gfile.makedirs(os.path.dirname(path))
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -581,8 +582,8 @@ def _write_train(output_dir: str, ids: np.ndarray, classes: _Classes, config: Sy
     labels = []
     for index, videos in _split_videos("train", ids, classes, config, report):
         name = f"train{index:04d}.tfrecord"
-        _write_records(os.path.join(output_dir, "frame", name), (_frame_example(v, True) for v in videos))
-        _write_records(os.path.join(output_dir, "video", name), (_video_example(v) for v in videos))
+        write_records(os.path.join(output_dir, "frame", name), (_frame_example(v, True) for v in videos))
+        write_records(os.path.join(output_dir, "video", name), (_video_example(v) for v in videos))
         labels.extend(v.labels for v in videos)
     return labels
 
@@ -593,7 +594,7 @@ def _write_rated(output_dir: str, split: str, ids: np.ndarray, classes: _Classes
     truth = []
     for index, videos in _split_videos(split, ids, classes, config, report):
         path = os.path.join(output_dir, "frame", f"{split}{index:04d}.tfrecord")
-        _write_records(path, (_frame_example(v, with_labels=split != "test") for v in videos))
+        write_records(path, (_frame_example(v, with_labels=split != "test") for v in videos))
         truth.extend(line for v in videos for line in _truth_lines(v))
     return truth
 

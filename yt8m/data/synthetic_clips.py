@@ -25,7 +25,7 @@ import pandas as pd
 import tensorflow as tf
 
 from yt8m.data import schema
-from yt8m.data.synthetic import _write_records, _zipf
+from yt8m.data.synthetic import write_records, zipf_weights
 from yt8m.fileio import atomic_output
 
 MARKER_FILE = "synthetic_clips.json"
@@ -89,7 +89,7 @@ def generate(output_dir: str, config: SyntheticClipConfig = SyntheticClipConfig(
         for file_index, chunk in enumerate(np.array_split(np.arange(count), config.files_per_split)):
             records = [_clip_example(f"{split[0]}{i:05d}", np.random.default_rng([config.seed, split_code, int(i)]),
                                      config) for i in chunk]
-            _write_records(os.path.join(output_dir, "clips", f"{split}{file_index:04d}.tfrecord"), records)
+            write_records(os.path.join(output_dir, "clips", f"{split}{file_index:04d}.tfrecord"), records)
     with atomic_output(paths.knowledge_edges) as handle:
         _knowledge_edges(config).to_csv(handle, index=False)
     with atomic_output(marker) as handle:
@@ -130,10 +130,10 @@ def _active_classes(rng: np.random.Generator, config: SyntheticClipConfig) -> np
         parent = group * per
         if rng.random() < config.parent_only_rate:
             return [parent]
-        child = parent + 1 + int(rng.choice(per - 1, p=_zipf(per - 1, 1.0)))
+        child = parent + 1 + int(rng.choice(per - 1, p=zipf_weights(per - 1, 1.0)))
         return [parent, child] if rng.random() < config.parent_given_child else [child]
 
-    first = int(rng.choice(config.num_groups, p=_zipf(config.num_groups, 1.0)))
+    first = int(rng.choice(config.num_groups, p=zipf_weights(config.num_groups, 1.0)))
     active = of_group(first)
     if config.num_groups > 1 and rng.random() < config.second_group_rate:
         active += of_group(int(rng.choice(np.delete(np.arange(config.num_groups), first))))

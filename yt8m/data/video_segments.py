@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from yt8m import fileio
 from yt8m.data import readers, schema
 
 SEGMENT_MASK_KEY = "segment_mask"
@@ -42,11 +41,10 @@ def video_segment_dataset(pattern: str, *, num_classes: int, feature_spec: schem
     starting past that are dropped with the frames.
     """
     per_video = readers.RATED_SEGMENTS_PER_VIDEO if rated else readers.TEST_SEGMENTS_PER_VIDEO
-    readers._check_first_records(fileio.match_files(pattern, flag), flag, feature_spec, rated=rated)
-    batches = readers._serialized_batches(pattern, flag=flag, batch_size=max(1, batch_size // per_video),
-                                          shuffle=shuffle, seed=seed, num_epochs=num_epochs,
-                                          shuffle_buffer=readers.FRAME_SHUFFLE_BUFFER,
-                                          drop_remainder=drop_remainder, corrupt_records=corrupt_records)
+    batches = readers.frame_record_batches(pattern, feature_spec=feature_spec, rated=rated, flag=flag,
+                                           batch_size=max(1, batch_size // per_video), shuffle=shuffle, seed=seed,
+                                           num_epochs=num_epochs, drop_remainder=drop_remainder,
+                                           corrupt_records=corrupt_records)
 
     def parse(serialized, files):
         features, labels = readers.parse_frame_batch(serialized, feature_spec, num_classes, max_frames,
