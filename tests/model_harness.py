@@ -148,6 +148,7 @@ def check_training_lowers_loss(model: keras.Model, dataset: tf.data.Dataset, num
                                steps: int = 20):
     """About `steps` Adam steps on the learnable dataset; the last epoch's loss beats the first's."""
     model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=elementwise_binary_crossentropy)
+    model.optimizer.build(model.trainable_variables)   # as yt8m.training does: the step is traced once, not twice
     history = model.fit(dataset.repeat(), epochs=-(-steps // num_batches),
                         steps_per_epoch=num_batches, shuffle=False, verbose=0)
     losses = history.history["loss"]

@@ -1,13 +1,11 @@
-"""Strategies and resuming: each run is a fresh process, as TensorFlow's devices and clusters need."""
+"""Strategies in a fresh process each, as TensorFlow's devices and clusters need: the mirrored fit here, and the
+helpers test_faults.py starts its killed, resumed and multi-worker runs with (a plain multi-worker fit is its
+restarted job's first start)."""
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
-
-import pytest
 
 from tests.helpers import ROOT, frame_config
 
@@ -43,36 +41,3 @@ def _free_ports(count: int) -> list[int]:
     for s in sockets:
         s.close()
     return ports
-
-
-def test_multi_worker_fit_with_two_local_workers(synthetic_data, tmp_path):
-    config = frame_config(synthetic_data, tmp_path / "run", strategy="multi_worker", max_steps=6, steps_per_epoch=3)
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    processes = [
-        _start(config, tmp_path, env={"TF_CONFIG": json.dumps(
-            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})})
-        for index in range(2)]
-    results = [_finish(p)[0] for p in processes]
-    assert [(r["steps"], r["replicas"]) for r in results] == [(6, 2), (6, 2)]
-    assert os.path.exists(tmp_path / "run" / "model.keras")  # the chief's
-    assert os.path.exists(tmp_path / "run" / "workers" / "worker-1")  # the other worker's scratch
-
-
-def test_a_killed_run_resumes_from_its_backup_to_the_same_step(synthetic_data, tmp_path):
-    config = frame_config(synthetic_data, tmp_path / "run", max_steps=40, steps_per_epoch=5)
-    metadata = tmp_path / "run" / "backup" / "training_metadata.json"
-    process = _start(config, tmp_path)
-    deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        if metadata.exists() and json.loads(metadata.read_text() or "{}").get("epoch", 0) >= 2:
-            break
-        time.sleep(0.2)
-    assert process.poll() is None, "training finished before it could be killed; make the run longer"
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    killed_at = json.loads(metadata.read_text())["epoch"]
-    assert 2 <= killed_at < 8
-
-    result, log = _finish(_start(config, tmp_path))
-    assert result["steps"] == 40
-    assert "Epoch 1/8" not in log and f"Epoch {killed_at + 1}/8" in log  # resumed, not restarted

@@ -1,6 +1,6 @@
-"""Faults at scale: kill -9 and resume (weights, not just the step), a restarted multi-worker job,
-corrupt records skipped and counted, an inference killed mid-run. (Kill + resume to the same
-step and a plain multi-worker fit: tests/test_distributed.py; NaN loss: tests/test_training.py.)"""
+"""Faults at scale: kill -9 and resume (the weights, the step and the epoch it goes on from), a restarted
+multi-worker job (the plain multi-worker fit: its first start), corrupt records skipped and counted, an
+inference killed mid-run. (The mirrored strategy: tests/test_distributed.py; NaN loss: tests/test_training.py.)"""
 import glob
 import json
 import os
@@ -69,7 +69,7 @@ def test_a_backup_save_torn_by_a_kill_leaves_the_previous_backup_restorable(tmp_
         np.testing.assert_array_equal(got.numpy(), want)
 
 
-def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp_path):
+def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp_path, capsys):
     run = tmp_path / "run"
     config = frame_config(synthetic_data, run, max_steps=60, steps_per_epoch=3)
     process = _start(config, tmp_path)
@@ -82,8 +82,13 @@ def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp
 
     # Resume at learning rate 0: Adam moves nothing, so the weights the run ends with are the
     # ones it restored; a restart from scratch would end at fresh initial weights instead.
+    capsys.readouterr()
     resumed = training.train(config.replace(base_learning_rate=0.0, max_steps=(killed_at + 1) * 3))
     assert resumed.steps == (killed_at + 1) * 3   # one epoch more than the backup: it resumed
+    log = capsys.readouterr().out
+    assert f"resuming from step {killed_at * 3} (the backup of epoch {killed_at})" in log
+    epochs = killed_at + 1
+    assert f"Epoch {epochs}/{epochs}" in log and f"Epoch 1/{epochs}" not in log   # resumed, not restarted
     final = _trainable(rundir.load_trained_model(str(run)))
     for got, want in zip(final, expected):
         np.testing.assert_array_equal(got, want)
@@ -111,6 +116,8 @@ def test_a_multi_worker_job_restarted_after_a_worker_dies_completes(synthetic_da
     chief_log = results[0][1]
     assert f"Epoch {killed_at + 1}/8" in chief_log and "Epoch 1/8" not in chief_log   # resumed, not restarted
     assert killed_at >= 1
+    assert (run / "model.keras").exists()                     # the chief's
+    assert (run / "workers" / "worker-1").is_dir()            # the other worker's scratch
 
 
 def _corrupt_copy(source, destination):
