@@ -219,8 +219,9 @@ def test_segment_context_flags_are_checked(pretrained, synthetic_data, tmp_path)
     from yt8m.config import Config
     from yt8m.errors import UserError
 
-    with pytest.raises(UserError, match="--segment_labels --frame_features"):
-        Config(segment_context="video")
+    for changes in ({"segment_context": "video"}, {"segment_context": "attention"}, {"time_shift": True}):
+        with pytest.raises(UserError, match="--segment_labels --frame_features"):
+            Config(**changes)
     with pytest.raises(UserError, match="context_combine"):
         Config(context_combine="sum")
     with pytest.raises(UserError, match="pretrain without it"):
@@ -228,8 +229,9 @@ def test_segment_context_flags_are_checked(pretrained, synthetic_data, tmp_path)
                                           train_dir=str(tmp_path / "pre")))
 
 
-def test_candidate_gating_and_segment_context_are_off_by_default():
-    """Measured on the proving ground (docs/results.md, issue 16): neither raised MAP@K, so both stay off."""
+def test_candidate_gating_segment_context_and_time_shift_are_off_by_default():
+    """Measured on the proving ground (docs/results.md, issue 16): none raised MAP@K in every seed and backbone, so
+    candidate gating, the segment context and the time shift stay off."""
     from absl import flags as absl_flags
 
     from yt8m import flags
@@ -238,6 +240,7 @@ def test_candidate_gating_and_segment_context_are_off_by_default():
     flags.define_flags()
     assert Config().candidate_top_k == 0 and absl_flags.FLAGS["candidate_top_k"].default == 0
     assert Config().segment_context == "none" and absl_flags.FLAGS["segment_context"].default == "none"
+    assert Config().time_shift is False and absl_flags.FLAGS["time_shift"].default is False
 
 
 # ------------------------------------------------------------------ whole-video attention (--segment_context=attention)

@@ -8,8 +8,8 @@ import keras
 import tensorflow as tf
 
 from models import registry
-from yt8m import (augment, backup, datasets, distribute, evaluation, health, i3d_weights, losses, multi_worker,
-                  rundir, segment_context, swa)
+from yt8m import (augment, backup, datasets, distribute, evaluation, finetune_prior, health, i3d_weights, losses,
+                  multi_worker, rundir, segment_context, swa)
 from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss, Validation
 from yt8m.rundir import MODEL_FILE, TrainResult, load_trained_model
 from yt8m.backup import AtomicBackupAndRestore
@@ -65,6 +65,10 @@ def _train(config: Config) -> TrainResult:
         loss = segment_context.PerSegmentLoss(loss)
     with strategy.scope():
         model = _with_precision(config, _initial_model, config, stats)
+        if config.finetune_prior:  # w0: the weights just loaded from --init_from (a resume loads them again)
+            held = finetune_prior.attach(model, config.finetune_prior)
+            print(f"finetune prior: {config.finetune_prior}/2 * ||w - w0||^2 on the {held} weights of "
+                  f"--init_from={config.init_from}")
         if config.noise_std > 0:  # seed 003: finetune stage; any stage that asks
             model = augment.add_input_noise(model, config.noise_std, config.noise_mask_rate, config.seed)
         if in_context:
