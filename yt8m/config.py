@@ -89,6 +89,7 @@ class Config:
     unrated_classes: str = "seen"           # --loss=reweighted: the classes weighted n, UNRATED_CLASSES
     noise_std: float = 0.0                  # Gaussian noise on the dequantised frames (training only)
     noise_mask_rate: float = 0.5            # share of the elements that get noise
+    finetune_prior: float = 0.0             # finetune: strength/2 ||w - w0||^2 toward --init_from (0: off)
     strategy: str = "default"
     # Speed (GPU path) and fault handling.
     mixed_precision: bool = False           # mixed_float16 on a GPU, mixed_bfloat16 on a CPU-only host
@@ -140,7 +141,7 @@ class Config:
         for name in ("tau", "noise_mask_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise UserError(f"--{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("reweight_m", "reweight_n", "noise_std"):
+        for name in ("reweight_m", "reweight_n", "noise_std", "finetune_prior"):
             if getattr(self, name) < 0:
                 raise UserError(f"--{name} must be >= 0, got {getattr(self, name)}")
         if self.eval_every_steps is not None and self.eval_every_steps < 0:
@@ -150,6 +151,8 @@ class Config:
         self._check_beyond_the_seeds()
         if self.stage == "finetune" and not self.init_from:
             raise UserError("--stage=finetune needs --init_from=DIR, the train_dir of a pretrain run")
+        if self.finetune_prior and self.stage != "finetune":
+            raise UserError("--finetune_prior pulls a finetune toward the weights of --init_from; add --stage=finetune")
         for name in ("batch_size", "num_classes", "max_frames", "steps_per_epoch", "num_epochs"):
             if getattr(self, name) <= 0:
                 raise UserError(f"--{name} must be positive, got {getattr(self, name)}")

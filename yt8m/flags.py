@@ -125,6 +125,8 @@ def define_flags() -> None:
     flags.DEFINE_float("noise_std", d.noise_std, "Training only: add N(0, std^2) noise to a random "
                        "--noise_mask_rate of the dequantised frame features (seed 003: finetune stage).")
     flags.DEFINE_float("noise_mask_rate", d.noise_mask_rate, "Share of the frame-feature elements that get noise.")
+    flags.DEFINE_float("finetune_prior", d.finetune_prior, "--stage=finetune: add strength/2 * ||w - w0||^2 "
+                       "to the loss (a mean over examples), w0 the weights loaded from --init_from (L2-SP); 0: off.")
     flags.DEFINE_enum("strategy", d.strategy, STRATEGIES, "tf.distribute strategy.")
     flags.DEFINE_bool("mixed_precision", d.mixed_precision, "Compute in float16 on a GPU (keras mixed_float16, "
                       "loss scaling), in bfloat16 on a CPU-only host (mixed_bfloat16: no loss scaling; fast on "
