@@ -1,4 +1,5 @@
-"""The training callbacks of a stage's fit: stop at --max_steps, stop on a non-finite loss, save the model.
+"""The training callbacks of a stage's fit: stop at --max_steps, stop on a non-finite loss, write the config
+at the first step, save the model, validate.
 
 None of them reads a tensor on every step (a host sync per step stalls a GPU's pipeline and keeps
 Keras from dispatching callbacks asynchronously): the step is counted in Python from the fit's own
@@ -8,17 +9,34 @@ steps and at each epoch end.
 from __future__ import annotations
 
 import json
+import os
 from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from yt8m import backup
+from yt8m import backup, rundir
+from yt8m.config import Config
 from yt8m.fileio import atomic_output, save_model_atomically
 
 # Steps between two reads of the loss by StopOnNonFiniteLoss (and at every epoch end).
 NAN_CHECK_EVERY = 100
+
+
+class WriteConfigAtFirstStep(keras.callbacks.Callback):
+    """Writes the run's config.json once its first training step is done: a run that never trains
+    does not replace the config of the run it would have continued."""
+
+    def __init__(self, config: Config):
+        super().__init__()
+        self.config = config
+        self.written = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.written:
+            self.config.save(os.path.join(self.config.train_dir, rundir.CONFIG_FILE))
+            self.written = True
 
 
 class _StepCounter(keras.callbacks.Callback):

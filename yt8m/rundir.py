@@ -113,21 +113,6 @@ class RunDir:
             tf.io.gfile.rmtree(self.path)
 
 
-class WriteConfigAtFirstStep(keras.callbacks.Callback):
-    """Writes the run's config.json once its first training step is done: a run that never trains
-    does not replace the config of the run it would have continued."""
-
-    def __init__(self, config: Config):
-        super().__init__()
-        self.config = config
-        self.written = False
-
-    def on_train_batch_end(self, batch, logs=None):
-        if not self.written:
-            self.config.save(os.path.join(self.config.train_dir, CONFIG_FILE))
-            self.written = True
-
-
 def prepare(config: Config, overwrite: bool = False) -> None:
     """Checks --train_dir before the run writes anything (creating it when needed).
 

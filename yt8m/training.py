@@ -10,7 +10,8 @@ import tensorflow as tf
 from models import registry
 from yt8m import (augment, backup, datasets, distribute, evaluation, finetune_prior, health, i3d_weights, losses,
                   multi_worker, rundir, segment_context, swa)
-from yt8m.callbacks import SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss, Validation
+from yt8m.callbacks import (SaveModelAtomically, StopAtStep, StopOnNonFiniteLoss, Validation,
+                            WriteConfigAtFirstStep)
 from yt8m.rundir import MODEL_FILE, TrainResult, load_trained_model
 from yt8m.backup import AtomicBackupAndRestore
 from yt8m.config import Config
@@ -79,7 +80,7 @@ def _train(config: Config) -> TrainResult:
     validating = _validates(config)
     callbacks = [
         nan_guard,
-        *([rundir.WriteConfigAtFirstStep(config)] if chief else []),
+        *([WriteConfigAtFirstStep(config)] if chief else []),
         AtomicBackupAndRestore(os.path.join(work_dir, "backup"), delete_checkpoint=False),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
     ]
