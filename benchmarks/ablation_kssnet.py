@@ -116,6 +116,7 @@ def run_row(row: str, seed: int, prepared: dict, run_dir: str, args) -> float:
                       label_embeddings=prepared["label_embeddings"], vocabulary_file=paths.vocabulary,
                       knowledge_edges=prepared["edges"] if knowledge == "hierarchy" else "",
                       batch_size=args.batch_size, base_learning_rate=args.pretrain_learning_rate,
+                      gcn_learning_rate=args.gcn_learning_rate,
                       max_steps=args.pretrain_steps, steps_per_epoch=args.pretrain_steps,
                       train_data_pattern=paths.frame_train, train_dir=os.path.join(train_dir, "pretrain"),
                       **changes)
@@ -167,6 +168,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--pretrain_learning_rate", type=float, default=0.005)
     parser.add_argument("--finetune_learning_rate", type=float, default=0.001)
+    parser.add_argument("--gcn_learning_rate", type=float, default=Config().gcn_learning_rate,
+                        help="the label-graph layers' rate in both stages (0: the stage's rate, as the saved "
+                             "results before it was a default)")
     parser.add_argument("--data_dir", default=os.path.join("data", f"proving_c{NUM_CLASSES}"))
     parser.add_argument("--run_dir", default=os.path.join("runs", "ablation_kssnet"))
     parser.add_argument("--i3d", action="store_true", help="also time KSSNetI3D against I3DModel")
@@ -175,6 +179,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     recipe = {k: getattr(args, k) for k in ("pretrain_steps", "finetune_steps", "batch_size",
                                             "pretrain_learning_rate", "finetune_learning_rate")}
+    if args.gcn_learning_rate:   # absent from the recipe of the results saved before it existed (rate 0)
+        recipe["gcn_learning_rate"] = args.gcn_learning_rate
     rows = [r for r in args.rows.split(";") if r]
     done = load_results(args.run_dir, recipe)
     started = time.time()
@@ -214,7 +220,9 @@ def _markdown(done: dict, args) -> str:
              f"over every class), seeds {', '.join(map(str, seeds))} (data and training). Through "
              f"`yt8m.training.train`: pretrain {args.pretrain_steps} steps at lr {args.pretrain_learning_rate} on "
              f"the train video labels, finetune {args.finetune_steps} steps at lr {args.finetune_learning_rate} on "
-             f"the validate ratings, batch {args.batch_size}; test segment MAP@K on the test truth. "
+             f"the validate ratings, batch {args.batch_size}"
+             + (f", the label-graph layers at lr {args.gcn_learning_rate} in both" if args.gcn_learning_rate else "")
+             + "; test segment MAP@K on the test truth. "
              f"KSSNetTemporal width {KSSNET[1]['width']}, {KSSNET[1]['num_stages']} stages, BatchNorm, "
              f"{EMBEDDING_DIM}-d ASGE label embeddings (one set per seed, every row). Knowledge graph: the "
              "generator's class hierarchy (IsA edges child -> parent, from the vocabulary's descriptions) "
