@@ -76,6 +76,9 @@ def _train(config: Config) -> TrainResult:
             model = segment_context.wrap(model, config)
         model.compile(optimizer=_optimizer(config), loss=loss, jit_compile=config.jit_compile,
                       steps_per_execution=config.steps_per_execution)
+        # The optimizer's slots before fit: created inside the first step's trace, they make
+        # tf.function trace the whole train step a second time (half of a small run's start-up).
+        model.optimizer.build(model.trainable_variables)
     nan_guard = StopOnNonFiniteLoss()
     validating = _validates(config)
     callbacks = [
