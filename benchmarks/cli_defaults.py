@@ -1,0 +1,120 @@
+"""The graph models under the CLI defaults (issue 14's "Must show"): docs/results.md, issue 6.
+
+    python benchmarks/cli_defaults.py                                   # every row
+    python benchmarks/cli_defaults.py --rows="KSSNetTemporal demo"      # one row (rows may run as parallel processes)
+
+Each row is one model on one set: `SyntheticConfig.proving(0)` (demo) or `.easy(0)` (easy), made under
+--data_dir if missing. Both stages go through train.py's own flag parsing (yt8m.flags -> Config) with nothing
+but `--model=M --frame_features --batch_size=32`, the data, `--num_epochs=3` for the pretrain and
+`--stage=finetune --segment_labels --max_steps=50` on the validate ratings; every other flag is the CLI's
+default. After each stage the model scores every test segment: test MAP (rated pairs against the test truth,
+the segment MAP@K's ranking), a random ranking's, and the median over the rated classes of each class's
+probability std (and logit std) across the segments. A finished stage is saved at once in
+<run_dir>/results-<row>.json (a rerun skips it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+from absl import flags as absl_flags  # noqa: E402
+
+import models  # noqa: E402,F401
+from yt8m import datasets, evaluation, flags, metrics, rundir, training  # noqa: E402
+from yt8m.data import synthetic  # noqa: E402
+
+SETS = {"demo": synthetic.SyntheticConfig.proving, "easy": synthetic.SyntheticConfig.easy}
+MODELS = ("KSSNetTemporal", "DbofGCNModel", "DbofModel", "FrameLevelLogisticModel")
+ROWS = [f"{m} {s}" for m in MODELS for s in SETS]
+
+
+def _config(argv: list[str]):
+    """The Config train.py builds from these flags."""
+    absl_flags.FLAGS.unparse_flags()
+    absl_flags.FLAGS(["train.py", *argv])
+    return flags.config_from_flags()
+
+
+def probe(train_dir: str, paths) -> dict:
+    """Test MAP, random MAP and the spread of the rated classes' outputs across the test segments."""
+    config = rundir.load_config(train_dir).replace(input_data_pattern=paths.frame_test, segment_labels=True,
+                                                   batch_size=512)
+    model = training.load_trained_model(train_dir)
+    ids, probabilities = [], []
+    for features, _, p in evaluation.predict_batches(model, datasets.inference_dataset(config),
+                                                     config.input_data_pattern, "input_data_pattern", progress=False):
+        ids.append(np.array([name.decode() for name in features["id"]]))
+        probabilities.append(p)
+    ids, p = np.concatenate(ids), np.concatenate(probabilities)
+    truth = metrics.read_segment_truth(paths.test_truth)
+    row_of = {name: i for i, name in enumerate(ids)}
+    rows = np.array([row_of[s] for s in truth["segment_id"].astype(str)])
+    classes, ratings = truth["class_id"].to_numpy(), truth["score"].to_numpy()
+    rated = p[:, np.unique(classes)]
+    logits = np.log(np.clip(rated, 1e-12, 1.0)) - np.log(np.clip(1.0 - rated, 1e-12, 1.0))
+    return {"test_map": float(metrics.rated_segment_map(classes, p[rows, classes], ratings)),
+            "random_map": float(metrics.rated_segment_map(classes, np.random.default_rng(0).random(len(classes)),
+                                                          ratings)),
+            "std": float(np.median(rated.std(axis=0))), "logit_std": float(np.median(logits.std(axis=0)))}
+
+
+def run_row(row: str, args) -> dict:
+    model, set_name = row.split()
+    paths = synthetic.ensure(os.path.join(args.data_dir, f"{'proving' if set_name == 'demo' else set_name}_seed0"),
+                             SETS[set_name](0))
+    work = os.path.join(args.run_dir, row.replace(" ", "_"))
+    saved_file = os.path.join(args.run_dir, f"results-{row.replace(' ', '_')}.json")
+    done = json.load(open(saved_file)) if os.path.exists(saved_file) else {}
+    common = [f"--model={model}", "--frame_features", f"--batch_size={args.batch_size}"]
+    stages = {"pretrain": [*common, f"--train_data_pattern={paths.frame_train}", f"--train_dir={work}/pretrain",
+                           f"--num_epochs={args.pretrain_epochs}"],
+              "finetune": [*common, "--stage=finetune", f"--init_from={work}/pretrain", "--segment_labels",
+                           f"--train_data_pattern={paths.frame_validate}", f"--train_dir={work}/finetune",
+                           f"--max_steps={args.finetune_steps}"]}
+    for stage, argv in stages.items():
+        if stage in done:
+            continue
+        start = time.time()
+        result = training.train(_config(argv))
+        done[stage] = {"steps": result.steps, "health": list(result.health), **probe(result.train_dir, paths),
+                       "seconds": round(time.time() - start, 1)}
+        os.makedirs(args.run_dir, exist_ok=True)
+        with open(saved_file + ".tmp", "w") as handle:
+            json.dump(done, handle, indent=1)
+        os.replace(saved_file + ".tmp", saved_file)
+        print(f"{row} | {stage}: {json.dumps(done[stage])}", flush=True)
+    return done
+
+
+def markdown(results: dict) -> str:
+    lines = ["| model, set | stage (steps) | test MAP | random | per-class std (median) | logit std (median) |",
+             "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for row, stages in results.items():
+        for i, (stage, r) in enumerate(stages.items()):
+            lines.append(f"| {row if i == 0 else ''} | {stage} ({r['steps']}) | {r['test_map']:.4f} | "
+                         f"{r['random_map']:.4f} | {r['std']:.2g} | {r['logit_std']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default=";".join(ROWS), help="rows 'MODEL SET' separated by ';'")
+    parser.add_argument("--data_dir", default=os.path.join("data", "proving_ground"))
+    parser.add_argument("--run_dir", default=os.path.join("runs", "cli_defaults"))
+    parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--pretrain_epochs", type=int, default=3)
+    parser.add_argument("--finetune_steps", type=int, default=50)
+    args = parser.parse_args(argv)
+    flags.define_flags()
+    results = {row: run_row(row, args) for row in args.rows.split(";") if row.strip()}
+    print("\n" + markdown(results))
+
+
+if __name__ == "__main__":
+    main()
