@@ -537,22 +537,20 @@ def _without_broken_videos(context, sequences, lengths, feature_spec, files, cor
         unequal = tf.logical_or(unequal, tf.not_equal(length, lengths[0]))
     unequal = tf.logical_and(unequal, tf.logical_not(empty))
     broken = tf.logical_or(empty, unequal)
-    reasons = lambda: tf.where(empty, f"no '{first}' frames (an empty video)",  # noqa: E731
-                               f"unequal frame counts of {', '.join(feature_spec.names)} (a malformed record)")
+    reasons = lambda empty: tf.where(empty, f"no '{first}' frames (an empty video)",  # noqa: E731
+                                     f"unequal frame counts of {', '.join(feature_spec.names)} (a malformed record)")
     if corrupt_records is None:
-        def message():
-            where = tf.argmax(tf.concat([tf.cast(broken, tf.int32), [1]], 0))
-            shown = lambda values, default: tf.gather(tf.concat([values, [default]], 0), where)  # noqa: E731
-            return [tf.strings.join(["video ", shown(ids, ""), " in ", shown(files, ""), " has ", shown(reasons(), ""),
-                                     "; pass --skip_corrupt_records to skip such videos, or regenerate the file"])]
-
-        check = _assert_lazily(tf.logical_not(tf.reduce_any(broken)), message)
+        shown = lambda values, default: _first_where(broken, values, default)  # noqa: E731
+        message = tf.strings.join(["video ", shown(ids, ""), " in ", shown(files, ""), " has ",
+                                   reasons(shown(empty, False)),
+                                   "; pass --skip_corrupt_records to skip such videos, or regenerate the file"])
+        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(broken)), [message])
         with tf.control_dependencies([check]):
             return ({k: tf.identity(v) for k, v in context.items()},
                     {k: tf.identity(v) for k, v in sequences.items()}, [tf.identity(n) for n in lengths])
     noted = tf.cond(tf.reduce_any(broken),
                     lambda: tf.py_function(corrupt_records.note_videos, [tf.boolean_mask(ids, broken),
-                                           tf.boolean_mask(files, broken), tf.boolean_mask(reasons(), broken)],
+                                           tf.boolean_mask(files, broken), tf.boolean_mask(reasons(empty), broken)],
                                            tf.bool),
                     lambda: tf.constant(False))
     keep = tf.logical_not(broken)
@@ -627,10 +625,11 @@ def _dense_frames(sequences, lengths, feature_spec, max_frames, pad_to_max):
     columns = []
     for name, size in zip(feature_spec.names, feature_spec.sizes):
         strings = sequences[name][:, :longest]       # no copy unless a dropped video was the longest
-        wrong = tf.logical_and(real, tf.not_equal(tf.strings.length(strings), size))
-        check = _assert_lazily(tf.logical_not(tf.reduce_any(wrong)), lambda: [tf.strings.format(
+        widths = tf.strings.length(strings)
+        wrong = tf.logical_and(real, tf.not_equal(widths, size))
+        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(wrong)), [tf.strings.format(
             f"feature '{name}' has {{}} values per frame in the data but --feature_sizes says {size}; "
-            "make --feature_sizes match the data", tf.strings.length(tf.boolean_mask(strings, wrong))[0])])
+            "make --feature_sizes match the data", _first_where(tf.reshape(wrong, [-1]), tf.reshape(widths, [-1]), 0))])
         with tf.control_dependencies([check]):
             columns.append(tf.io.decode_raw(strings, tf.uint8, fixed_length=size))
     dense = columns[0] if len(columns) == 1 else tf.concat(columns, axis=-1)
@@ -643,14 +642,13 @@ def _dense_frames(sequences, lengths, feature_spec, max_frames, pad_to_max):
 # ------------------------------------------------------------------ checks
 
 
-def _assert_lazily(ok, message):
-    """An op that fails with the tensors of `message()` when the scalar `ok` is False; the message is
-    only built then (tf.cond), so a passing check costs one reduction, not string work per batch."""
-    def fail():
-        with tf.control_dependencies([tf.debugging.Assert(ok, message())]):
-            return tf.identity(ok)
+def _first_where(mask, values, default):
+    """values[i] at the first i where the (N,) `mask` holds, else `default`: a scalar for a check's message.
 
-    return tf.cond(ok, lambda: ok, fail)
+    The checks build their messages on every batch (a few scalar ops): a tf.cond that built them only
+    on failure cost more than the strings (the branch functions run per batch inside tf.data)."""
+    where = tf.argmax(tf.concat([tf.cast(mask, tf.int32), [1]], 0))
+    return tf.gather(tf.concat([values, tf.cast([default], values.dtype)], 0), where)
 
 
 def _check_sizes(lengths, size, message):
@@ -666,9 +664,9 @@ def _checked_labels(labels, num_classes):
     """Ragged int64 labels, asserted to lie in [0, num_classes)."""
     values = labels.flat_values
     outside = tf.logical_or(values < 0, values >= num_classes)
-    check = _assert_lazily(tf.logical_not(tf.reduce_any(outside)), lambda: [tf.strings.format(
+    check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [tf.strings.format(
         "label {} is outside --num_classes=" + str(num_classes) + "; set --num_classes to the vocabulary size",
-        tf.gather(tf.concat([values, tf.zeros([1], values.dtype)], 0), tf.argmax(tf.concat([outside, [True]], 0))))])
+        _first_where(outside, values, 0))])
     with tf.control_dependencies([check]):
         return tf.identity(labels)
 
