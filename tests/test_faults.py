@@ -1,6 +1,6 @@
 """Faults at scale: kill -9 and resume (the weights, the step and the epoch it goes on from), a restarted
 multi-worker job (the plain multi-worker fit: its first start), corrupt records skipped and counted, an
-inference killed mid-run. (The mirrored strategy: tests/test_distributed.py; NaN loss: tests/test_training.py.)"""
+inference killed mid-run. (The mirrored strategy: tests/test_gpu_script.py; NaN loss: tests/test_training.py.)"""
 import glob
 import json
 import os
@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import ROOT, frame_config, run_cli
-from tests.test_distributed import ENV, _finish, _free_ports, _start
+from tests.helpers import ENV, ROOT, finish_training, frame_config, free_ports, run_cli, start_training
 from yt8m import datasets, distribute, evaluation, fileio, rundir, training
 from yt8m.backup import AtomicBackupAndRestore, backup_weights_path
 from yt8m.config import Config
@@ -72,7 +71,7 @@ def test_a_backup_save_torn_by_a_kill_leaves_the_previous_backup_restorable(tmp_
 def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp_path, capsys):
     run = tmp_path / "run"
     config = frame_config(synthetic_data, run, max_steps=60, steps_per_epoch=3)
-    process = _start(config, tmp_path)
+    process = start_training(config, tmp_path)
     _wait_for_epoch(process, run / "backup" / "training_metadata.json", 2)
     _kill(process)
     killed_at = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
@@ -100,10 +99,10 @@ def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp
 def test_a_multi_worker_job_restarted_after_a_worker_dies_completes(synthetic_data, tmp_path):
     run = tmp_path / "run"
     config = frame_config(synthetic_data, run, strategy="multi_worker", max_steps=24, steps_per_epoch=3)
-    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
 
     def start_workers():
-        return [_start(config, tmp_path, env={"TF_CONFIG": json.dumps(
+        return [start_training(config, tmp_path, env={"TF_CONFIG": json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}) for i in range(2)]
 
     chief, other = start_workers()
@@ -111,7 +110,7 @@ def test_a_multi_worker_job_restarted_after_a_worker_dies_completes(synthetic_da
     _kill(other)      # a worker dies; the collectives of the chief cannot go on without it,
     _kill(chief)      # so the cluster manager restarts the job, as MultiWorkerMirroredStrategy expects
     killed_at = json.loads((run / "backup" / "training_metadata.json").read_text())["epoch"]
-    results = [_finish(p) for p in start_workers()]
+    results = [finish_training(p) for p in start_workers()]
     assert [(r["steps"], r["replicas"]) for r, _ in results] == [(24, 2), (24, 2)]
     chief_log = results[0][1]
     assert f"Epoch {killed_at + 1}/8" in chief_log and "Epoch 1/8" not in chief_log   # resumed, not restarted

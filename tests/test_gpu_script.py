@@ -2,7 +2,8 @@
 
 The whole smoke (every step, two XLA compiles) takes ~4 minutes on the shared 2 cores and was run by
 hand; the suite runs the steps that cover the script's machinery: a timed fit, and the mirrored strategy over
-two logical devices carved before TensorFlow starts (a fit, and a yt8m.training.train run)."""
+two logical devices carved before TensorFlow starts (a fit, and a yt8m.training.train run: the suite's one
+test of --strategy=mirrored, its model saved, its replicas and steps counted)."""
 import json
 import os
 import subprocess
