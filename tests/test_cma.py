@@ -164,16 +164,17 @@ def _batch_norms(layer):
     return found
 
 
-@pytest.mark.parametrize("name, params", [("CmaSNetModel", {"filters": 8, "scales": 2}), ("CmaFCModel", {"hidden_size": 8}),
-                                          ("SelfAttentionSNetModel", {"filters": 8})])
-def test_bn_momentum_reaches_every_batch_norm(name, params):
+@pytest.mark.parametrize("name, params, default_momentum", [
+    ("CmaSNetModel", {"filters": 8, "scales": 2}, 0.9), ("SelfAttentionSNetModel", {"filters": 8}, 0.9),
+    ("CmaFCModel", {"hidden_size": 8}, 0.99), ("SelfAttentionFCModel", {"hidden_size": 8}, 0.99)])
+def test_bn_momentum_reaches_every_batch_norm(name, params, default_momentum):
     if name.startswith("Cma"):
         params = {**params, "transformer_units": 8, "embedding_dim": 4}
     norms = lambda model: [n for layer in model.layers for n in _batch_norms(layer)]  # noqa: E731
     default = norms(registry.build(name, num_classes=5, feature_size=12, **params))
-    assert default and all(n.momentum == 0.9 for n in default)
-    chosen = norms(registry.build(name, num_classes=5, feature_size=12, bn_momentum=0.99, **params))
-    assert len(chosen) == len(default) and all(n.momentum == 0.99 for n in chosen)
+    assert default and all(n.momentum == default_momentum for n in default)
+    chosen = norms(registry.build(name, num_classes=5, feature_size=12, bn_momentum=0.5, **params))
+    assert len(chosen) == len(default) and all(n.momentum == 0.5 for n in chosen)
 
 
 def test_snet_moving_statistics_catch_up_within_tens_of_steps():
