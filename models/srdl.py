@@ -34,7 +34,7 @@ class SRDL(keras.Model):
 @registry.register("SRDLModel", frame_level=True)
 def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gcn_hidden_size: int = 64,
                embedding_dim: int = 300, srdl_top_k: int = 3, srdl_alpha: float = 0.5, sample_frames: int = 0,
-               class_block: int = 256, label_norm: str = "l2",
+               class_block: int = 256, label_norm: str = "none",
                label_embeddings: np.ndarray | None = None) -> keras.Model:
     """SRDL (CAR + OE) over frames.
 
@@ -42,8 +42,8 @@ def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gc
     run's `label_embeddings`, else seeded random vectors of `embedding_dim`) go
     through the shared GCN (`gcn_hidden_size` hidden units, 0 for one layer) over
     a randomly initialised, learnable adjacency to `hidden_size`-wide label vectors
-    (Eq.3), each L2-normalised before it gates (`label_norm="l2"`, the default; "none":
-    as the paper). CAR: per-class channel and temporal attention with their learnable branch
+    (Eq.3), as the paper has them (`label_norm="none"`, the default; "l2": each
+    L2-normalised before it gates, an option). CAR: per-class channel and temporal attention with their learnable branch
     transforms, fused, max-pooled, per-class classifiers (Eq.4-6). OE (training only,
     `srdl_top_k` > 0): each of the top-`srdl_top_k` classes loses, in its own temporal
     attention, the interval >= `srdl_alpha` of its normalised curve around its own

@@ -5,7 +5,7 @@ positions are a video's frames. With F (B, T, d) the non-negative frame features
 (padding zeroed) and H (C, e) the GCN-contextualised label vectors (Eq.3, computed
 outside this layer by the shared GCN over a learned adjacency), and the learnable
 branch transforms f_ca, f_sa (d -> e), f_c (e -> d) and f_s (e -> 1), h_c scaled first
-(`label_norm`, `scale_label_vectors`; default L2-normalised, a departure: "none" is the paper):
+(`label_norm`, `scale_label_vectors`; default "none", the paper; "l2" L2-normalises them, an option):
 
 - channel attention (Eq.4): CA[b, c] = sigmoid(f_c(tanh(f_ca(maxpool_t F[b])) * h_c))      (B, C, d)
 - temporal attention (Eq.5): SA[b, c, t] = sigmoid(f_s(tanh(f_sa(F[b, t])) * h_c))         (B, C, T)
@@ -136,7 +136,7 @@ class CategoryAttention(keras.layers.Layer):
     """
 
     def __init__(self, num_classes: int, erase_top_k: int = 3, erase_alpha: float = 0.5,
-                 class_block: int = 256, label_norm: str = "l2", **kwargs):
+                 class_block: int = 256, label_norm: str = "none", **kwargs):
         super().__init__(**kwargs)
         if label_norm not in LABEL_NORMS:
             raise ValueError(f"label_norm must be one of {LABEL_NORMS}, got {label_norm!r}")
