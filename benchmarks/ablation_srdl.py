@@ -48,9 +48,10 @@ ROWS = {
     "k5": ("CAR+OE, K=5, alpha=0.5", "SRDLModel", {**UNSCALED, "srdl_top_k": 5, "srdl_alpha": 0.5}),
     "a3": ("CAR+OE, K=3, alpha=0.3", "SRDLModel", {**UNSCALED, "srdl_top_k": 3, "srdl_alpha": 0.3}),
     "a7": ("CAR+OE, K=3, alpha=0.7", "SRDLModel", {**UNSCALED, "srdl_top_k": 3, "srdl_alpha": 0.7}),
-    # The builder's label_norm (h_c L2-normalised) at the same sizes: CAR alone and the paper's K and alpha.
-    "l2_car": ("CAR only, h_c L2-normalised", "SRDLModel", {**SMALL, "srdl_top_k": 0}),
-    "l2_oe": ("CAR+OE, K=3, alpha=0.5, h_c L2-normalised", "SRDLModel", {**SMALL, "srdl_top_k": 3, "srdl_alpha": 0.5}),
+    # The label_norm option (h_c L2-normalised) at the same sizes: CAR alone and the paper's K and alpha.
+    "l2_car": ("CAR only, h_c L2-normalised", "SRDLModel", {**SMALL, "srdl_top_k": 0, "label_norm": "l2"}),
+    "l2_oe": ("CAR+OE, K=3, alpha=0.5, h_c L2-normalised", "SRDLModel",
+              {**SMALL, "srdl_top_k": 3, "srdl_alpha": 0.5, "label_norm": "l2"}),
     "defaults": ("SRDLModel, builder defaults", "SRDLModel", {}),
 }
 REFERENCES = ("car", "logistic")
