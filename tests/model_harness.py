@@ -82,7 +82,9 @@ def predict_batches(model: keras.Model, batches: list) -> np.ndarray:
     return np.concatenate([keras.ops.convert_to_numpy(model(b, training=False)) for b in batches])
 
 
-def check_inputs_and_output(model: keras.Model, frame_level: bool, batches: list, input_kind: str | None = None):
+def check_inputs_and_output(model: keras.Model, frame_level: bool, batches: list,
+                            input_kind: str | None = None) -> np.ndarray:
+    """The contract's inputs and, per batch, a float32 (B, C) output in [0, 1]; returns the outputs concatenated."""
     expected = ({schema.FRAMES_INPUT: "uint8", schema.NUM_FRAMES_INPUT: "int32"} if frame_level
                 else {schema.VIDEO_INPUT: "float32"})
     if input_kind == "clip":
@@ -94,22 +96,23 @@ def check_inputs_and_output(model: keras.Model, frame_level: bool, batches: list
             "time and space axes must be dynamic, 3 RGB channels"
     elif frame_level:
         assert model.input[schema.FRAMES_INPUT].shape[1] is None, "the time axis must be dynamic"
+    outputs = []
     for batch in batches:
         probabilities = model(batch, training=False)
         assert probabilities.dtype == "float32"
         assert tuple(probabilities.shape) == (len(next(iter(batch.values()))), NUM_CLASSES)
         values = keras.ops.convert_to_numpy(probabilities)
         assert np.all(np.isfinite(values)) and values.min() >= 0.0 and values.max() <= 1.0
+        outputs.append(values)
+    return np.concatenate(outputs)
 
 
-def check_predict_on_dataset(model: keras.Model, dataset: tf.data.Dataset, batches: list) -> np.ndarray:
-    """`model.predict` on `(inputs, labels, weights)` batches equals calling the model per batch."""
-    expected = predict_batches(model, batches)
+def check_predict_on_dataset(model: keras.Model, dataset: tf.data.Dataset, expected: np.ndarray):
+    """`model.predict` on `(inputs, labels, weights)` batches equals `expected`, the model called per batch."""
     predicted = model.predict(dataset, verbose=0)
     np.testing.assert_allclose(predicted, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.predict(dataset, verbose=0), predicted, rtol=1e-6, atol=1e-7,
                                err_msg="inference must be deterministic")
-    return expected
 
 
 def check_config_round_trip(model: keras.Model, batches: list, expected: np.ndarray):
@@ -166,8 +169,8 @@ def check_model(name: str, params: dict, tmp_path: pathlib.Path):
     dataset = reader_like_dataset(*examples)
     batches = batch_inputs(dataset)
 
-    check_inputs_and_output(model, frame_level, batches, input_kind)
-    expected = check_predict_on_dataset(model, dataset, batches)
+    expected = check_inputs_and_output(model, frame_level, batches, input_kind)
+    check_predict_on_dataset(model, dataset, expected)
     check_config_round_trip(model, batches, expected)
     check_saving(model, batches, expected, tmp_path)
     if input_kind == "frames":
