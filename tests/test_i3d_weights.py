@@ -27,9 +27,15 @@ def _backbone_weights(model) -> dict:
 
 
 @pytest.fixture(scope="module")
-def deepmind_arrays():
+def i3d_model():
+    """One I3DModel at WIDTH for the file (each build of the whole backbone takes seconds)."""
+    return _i3d()
+
+
+@pytest.fixture(scope="module")
+def deepmind_arrays(i3d_model):
     """deepmind's variable names (rgb_imagenet style) with our backbone's shapes at WIDTH, random values."""
-    shapes = {name: value.shape for name, value in _backbone_weights(_i3d()).items()}
+    shapes = {name: value.shape for name, value in _backbone_weights(i3d_model).items()}
     rng = np.random.default_rng(0)
     arrays = {}
     for scope, ours in i3d_weights.unit_scopes():
@@ -57,13 +63,13 @@ def checkpoint(deepmind_arrays, tmp_path_factory):
     return prefix
 
 
-def test_the_57_units_name_every_backbone_weight_and_the_5b_quirk():
+def test_the_57_units_name_every_backbone_weight_and_the_5b_quirk(i3d_model):
     scopes = dict(i3d_weights.unit_scopes())
     assert len(scopes) == 57 and len(i3d_weights.checkpoint_variables()) == 228
     assert scopes["Mixed_5b/Branch_2/Conv3d_0a_3x3"] == "Mixed_5b_Branch_2_Conv3d_0b_3x3"
     assert scopes["Mixed_5c/Branch_2/Conv3d_0b_3x3"] == "Mixed_5c_Branch_2_Conv3d_0b_3x3"
     ours = {f"{prefix}_{kind}" for prefix in scopes.values() for kind in ("conv", "bn")}
-    model_layers = {layer.name for layer in _i3d()._flatten_layers(include_self=False)
+    model_layers = {layer.name for layer in i3d_model._flatten_layers(include_self=False)
                     if layer.name.endswith(("_conv", "_bn"))}
     assert ours == model_layers
 
