@@ -117,8 +117,9 @@ def _attention_gru_run(data, train_dir, pooled_batch_norm: bool):
 
     params = {"gru_units": 16, "attention_units": 8, "sample_frames": 16, "pooled_batch_norm": pooled_batch_norm}
     config = frame_config(data, train_dir, model="AttentionGRUModel", model_params=params, max_steps=36,
-                          steps_per_epoch=12, eval_data_pattern=data.frame_validate, batch_size=32)
-    for field in ("base_learning_rate", "clip_gradient_norm", "loss"):
+                          steps_per_epoch=12, eval_data_pattern=data.frame_validate, batch_size=32,
+                          base_learning_rate=None)
+    for field in ("base_learning_rate", "learning_rate", "optimizer", "clip_gradient_norm", "loss"):
         assert getattr(config, field) == getattr(Config(), field)
     features, labels, _ = next(iter(datasets.eval_dataset(config.replace(batch_size=64))))
     features = readers.model_inputs(features)
