@@ -161,7 +161,7 @@ def main(argv=None) -> None:
         paths = synthetic.ensure(os.path.join(args.data_dir, f"seed{seed}"), synthetic.SyntheticConfig.demo(seed))
         truth = metrics.read_segment_truth(paths.test_truth)
         done.setdefault(_key(seed, "random ranking", {}), _random_map(truth, seed))
-        base = Config(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
+        base = Config.from_flags(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
                       num_classes=paths.num_classes, batch_size=args.batch_size, seed=seed,
                       base_learning_rate=args.pretrain_learning_rate, max_steps=args.pretrain_steps,
                       steps_per_epoch=args.pretrain_steps, train_data_pattern=paths.frame_train)
@@ -173,15 +173,15 @@ def main(argv=None) -> None:
                 model, params = ARCHITECTURES[arch]
                 pretrain = base.replace(model=model, model_params=params,
                                         train_dir=_dir(args.run_dir, seed, arch, "pretrain"))
-                if not os.path.exists(os.path.join(pretrain.train_dir, rundir.MODEL_FILE)):
+                if not os.path.exists(os.path.join(pretrain.training.train_dir, rundir.MODEL_FILE)):
                     _fresh_train(pretrain)
                 if changes is PRETRAIN_ONLY:
-                    done[key] = _test_map(pretrain.replace(stage="finetune", init_from=pretrain.train_dir,
+                    done[key] = _test_map(pretrain.replace(stage="finetune", init_from=pretrain.training.train_dir,
                                                            segment_labels=True), paths, truth)
                     save_results(args.run_dir, recipe, done, seed)
                     continue
                 finetune = pretrain.replace(**{  # a row's own rate and length (tables 9-12) replace the recipe's
-                    "stage": "finetune", "init_from": pretrain.train_dir, "segment_labels": True,
+                    "stage": "finetune", "init_from": pretrain.training.train_dir, "segment_labels": True,
                     "train_data_pattern": paths.frame_validate, "base_learning_rate": args.finetune_learning_rate,
                     "max_steps": args.finetune_steps, "steps_per_epoch": args.finetune_steps,
                     "train_dir": _dir(args.run_dir, seed, arch, key), **changes})
@@ -208,13 +208,13 @@ def _dir(root: str, seed: int, arch: str, row: str) -> str:
 
 
 def _fresh_train(config: Config) -> None:
-    if os.path.exists(config.train_dir):
-        shutil.rmtree(config.train_dir)  # a fresh run each time (the backup would resume)
+    if os.path.exists(config.training.train_dir):
+        shutil.rmtree(config.training.train_dir)  # a fresh run each time (the backup would resume)
     training.train(config)
 
 
 def _test_map(config: Config, paths, truth) -> float:
-    csv = os.path.join(config.train_dir, "submission.csv")
+    csv = os.path.join(config.training.train_dir, "submission.csv")
     evaluation.write_submission(config.replace(input_data_pattern=paths.frame_test, output_file=csv),
                                 progress=False)
     return float(metrics.segment_map_at_k(metrics.read_segment_submission(csv), truth))

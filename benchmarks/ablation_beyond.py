@@ -44,13 +44,13 @@ def main():
     finetune_files = ",".join(os.path.join(frame_dir, f"validate000{i}.tfrecord") for i in range(3))
     held_out = os.path.join(frame_dir, "validate0003.tfrecord")
     truth = metrics.read_segment_truth(paths.test_truth)
-    base = Config(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
+    base = Config.from_flags(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
                   num_classes=paths.num_classes, model="DbofModel", model_params=MODEL_PARAMS, batch_size=64,
                   base_learning_rate=0.005, steps_per_epoch=100, max_steps=args.pretrain_steps,
                   train_data_pattern=paths.frame_train, train_dir=os.path.join(args.out, "pretrain"))
-    if not os.path.exists(os.path.join(base.train_dir, rundir.MODEL_FILE)):
+    if not os.path.exists(os.path.join(base.training.train_dir, rundir.MODEL_FILE)):
         training.train(base)
-    finetune = base.replace(stage="finetune", init_from=base.train_dir, segment_labels=True,
+    finetune = base.replace(stage="finetune", init_from=base.training.train_dir, segment_labels=True,
                             train_data_pattern=finetune_files, max_steps=args.finetune_steps,
                             steps_per_epoch=10, base_learning_rate=0.001,
                             eval_data_pattern=held_out, input_data_pattern=paths.frame_test)
@@ -66,24 +66,24 @@ def main():
     rows, runs = [], {}
     for name, changes in variants.items():
         run = finetune.replace(train_dir=os.path.join(args.out, _slug(name)), **changes)
-        if not os.path.exists(os.path.join(run.train_dir, "done")):
+        if not os.path.exists(os.path.join(run.training.train_dir, "done")):
             training.train(run)
-            open(os.path.join(run.train_dir, "done"), "w").close()
+            open(os.path.join(run.training.train_dir, "done"), "w").close()
         runs[name] = run
         rows.append(_scores(name, run, truth, args.out))
 
     members = [runs["bce (baseline)"], runs["weak_negative alpha=1"], runs["bce, seed 1"]]
     for method, fit in (("mean", False), ("mean", True), ("rank", True)):
         name = f"ensemble of 3 ({method}{', weights fitted on validate 3' if fit else ', equal weights'})"
-        config = finetune.replace(model="Ensemble", members=tuple(m.train_dir for m in members),
+        config = finetune.replace(model="Ensemble", members=tuple(m.training.train_dir for m in members),
                                   ensemble_method=method, fit_weights_on=held_out if fit else "",
                                   train_dir=os.path.join(args.out, _slug(name)))
         training.train(config)
-        with open(os.path.join(config.train_dir, ensemble.REPORT_FILE)) as handle:
+        with open(os.path.join(config.training.train_dir, ensemble.REPORT_FILE)) as handle:
             report = json.load(handle)
         rows.append(_scores(name, config, truth, args.out, note=f"weights {np.round(report['weights'], 2).tolist()}"))
 
-    gating = _gating(runs["bce (baseline)"], base.train_dir, truth, args.out, args.repeats)
+    gating = _gating(runs["bce (baseline)"], base.training.train_dir, truth, args.out, args.repeats)
     print(_markdown(rows, gating, args))
 
 
@@ -109,8 +109,8 @@ def _gating(run: Config, video_model_dir: str, truth, out, repeats: int):
             gated = run.replace(candidate_top_k=k, video_model_dir=video_dir)
             held = evaluation.evaluate(gated.replace(output_file=os.path.join(out, "gated.eval.json")),
                                        progress=False)
-            table = candidates.video_candidates(gated, gated.input_data_pattern, "input_data_pattern",
-                                                rundir.load_trained_model(run.train_dir), progress=False)
+            table = candidates.video_candidates(gated, gated.data.input_data_pattern, "input_data_pattern",
+                                                rundir.load_trained_model(run.training.train_dir), progress=False)
             test_recall = candidates.candidate_recall(table, truth["segment_id"].to_numpy(),
                                                       truth["class_id"].to_numpy(), truth["score"].to_numpy())
             csv = os.path.join(out, "gated.csv")

@@ -130,7 +130,7 @@ def main(argv=None) -> None:
 def _one_backbone(args, seed: int, name: str, paths, truth) -> dict:
     model, params = BACKBONES[name]
     root = os.path.join(args.run_dir, f"seed{seed}", name)
-    pretrain = Config(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
+    pretrain = Config.from_flags(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
                       num_classes=paths.num_classes, batch_size=args.batch_size, seed=seed, model=model,
                       model_params=params, base_learning_rate=args.pretrain_learning_rate,
                       max_steps=args.pretrain_steps, steps_per_epoch=args.pretrain_steps,
@@ -138,7 +138,7 @@ def _one_backbone(args, seed: int, name: str, paths, truth) -> dict:
     _fresh_train(pretrain)
     runs, other = {}, IN_CONTEXT[name][0]
     for row, changes in ((REFERENCE, {}), IN_CONTEXT[name]):
-        finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+        finetune = pretrain.replace(stage="finetune", init_from=pretrain.training.train_dir, segment_labels=True,
                                     train_data_pattern=paths.frame_validate, loss=args.loss,
                                     base_learning_rate=args.finetune_learning_rate, max_steps=args.finetune_steps,
                                     steps_per_epoch=args.finetune_steps,
@@ -148,7 +148,7 @@ def _one_backbone(args, seed: int, name: str, paths, truth) -> dict:
     result = {"map": {}, "seconds_per_video": {}}
     for shift in (False, True):
         for row, run in runs.items():   # the official path: submission CSV, timed
-            csv = os.path.join(run.train_dir, "submission_time_shift.csv" if shift else "submission.csv")
+            csv = os.path.join(run.training.train_dir, "submission_time_shift.csv" if shift else "submission.csv")
             tic = time.perf_counter()
             evaluation.write_submission(run.replace(stage="pretrain", init_from="", input_data_pattern=paths.frame_test,
                                                     output_file=csv, time_shift=shift), progress=False)
@@ -175,22 +175,22 @@ def _one_backbone(args, seed: int, name: str, paths, truth) -> dict:
 def _finetune_map(args, seed: int, name: str, paths, truth, row: str, changes: dict) -> float:
     """One more finetune from the backbone's pretrain (kept in --run_dir), scored by its submission CSV."""
     pretrain = Config.load(os.path.join(args.run_dir, f"seed{seed}", name, "pretrain", "config.json"))
-    run = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+    run = pretrain.replace(stage="finetune", init_from=pretrain.training.train_dir, segment_labels=True,
                            train_data_pattern=paths.frame_validate, loss=args.loss,
                            base_learning_rate=args.finetune_learning_rate, max_steps=args.finetune_steps,
                            steps_per_epoch=args.finetune_steps,
-                           train_dir=os.path.join(os.path.dirname(pretrain.train_dir),
+                           train_dir=os.path.join(os.path.dirname(pretrain.training.train_dir),
                                                   "".join(c if c.isalnum() else "_" for c in row)), **changes)
     _fresh_train(run)
-    csv = os.path.join(run.train_dir, "submission.csv")
+    csv = os.path.join(run.training.train_dir, "submission.csv")
     evaluation.write_submission(run.replace(stage="pretrain", init_from="", input_data_pattern=paths.frame_test,
                                             output_file=csv), progress=False)
     return metrics.submission_map_at_k(csv, truth)
 
 
 def _fresh_train(config: Config) -> None:
-    if os.path.exists(config.train_dir):
-        shutil.rmtree(config.train_dir)
+    if os.path.exists(config.training.train_dir):
+        shutil.rmtree(config.training.train_dir)
     training.train(config)
 
 
@@ -207,7 +207,7 @@ def _predict_times(runs: dict, paths, other: str) -> dict:
             (REFERENCE, "whole videos", context.one_pass_model, True),
             (other, "whole videos", lambda m: m, True)):
         run = runs[row].replace(stage="pretrain", init_from="", input_data_pattern=paths.frame_test)
-        model = model_of(rundir.load_trained_model(run.train_dir))
+        model = model_of(rundir.load_trained_model(run.training.train_dir))
         predict = segment_context.predict_batches if whole_videos else evaluation.predict_batches
         for _ in predict(model, datasets.inference_dataset(run, whole_videos=whole_videos), paths.frame_test,
                          "input_data_pattern", progress=False):
@@ -223,7 +223,7 @@ def _predict_times(runs: dict, paths, other: str) -> dict:
 def _pair_scores(run: Config, paths, truth):
     """The run's score of every rated test pair, the same with --time_shift, and the rank of the pair's
     class among its video's video-level predictions (for the candidate rows)."""
-    model = rundir.load_trained_model(run.train_dir)
+    model = rundir.load_trained_model(run.training.train_dir)
     whole = context.one_pass_model(model)
     video = context.video_model(model) if context.is_context_model(model) else model
     forwards = [tf.function(lambda x, m=m: m(x, training=False), reduce_retracing=True)
@@ -233,8 +233,8 @@ def _pair_scores(run: Config, paths, truth):
     for index, (segment, rated) in enumerate(zip(truth["segment_id"].astype(str), truth["class_id"])):
         pairs.setdefault(segment, []).append((index, rated))
     out = np.full((3, len(truth)), np.nan)
-    dataset = video_segments.video_segment_dataset(paths.frame_test, num_classes=run.num_classes,
-                                                   feature_spec=run.feature_spec, batch_size=run.batch_size * 8,
+    dataset = video_segments.video_segment_dataset(paths.frame_test, num_classes=run.data.num_classes,
+                                                   feature_spec=run.data.feature_spec, batch_size=run.training.batch_size * 8,
                                                    rated=False)
     for features, _, _ in dataset:
         inputs = readers.model_inputs(features)

@@ -99,7 +99,7 @@ def prepare_seed(seed: int, data_dir: str, run_dir: str) -> dict:
     label_embeddings = os.path.join(work, "label_embeddings.npy")
     if not os.path.exists(label_embeddings):
         stats = count_labels(paths.frame_train, NUM_CLASSES, frame_features=True)
-        np.save(label_embeddings, embeddings.train_asge(stats, EMBEDDING_DIM, Config().asge_steps, seed=seed,
+        np.save(label_embeddings, embeddings.train_asge(stats, EMBEDDING_DIM, Config().model_.asge_steps, seed=seed,
                                                         verbose=False))
     return {"paths": paths, "rated_ids": rated_ids, "edges": edges, "num_edges": count,
             "label_embeddings": label_embeddings}
@@ -111,7 +111,7 @@ def run_row(row: str, seed: int, prepared: dict, run_dir: str, args) -> float:
     train_dir = os.path.join(run_dir, f"seed{seed}", "".join(c if c.isalnum() else "_" for c in row))
     if os.path.exists(train_dir):
         shutil.rmtree(train_dir)   # a fresh run (a backup there would resume)
-    pretrain = Config(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
+    pretrain = Config.from_flags(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
                       num_classes=NUM_CLASSES, model=model, model_params=params, seed=seed,
                       label_embeddings=prepared["label_embeddings"], vocabulary_file=paths.vocabulary,
                       knowledge_edges=prepared["edges"] if knowledge == "hierarchy" else "",
@@ -120,13 +120,13 @@ def run_row(row: str, seed: int, prepared: dict, run_dir: str, args) -> float:
                       max_steps=args.pretrain_steps, steps_per_epoch=args.pretrain_steps,
                       train_data_pattern=paths.frame_train, train_dir=os.path.join(train_dir, "pretrain"),
                       **changes)
-    finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+    finetune = pretrain.replace(stage="finetune", init_from=pretrain.training.train_dir, segment_labels=True,
                                 train_data_pattern=paths.frame_validate, train_dir=os.path.join(train_dir, "finetune"),
                                 base_learning_rate=args.finetune_learning_rate, max_steps=args.finetune_steps,
                                 steps_per_epoch=args.finetune_steps)
     training.train(pretrain)
     training.train(finetune)
-    csv = os.path.join(finetune.train_dir, "submission.csv")
+    csv = os.path.join(finetune.training.train_dir, "submission.csv")
     evaluation.write_submission(finetune.replace(input_data_pattern=paths.frame_test, output_file=csv,
                                                  segment_label_ids_file=prepared["rated_ids"]), progress=False)
     return float(metrics.segment_map_at_k(metrics.read_segment_submission(csv),
@@ -168,7 +168,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--pretrain_learning_rate", type=float, default=0.005)
     parser.add_argument("--finetune_learning_rate", type=float, default=0.001)
-    parser.add_argument("--gcn_learning_rate", type=float, default=Config().gcn_learning_rate,
+    parser.add_argument("--gcn_learning_rate", type=float, default=Config().training.gcn_learning_rate,
                         help="the label-graph layers' rate in both stages (0: the stage's rate, as the saved "
                              "results before it was a default)")
     parser.add_argument("--data_dir", default=os.path.join("data", f"proving_c{NUM_CLASSES}"))

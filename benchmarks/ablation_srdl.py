@@ -88,7 +88,7 @@ def main(argv=None) -> None:
                 paths = synthetic.ensure(os.path.join(args.data_dir, f"proving_seed{seed}"),
                                          synthetic.SyntheticConfig.proving(seed))
                 # Video-level metrics on half the validate files (validate000[01]: 400 of 800 videos), for time.
-                bases[seed] = paths, Config(
+                bases[seed] = paths, Config.from_flags(
                     train_data_pattern=paths.frame_train,
                     eval_data_pattern=os.path.join(os.path.dirname(paths.frame_validate), "validate000[01].tfrecord"),
                     frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
@@ -126,12 +126,12 @@ def _shared_labels(base: Config, directory: str) -> dict:
 
 
 def _run(config: Config, paths) -> dict:
-    if os.path.exists(config.train_dir):
-        shutil.rmtree(config.train_dir)  # a fresh run each time (the backup would resume)
+    if os.path.exists(config.training.train_dir):
+        shutil.rmtree(config.training.train_dir)  # a fresh run each time (the backup would resume)
     training.train(config)
     config = config.replace(batch_size=EVAL_BATCH)  # fewer batches: SRDL's GCN over C labels runs once per batch
     scores = {k: float(v) for k, v in evaluation.evaluate(config, progress=False).items() if k in COLUMNS}
-    csv = os.path.join(config.train_dir, "submission.csv")
+    csv = os.path.join(config.training.train_dir, "submission.csv")
     evaluation.write_submission(config.replace(input_data_pattern=paths.frame_test, segment_labels=True,
                                                output_file=csv), progress=False)
     scores["segment_map_at_k"] = float(metrics.segment_map_at_k(metrics.read_segment_submission(csv),

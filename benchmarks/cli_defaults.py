@@ -48,7 +48,7 @@ def probe(train_dir: str, paths) -> dict:
     model = training.load_trained_model(train_dir)
     ids, probabilities = [], []
     for features, _, p in evaluation.predict_batches(model, datasets.inference_dataset(config),
-                                                     config.input_data_pattern, "input_data_pattern", progress=False):
+                                                     config.data.input_data_pattern, "input_data_pattern", progress=False):
         ids.append(np.array([name.decode() for name in features["id"]]))
         probabilities.append(p)
     ids, p = np.concatenate(ids), np.concatenate(probabilities)

@@ -146,7 +146,7 @@ def nextvlad_rates(args, variants) -> list[dict]:
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
     rows = []
     for mixed, jit in variants:
-        config = Config(frame_features=True, num_classes=NUM_CLASSES, batch_size=batch, mixed_precision=mixed,
+        config = Config.from_flags(frame_features=True, num_classes=NUM_CLASSES, batch_size=batch, mixed_precision=mixed,
                         jit_compile=jit, base_learning_rate=1e-4)
         keras.utils.set_random_seed(0)
         build = functools.partial(registry.build, "NeXtVLADMixture", num_classes=NUM_CLASSES, feature_size=1152,
@@ -207,7 +207,7 @@ def step_mirrored_train(args) -> list[dict]:
 
     sizes, steps = SIZES[args.smoke], 4 if args.smoke else 20
     with tempfile.TemporaryDirectory() as tmp:
-        result = training.train(Config(
+        result = training.train(Config.from_flags(
             train_data_pattern=data_pattern(args.smoke), frame_features=True, feature_names=("rgb", "audio"),
             feature_sizes=(1024, 128), num_classes=NUM_CLASSES, model="DbofModel",
             model_params=TRAIN_RUN_PARAMS[args.smoke], batch_size=sizes["batch_size"],

@@ -113,7 +113,7 @@ def input_bound_share(pattern, batch_size, num_classes, steps, rounds):
     from yt8m import losses, training
     from yt8m.config import Config
 
-    config = Config(frame_features=True, feature_names=("rgb", "audio"), num_classes=num_classes,
+    config = Config.from_flags(frame_features=True, feature_names=("rgb", "audio"), num_classes=num_classes,
                     batch_size=batch_size, base_learning_rate=1e-3)
     spec = schema.FeatureSpec.parse(None, None, frame_features=True)
     real = readers.frame_dataset(pattern, num_classes=num_classes, feature_spec=spec, batch_size=batch_size,

@@ -81,7 +81,7 @@ def run_one(paths, row: str, seed: int, args) -> dict:
                    **{k: v for k, v in changes.items() if k != "label_embeddings"}}
     validate = ",".join(os.path.join(os.path.dirname(paths.frame_validate), f"validate000{i}.tfrecord")
                         for i in range(args.validate_files))
-    config = Config(train_data_pattern=paths.frame_train, eval_data_pattern=validate,
+    config = Config.from_flags(train_data_pattern=paths.frame_train, eval_data_pattern=validate,
                     frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
                     num_classes=paths.num_classes, model=model, model_params=params, seed=seed,
                     batch_size=args.batch_size, base_learning_rate=args.learning_rate,
@@ -109,7 +109,7 @@ def _label_embeddings(paths, seed: int, args, kind: str) -> str:
 
         if kind == "asge":
             stats = count_labels(paths.frame_train, paths.num_classes, frame_features=True)
-            array = embeddings.train_asge(stats, EMBEDDING_DIM, args.asge_steps, alpha=Config().asge_alpha,
+            array = embeddings.train_asge(stats, EMBEDDING_DIM, args.asge_steps, alpha=Config().model_.asge_alpha,
                                           seed=seed, verbose=False)
         else:
             array = np.random.default_rng(seed).standard_normal((paths.num_classes, EMBEDDING_DIM))

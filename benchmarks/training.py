@@ -123,7 +123,7 @@ class Ours:
         from yt8m import losses, training
         from yt8m.config import Config
 
-        config = Config(frame_features=True, feature_names=("rgb", "audio"), model="DbofModel",
+        config = Config.from_flags(frame_features=True, feature_names=("rgb", "audio"), model="DbofModel",
                         num_classes=NUM_CLASSES, batch_size=sizes["batch_size"], base_learning_rate=1e-3)
         keras.utils.set_random_seed(0)
         self.model = registry.build("DbofModel", num_classes=NUM_CLASSES, feature_size=1152,

@@ -21,7 +21,7 @@ def run_cli(script: str, *args: str, env: dict | None = None, timeout: int = 300
 
 def frame_config(data, train_dir, **changes) -> Config:
     """A tiny frame-level DBoF run on the session's synthetic data."""
-    base = Config(train_data_pattern=data.frame_train, frame_features=True, feature_names=("rgb", "audio"),
+    base = Config.from_flags(train_data_pattern=data.frame_train, frame_features=True, feature_names=("rgb", "audio"),
                   feature_sizes=(1024, 128), num_classes=data.num_classes, model="DbofModel",
                   model_params=TINY_DBOF, batch_size=16, max_steps=12, steps_per_epoch=6,
                   base_learning_rate=0.01, train_dir=str(train_dir))

@@ -78,7 +78,7 @@ def test_class_batches_for_large_label_spaces():
 
 def test_default_embeddings_are_asge_cached_in_the_run(tmp_path):
     stats = small_graph_stats()
-    config = Config(num_classes=5, label_embedding_dim=8, asge_steps=10, train_dir=str(tmp_path))
+    config = Config.from_flags(num_classes=5, label_embedding_dim=8, asge_steps=10, train_dir=str(tmp_path))
     first = embeddings.initial_embeddings(config, stats)
     saved = tmp_path / embeddings.EMBEDDINGS_FILE
     np.testing.assert_array_equal(np.load(saved), first)
@@ -95,7 +95,7 @@ def test_glove_text_file_averages_the_words_of_names(tmp_path):
                           "2,1,/m/c,Zzyzx,u,Autos,,,d\n")
     glove = tmp_path / "glove.txt"
     glove.write_text("the 9 9 9\nvideo 1 0 2\ngame 3 2 0\ncar 0 1 1\n")
-    config = Config(num_classes=4, label_embeddings=str(glove), vocabulary_file=str(vocabulary))
+    config = Config.from_flags(num_classes=4, label_embeddings=str(glove), vocabulary_file=str(vocabulary))
     out = embeddings.initial_embeddings(config, LabelStatistics(np.ones(4, int), np.zeros((4, 4), int), 1))
     np.testing.assert_allclose(out[0], [2, 1, 1])
     np.testing.assert_allclose(out[1], [0, 1, 1])

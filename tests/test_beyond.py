@@ -25,19 +25,19 @@ def runs(synthetic_data, tmp_path_factory):
     first = frame_config(synthetic_data, root / "a", max_steps=12, steps_per_epoch=4, swa_from_step=4)
     training.train(first)
     second = first.replace(train_dir=str(root / "b"), swa_from_step=0)
-    model = rundir.load_trained_model(first.train_dir)
+    model = rundir.load_trained_model(first.training.train_dir)
     rng = np.random.default_rng(1)
     model.set_weights([w + 0.3 * np.std(w) * rng.normal(size=w.shape) for w in model.get_weights()])
-    os.makedirs(second.train_dir)
-    model.save(os.path.join(second.train_dir, rundir.MODEL_FILE))
-    second.save(os.path.join(second.train_dir, rundir.CONFIG_FILE))
+    os.makedirs(second.training.train_dir)
+    model.save(os.path.join(second.training.train_dir, rundir.MODEL_FILE))
+    second.save(os.path.join(second.training.train_dir, rundir.CONFIG_FILE))
     return first, second
 
 
 @pytest.fixture(scope="module")
 def test_candidates(runs, synthetic_data):
     config = segment_config(runs[0], synthetic_data, candidate_top_k=3)
-    model = rundir.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.training.train_dir)
     return candidates.video_candidates(config, synthetic_data.frame_test, "input_data_pattern", model,
                                        progress=False)
 
@@ -72,9 +72,9 @@ def test_candidate_table_keeps_exactly_the_top_k_classes():
 
 def test_video_candidates_are_the_models_top_k_on_whole_videos(runs, synthetic_data, test_candidates):
     config, table = runs[0], test_candidates
-    model = rundir.load_trained_model(config.train_dir)
-    dataset = readers.frame_dataset(synthetic_data.frame_test, num_classes=config.num_classes,
-                                    feature_spec=config.feature_spec, batch_size=5)
+    model = rundir.load_trained_model(config.training.train_dir)
+    dataset = readers.frame_dataset(synthetic_data.frame_test, num_classes=config.data.num_classes,
+                                    feature_spec=config.data.feature_spec, batch_size=5)
     for features, _, _ in dataset.take(2):
         probabilities = model(readers.model_inputs(features), training=False).numpy()
         expected = np.sort(np.argsort(-probabilities, axis=1)[:, :3], axis=1)
@@ -90,7 +90,7 @@ def test_gated_submission_and_eval(runs, synthetic_data, test_candidates, tmp_pa
     config = segment_config(runs[0], synthetic_data, candidate_top_k=3, output_file=str(tmp_path / "s.csv"))
     evaluation.write_submission(config, progress=False)
     table = test_candidates
-    submission = metrics.read_segment_submission(config.output_file)
+    submission = metrics.read_segment_submission(config.evaluation.output_file)
     checked = 0
     for class_id, ids in submission.items():
         is_candidate = table.contains(ids, np.full(len(ids), class_id))
@@ -121,19 +121,19 @@ def test_weak_negative_loss_by_hand():
     # paper's targets (--unrated_targets=zero) aim row 2's unrated video label 1 at 0 with weight n; it
     # is still no weak negative. Under video_labels it aims at 1.
     m, n = 2.5, 0.1
-    composed = losses.make_loss(Config(loss="reweighted", weak_negative_alpha=alpha, segment_labels=True,
+    composed = losses.make_loss(Config.from_flags(loss="reweighted", weak_negative_alpha=alpha, segment_labels=True,
                                        unrated_classes="all"))
     row1 = m * -math.log(0.8) + n * (-math.log(0.6) - math.log(0.9)) + alpha * (-math.log(0.6) - math.log(0.9)) / 2
     row2 = m * -math.log(0.7) + n * (-math.log(0.4) - math.log(0.8)) + alpha * -math.log(0.8)
     assert float(composed(labels, p, sample_weight=weights)) == pytest.approx((row1 + row2) / 2, rel=1e-5)
-    video_labels = losses.make_loss(Config(loss="reweighted", weak_negative_alpha=alpha, segment_labels=True,
+    video_labels = losses.make_loss(Config.from_flags(loss="reweighted", weak_negative_alpha=alpha, segment_labels=True,
                                            unrated_targets="video_labels", unrated_classes="all"))
     row2 = m * -math.log(0.7) + n * (-math.log(0.6) - math.log(0.8)) + alpha * -math.log(0.8)
     assert float(video_labels(labels, p, sample_weight=weights)) == pytest.approx((row1 + row2) / 2, rel=1e-5)
     # --loss=weak_negative defaults to alpha = 1; alpha on a loss it does not compose with is an error.
-    assert losses.make_loss(Config(loss="weak_negative")).alpha == 1.0
+    assert losses.make_loss(Config.from_flags(loss="weak_negative")).alpha == 1.0
     with pytest.raises(UserError, match="weak_negative_alpha"):
-        Config(loss="class_balanced", weak_negative_alpha=0.5)
+        Config.from_flags(loss="class_balanced", weak_negative_alpha=0.5)
 
 
 # ------------------------------------------------------------------ ensembles
@@ -141,14 +141,14 @@ def test_weak_negative_loss_by_hand():
 
 def test_ensemble_of_two_saved_runs_is_the_average(runs, synthetic_data, tmp_path):
     first, second = runs
-    config = segment_config(first, synthetic_data, model="Ensemble", members=(first.train_dir, second.train_dir),
+    config = segment_config(first, synthetic_data, model="Ensemble", members=(first.training.train_dir, second.training.train_dir),
                             weights=(1.0, 3.0), train_dir=str(tmp_path / "ens"))
     ensemble.write_run(config)                   # writes the ensemble's model.keras, no gradient step
-    loaded = rundir.load_trained_model(config.train_dir)
-    members = [rundir.load_trained_model(run.train_dir) for run in runs]
+    loaded = rundir.load_trained_model(config.training.train_dir)
+    members = [rundir.load_trained_model(run.training.train_dir) for run in runs]
     features, _, _ = next(iter(readers.segment_dataset(synthetic_data.frame_validate, rated=True,
-                                                       num_classes=config.num_classes,
-                                                       feature_spec=config.feature_spec, batch_size=32)))
+                                                       num_classes=config.data.num_classes,
+                                                       feature_spec=config.data.feature_spec, batch_size=32)))
     inputs = readers.model_inputs(features)
     expected = 0.25 * members[0](inputs, training=False) + 0.75 * members[1](inputs, training=False)
     np.testing.assert_allclose(loaded(inputs, training=False), expected, rtol=1e-5, atol=1e-6)
@@ -221,8 +221,8 @@ def test_swa_weights_are_the_mean_of_the_saved_ones(tmp_path):
 
 def test_swa_through_training_saves_the_average(runs):
     run = runs[0]
-    state = np.load(os.path.join(run.train_dir, swa.STATE_FILE))
+    state = np.load(os.path.join(run.training.train_dir, swa.STATE_FILE))
     assert int(state["count"]) == 3 and int(state["last_step"]) == 12       # steps 4, 8, 12
-    model = rundir.load_trained_model(run.train_dir)
+    model = rundir.load_trained_model(run.training.train_dir)
     for index, weight in enumerate(model.trainable_weights):
         np.testing.assert_allclose(weight.numpy(), state[f"w{index}"], rtol=1e-5, atol=1e-7)

@@ -30,7 +30,7 @@ def test_beta_zero_is_bce():
 
 def test_make_loss_uses_the_training_frequencies(tmp_path):
     LabelStatistics(np.array([3, 1]), np.zeros((2, 2), int), num_videos=4).save(str(tmp_path / "stats.npz"))
-    loss = losses.make_loss(Config(loss="class_balanced", beta=0.5, num_classes=2,
+    loss = losses.make_loss(Config.from_flags(loss="class_balanced", beta=0.5, num_classes=2,
                                    label_stats=str(tmp_path / "stats.npz")))
     assert isinstance(loss, losses.ClassBalancedCrossentropy) and loss.beta == 0.5
     np.testing.assert_allclose(loss.frequencies, [0.75, 0.25])

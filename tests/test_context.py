@@ -180,14 +180,14 @@ def test_context_finetune_with_every_loss_then_one_pass_eval_and_submission(pret
     from models import context
     from yt8m import evaluation, metrics, rundir, training
 
-    config = pretrained.replace(stage="finetune", init_from=pretrained.train_dir, segment_labels=True,
+    config = pretrained.replace(stage="finetune", init_from=pretrained.training.train_dir, segment_labels=True,
                                 segment_context="video", context_combine="gate",
                                 train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
                                 max_steps=8, steps_per_epoch=4, loss="reweighted", label_smoothing="correlation",
                                 weak_negative_alpha=0.5, batch_size=20)
     result = training.train(config)
     assert result.steps == 8 and np.isfinite(result.final_loss) and result.health == ()
-    model = rundir.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.training.train_dir)
     assert context.is_context_model(model)
     run = config.replace(stage="pretrain", init_from="", eval_data_pattern=synthetic_data.frame_validate,
                          output_file=str(tmp_path / "eval.json"))
@@ -221,9 +221,9 @@ def test_segment_context_flags_are_checked(pretrained, synthetic_data, tmp_path)
 
     for changes in ({"segment_context": "video"}, {"segment_context": "attention"}, {"time_shift": True}):
         with pytest.raises(UserError, match="--segment_labels --frame_features"):
-            Config(**changes)
+            Config.from_flags(**changes)
     with pytest.raises(UserError, match="context_combine"):
-        Config(context_combine="sum")
+        Config.from_flags(context_combine="sum")
     with pytest.raises(UserError, match="pretrain without it"):
         training.train(pretrained.replace(segment_labels=True, segment_context="video",
                                           train_dir=str(tmp_path / "pre")))
@@ -238,9 +238,9 @@ def test_candidate_gating_segment_context_and_time_shift_are_off_by_default():
     from yt8m.config import Config
 
     flags.define_flags()
-    assert Config().candidate_top_k == 0 and absl_flags.FLAGS["candidate_top_k"].default == 0
-    assert Config().segment_context == "none" and absl_flags.FLAGS["segment_context"].default == "none"
-    assert Config().time_shift is False and absl_flags.FLAGS["time_shift"].default is False
+    assert Config().evaluation.candidate_top_k == 0 and absl_flags.FLAGS["candidate_top_k"].default == 0
+    assert Config().model_.segment_context == "none" and absl_flags.FLAGS["segment_context"].default == "none"
+    assert Config().evaluation.time_shift is False and absl_flags.FLAGS["time_shift"].default is False
 
 
 # ------------------------------------------------------------------ whole-video attention (--segment_context=attention)
@@ -380,13 +380,13 @@ def test_attention_finetune_eval_time_shift_and_submission(synthetic_data, tmp_p
     pretrain = frame_config(synthetic_data, tmp_path / "pre", model="AttentionGRUModel",
                             model_params={"gru_units": 16, "attention_units": 8}, max_steps=2)
     training.train(pretrain)
-    config = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+    config = pretrain.replace(stage="finetune", init_from=pretrain.training.train_dir, segment_labels=True,
                               segment_context="attention", train_data_pattern=synthetic_data.frame_validate,
                               train_dir=str(tmp_path / "fine"), max_steps=4, steps_per_epoch=2, loss="reweighted",
                               batch_size=20)
     result = training.train(config)
     assert result.steps == 4 and np.isfinite(result.final_loss) and result.health == ()
-    model = rundir.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.training.train_dir)
     assert context.context_kind(model) == "attention"
     run = config.replace(stage="pretrain", init_from="", eval_data_pattern=synthetic_data.frame_validate,
                          output_file=str(tmp_path / "eval.json"))
@@ -415,7 +415,7 @@ def _check_export(config, model, pattern):
 
     export.export_run(config)
     records = [r.numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(pattern))).take(4)]
-    served = tf.saved_model.load(config.export_dir).signatures[export.SIGNATURE](serialized=tf.constant(records))
+    served = tf.saved_model.load(config.evaluation.export_dir).signatures[export.SIGNATURE](serialized=tf.constant(records))
     features = next(iter(video_segments.video_segment_dataset(sorted(glob.glob(pattern))[0], num_classes=64,
                                                               feature_spec=SPEC, batch_size=240, rated=False)))[0]
     expected = model(readers.model_inputs(features), training=False).numpy()

@@ -36,12 +36,12 @@ def test_frame_level_export_through_inference_py_serves_the_models_predictions(s
     records = _records(synthetic_data.frame_train, 10)
     served = tf.saved_model.load(str(export_dir)).signatures[export.SIGNATURE](serialized=tf.constant(records))
     model = rundir.load_trained_model(str(tmp_path / "run"))
-    dataset = readers.frame_dataset(sorted(glob.glob(synthetic_data.frame_train))[0], num_classes=config.num_classes,
-                                    feature_spec=config.feature_spec, batch_size=4)
+    dataset = readers.frame_dataset(sorted(glob.glob(synthetic_data.frame_train))[0], num_classes=config.data.num_classes,
+                                    feature_spec=config.data.feature_spec, batch_size=4)
     ids, expected = _keras_predictions(model, dataset.take(3))
     assert list(served["video_id"].numpy()) == ids[:10]
     probabilities = served["probabilities"].numpy()
-    assert probabilities.shape == (10, config.num_classes) and probabilities.dtype == np.float32
+    assert probabilities.shape == (10, config.data.num_classes) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities, expected[:10], rtol=1e-5, atol=1e-6)
     top = served["top_classes"].numpy()
     assert top.shape == (10, 20)
@@ -50,20 +50,20 @@ def test_frame_level_export_through_inference_py_serves_the_models_predictions(s
 
 
 def test_video_level_export_takes_examples(synthetic_data, tmp_path):
-    config = Config(train_data_pattern=synthetic_data.video_train, num_classes=synthetic_data.num_classes,
+    config = Config.from_flags(train_data_pattern=synthetic_data.video_train, num_classes=synthetic_data.num_classes,
                     model="LogisticModel", batch_size=16, max_steps=3, steps_per_epoch=3,
                     train_dir=str(tmp_path / "run"), export_dir=str(tmp_path / "exported"))
     training.train(config)
     export.export_run(config)
     records = _records(synthetic_data.video_train, 7)
-    served = tf.saved_model.load(config.export_dir).signatures[export.SIGNATURE](serialized=tf.constant(records))
-    model = rundir.load_trained_model(config.train_dir)
+    served = tf.saved_model.load(config.evaluation.export_dir).signatures[export.SIGNATURE](serialized=tf.constant(records))
+    model = rundir.load_trained_model(config.training.train_dir)
     dataset = readers.video_dataset(sorted(glob.glob(synthetic_data.video_train))[0],
-                                    num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=7)
+                                    num_classes=config.data.num_classes, feature_spec=config.data.feature_spec, batch_size=7)
     ids, expected = _keras_predictions(model, dataset.take(1))
     assert list(served["video_id"].numpy()) == ids
     np.testing.assert_allclose(served["probabilities"].numpy(), expected, rtol=1e-5, atol=1e-6)
-    assert os.path.exists(os.path.join(config.export_dir, "saved_model.pb"))
+    assert os.path.exists(os.path.join(config.evaluation.export_dir, "saved_model.pb"))
 
 
 def test_mixed_precision_trains_on_cpu_and_serves_float32(synthetic_data, tmp_path):
@@ -72,12 +72,12 @@ def test_mixed_precision_trains_on_cpu_and_serves_float32(synthetic_data, tmp_pa
     result = training.train(config)
     # With float16 (a GPU) the loss scale starts high, so the first steps may overflow and be skipped.
     assert result.steps >= 1 and np.isfinite(result.final_loss)
-    model = rundir.load_trained_model(config.train_dir)
+    model = rundir.load_trained_model(config.training.train_dir)
     compute = training.mixed_precision_policy().removeprefix("mixed_")   # bfloat16 on a CPU-only host
     assert model.get_layer("dbof").compute_dtype == compute and model.output.dtype == "float32"
     assert all(w.dtype == "float32" for w in model.trainable_weights)
     export.export_run(config)
-    served = tf.saved_model.load(config.export_dir).signatures[export.SIGNATURE](
+    served = tf.saved_model.load(config.evaluation.export_dir).signatures[export.SIGNATURE](
         serialized=tf.constant(_records(synthetic_data.frame_train, 3)))
     assert served["probabilities"].dtype == tf.float32
     assert keras.config.dtype_policy().name == "float32"   # the global policy is restored

@@ -91,7 +91,7 @@ def test_a_killed_run_resumes_with_the_weights_of_its_backup(synthetic_data, tmp
     final = _trainable(rundir.load_trained_model(str(run)))
     for got, want in zip(final, expected):
         np.testing.assert_array_equal(got, want)
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.training.seed)
     fresh = training._initial_model(config)
     assert not all(np.array_equal(a, b) for a, b in zip(_trainable(fresh), expected))
 
@@ -142,7 +142,7 @@ def test_case6_a_corrupt_record_names_the_file_the_record_and_its_offset(synthet
     index, offset, _, _ = _corrupt_copy(first, broken)
     config = frame_config(synthetic_data, tmp_path / "run", train_data_pattern=str(broken), max_steps=None)
     with pytest.raises(UserError) as error:
-        with readers.data_errors(config.train_data_pattern):
+        with readers.data_errors(config.data.train_data_pattern):
             for _ in datasets.training_dataset(config):
                 pass
     assert str(error.value).startswith(f"{broken}: record {index + 1} (at byte {offset} of "
@@ -158,7 +158,7 @@ def test_case6_skip_corrupt_records_resumes_at_the_next_intact_record(synthetic_
     pattern = str(tmp_path / "data" / "*.tfrecord")
     config = frame_config(synthetic_data, tmp_path / "run", train_data_pattern=pattern)
     corrupt = readers.CorruptRecords()
-    dataset = readers.frame_dataset(pattern, num_classes=config.num_classes, feature_spec=config.feature_spec,
+    dataset = readers.frame_dataset(pattern, num_classes=config.data.num_classes, feature_spec=config.data.feature_spec,
                                     batch_size=16, corrupt_records=corrupt)
     assert sum(int(labels.shape[0]) for _, labels, _ in dataset) == in_first - damaged + in_second
     lost = corrupt.files[str(tmp_path / "data" / "a.tfrecord")]
@@ -202,7 +202,7 @@ def test_case4_a_video_with_no_frames_stops_naming_it_or_is_skipped_and_named(sy
     path = tmp_path / "with_empty.tfrecord"
     videos = _with_an_empty_video(sorted(glob.glob(getattr(synthetic_data, split)))[0], path)
     config = frame_config(synthetic_data, tmp_path / "run")
-    options = dict(num_classes=config.num_classes, feature_spec=config.feature_spec, batch_size=16)
+    options = dict(num_classes=config.data.num_classes, feature_spec=config.data.feature_spec, batch_size=16)
     with pytest.raises(UserError, match=f"video EMPTY01 in {path} has no 'rgb' frames .*--skip_corrupt_records"):
         with readers.data_errors(str(path)):
             for _ in readers.make_dataset(kind, str(path), **options):
@@ -259,7 +259,7 @@ def test_stale_temp_files_of_live_processes_are_kept(tmp_path):
 
 def _video_config(data, train_dir, **changes) -> Config:
     """A tiny video-level logistic run (the fastest model) on the session's synthetic data."""
-    return Config(train_data_pattern=data.video_train, num_classes=data.num_classes, batch_size=16,
+    return Config.from_flags(train_data_pattern=data.video_train, num_classes=data.num_classes, batch_size=16,
                   max_steps=3, steps_per_epoch=3, base_learning_rate=1e-3, train_dir=str(train_dir)).replace(**changes)
 
 
@@ -277,7 +277,7 @@ def test_case1_segment_labels_on_unrated_files_is_one_error_not_a_hang(synthetic
     monkeypatch.setattr(readers, "_check_first_records", lambda *args, **kwargs: None)
     started = time.time()
     with pytest.raises(UserError, match="no video of a batch has segment ratings"):
-        with readers.data_errors(config.train_data_pattern):
+        with readers.data_errors(config.data.train_data_pattern):
             next(iter(datasets.training_dataset(config)))
     assert time.time() - started < 30
 
@@ -333,7 +333,7 @@ def test_case3_another_model_or_bad_input_leaves_an_existing_run_untouched(synth
             training.train(_video_config(synthetic_data, run, **change))
         assert _files(run) == before, change
     replaced = training.train(_video_config(synthetic_data, run, model="MoeModel", overwrite=True))
-    assert replaced.steps == 3 and Config.load(str(run / "config.json")).model == "MoeModel"
+    assert replaced.steps == 3 and Config.load(str(run / "config.json")).model_.model == "MoeModel"
 
 
 def test_case3_case10_a_run_failing_before_its_first_step_leaves_nothing(synthetic_data, tmp_path):
@@ -356,7 +356,7 @@ def test_case10_stale_temporary_files_of_killed_saves_are_removed_at_start(synth
 
 def test_case9_bad_top_k_and_a_missing_tpu_are_one_line(synthetic_data, tmp_path):
     with pytest.raises(UserError, match="--top_k must be positive, got -3"):
-        Config(top_k=-3)
+        Config.from_flags(top_k=-3)
     with pytest.raises(UserError, match="--strategy=tpu found no TPU") as error:
         distribute.make_strategy("tpu")
     assert "\n" not in str(error.value)
@@ -364,7 +364,7 @@ def test_case9_bad_top_k_and_a_missing_tpu_are_one_line(synthetic_data, tmp_path
 
 def test_case11_config_load_goes_through_gfile():
     path = "ram://yt8m-test-run/config.json"   # not a local path: os.path/open cannot read it
-    config = Config(model="MoeModel", num_classes=7, feature_names=("rgb",), feature_sizes=(3,), top_k=5)
+    config = Config.from_flags(model="MoeModel", num_classes=7, feature_names=("rgb",), feature_sizes=(3,), top_k=5)
     config.save(path)
     assert not os.path.exists(path)
     assert Config.load(path) == config

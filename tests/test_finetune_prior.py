@@ -40,7 +40,7 @@ def test_a_regularizer_the_layer_had_is_kept_and_added_to():
 
 
 def _finetune(data, pretrain: Config, train_dir, max_steps: int, strength: float) -> np.ndarray:
-    config = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, train_dir=str(train_dir),
+    config = pretrain.replace(stage="finetune", init_from=pretrain.training.train_dir, train_dir=str(train_dir),
                               optimizer="sgd", base_learning_rate=0.05, max_steps=max_steps, steps_per_epoch=2,
                               finetune_prior=strength)
     training.train(config)
@@ -48,11 +48,11 @@ def _finetune(data, pretrain: Config, train_dir, max_steps: int, strength: float
 
 
 def test_a_resumed_finetune_pulls_toward_the_init_from_weights_not_the_backups(synthetic_data, tmp_path, capsys):
-    pretrain = Config(train_data_pattern=synthetic_data.video_train, num_classes=synthetic_data.num_classes,
+    pretrain = Config.from_flags(train_data_pattern=synthetic_data.video_train, num_classes=synthetic_data.num_classes,
                       model="LogisticModel", batch_size=32, max_steps=4, steps_per_epoch=4,
                       base_learning_rate=0.05, train_dir=str(tmp_path / "pre"))
     training.train(pretrain)
-    w0 = np.concatenate([w.ravel() for w in load_trained_model(pretrain.train_dir).get_weights()])
+    w0 = np.concatenate([w.ravel() for w in load_trained_model(pretrain.training.train_dir).get_weights()])
     free = _finetune(synthetic_data, pretrain, tmp_path / "free", 4, 0.0)
     straight = _finetune(synthetic_data, pretrain, tmp_path / "straight", 4, 10.0)
     assert "finetune prior: 10.0/2 * ||w - w0||^2 on the" in capsys.readouterr().out
@@ -67,6 +67,6 @@ def test_a_resumed_finetune_pulls_toward_the_init_from_weights_not_the_backups(s
 
 def test_the_prior_is_for_finetunes():
     with pytest.raises(UserError, match="--finetune_prior .* add --stage=finetune"):
-        Config(finetune_prior=0.005)
+        Config.from_flags(finetune_prior=0.005)
     with pytest.raises(UserError, match="--finetune_prior must be >= 0"):
-        Config(stage="finetune", init_from="/x", finetune_prior=-1.0)
+        Config.from_flags(stage="finetune", init_from="/x", finetune_prior=-1.0)

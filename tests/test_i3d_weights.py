@@ -81,7 +81,7 @@ def test_cli_converts_and_i3d_model_loads_every_backbone_weight(checkpoint, deep
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""})
     assert done.returncode == 0, done.stderr
     assert "wrote 285 weights of 228 backbone variables (230 in the checkpoint" in done.stdout
-    config = Config(model="I3DModel", clip_data_pattern="unused", num_classes=3, i3d_weights=output,
+    config = Config.from_flags(model="I3DModel", clip_data_pattern="unused", num_classes=3, i3d_weights=output,
                     model_params={"width_multiplier": WIDTH})
     loaded = _backbone_weights(training._initial_model(config))
     with np.load(output) as written:
@@ -97,7 +97,7 @@ def test_cli_converts_and_i3d_model_loads_every_backbone_weight(checkpoint, deep
 
 
 def test_kssnet_i3d_takes_the_checkpoint_itself_as_i3d_weights(checkpoint, deepmind_arrays):
-    config = Config(model="KSSNetI3D", clip_data_pattern="unused", num_classes=3, i3d_weights=checkpoint)
+    config = Config.from_flags(model="KSSNetI3D", clip_data_pattern="unused", num_classes=3, i3d_weights=checkpoint)
     arrays = training._pretrained_weights(config)["inflated_weights"]
     model = registry.build("KSSNetI3D", num_classes=3, feature_size=1, width_multiplier=WIDTH, embedding_dim=8,
                            inflated_weights=arrays)

@@ -230,7 +230,7 @@ def test_tsn_clips_of_the_reader_spread_over_the_whole_video(clip_data):
 
 
 def test_kssnet_i3d_trains_and_evaluates_on_clips(clip_data, tmp_path):
-    config = Config(clip_data_pattern=clip_data.train, eval_data_pattern=clip_data.validate,
+    config = Config.from_flags(clip_data_pattern=clip_data.train, eval_data_pattern=clip_data.validate,
                     knowledge_edges=clip_data.knowledge_edges, num_classes=clip_data.num_classes, clip_frames=8,
                     clip_size=32, model="KSSNetI3D", label_embeddings=_random_embeddings(tmp_path, clip_data, 8),
                     model_params={"width_multiplier": 0.125, "embedding_dim": 8, "final_endpoint": "Mixed_3b",
@@ -264,7 +264,7 @@ def test_frame_batch_norm_drops_a_direction_shared_by_every_frame_and_ignores_pa
 
 
 def test_kssnet_temporal_runs_on_frame_features(synthetic_data, tmp_path):
-    config = Config(train_data_pattern=synthetic_data.frame_train, frame_features=True,
+    config = Config.from_flags(train_data_pattern=synthetic_data.frame_train, frame_features=True,
                     feature_names=("rgb", "audio"), feature_sizes=(1024, 128), num_classes=synthetic_data.num_classes,
                     model="KSSNetTemporal", label_embeddings=_random_embeddings(tmp_path, synthetic_data, 8),
                     model_params={"width": 8, "embedding_dim": 8}, batch_size=16, max_steps=3,
@@ -278,7 +278,7 @@ def test_kssnet_temporal_runs_on_frame_features(synthetic_data, tmp_path):
 
 
 def test_a_clip_model_without_clips_says_so(synthetic_data, tmp_path):
-    config = Config(train_data_pattern=synthetic_data.frame_train, frame_features=True,
+    config = Config.from_flags(train_data_pattern=synthetic_data.frame_train, frame_features=True,
                     feature_names=("rgb", "audio"), feature_sizes=(1024, 128), model="I3DModel",
                     train_dir=str(tmp_path))
     with pytest.raises(Exception, match="reads RGB clips; give --clip_data_pattern"):

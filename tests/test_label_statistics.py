@@ -99,14 +99,14 @@ def test_a_bce_pretrain_saves_the_training_set_statistics_that_its_finetune_uses
     assert not np.array_equal(train.counts, validate.counts)  # so the tests below can tell them apart
     pre = frame_config(synthetic_data, tmp_path / "pre", max_steps=2, steps_per_epoch=2)  # plain BCE
     training.train(pre)
-    saved_file = os.path.join(pre.train_dir, context.STATS_FILE)
+    saved_file = os.path.join(pre.training.train_dir, context.STATS_FILE)
     saved = LabelStatistics.load(saved_file)
     np.testing.assert_array_equal(saved.counts, train.counts)
     np.testing.assert_array_equal(saved.cooccurrence, train.cooccurrence)
     assert saved.counted_on == f"--train_data_pattern={synthetic_data.frame_train}"
     assert "counting the labels of --train_data_pattern=" in capsys.readouterr().out
 
-    fine = pre.replace(stage="finetune", init_from=pre.train_dir, segment_labels=True, loss="reweighted",
+    fine = pre.replace(stage="finetune", init_from=pre.training.train_dir, segment_labels=True, loss="reweighted",
                        label_smoothing="correlation", train_data_pattern=synthetic_data.frame_validate,
                        train_dir=str(tmp_path / "fine"))
     training.train(fine)
@@ -114,24 +114,24 @@ def test_a_bce_pretrain_saves_the_training_set_statistics_that_its_finetune_uses
     assert (f"label statistics: {saved_file}, counted on --train_data_pattern={synthetic_data.frame_train} "
             f"({train.num_videos} videos)") in out
     assert "counting the labels" not in out
-    copy = LabelStatistics.load(os.path.join(fine.train_dir, context.STATS_FILE))  # for a finetune of it
+    copy = LabelStatistics.load(os.path.join(fine.training.train_dir, context.STATS_FILE))  # for a finetune of it
     np.testing.assert_array_equal(copy.counts, train.counts)
 
     # Without the pretrain's npz: its config.json names its training records, which are counted, never the
     # finetune's; also through a finetune of the finetune.
     os.remove(saved_file)
-    os.remove(os.path.join(fine.train_dir, context.STATS_FILE))
+    os.remove(os.path.join(fine.training.train_dir, context.STATS_FILE))
     again = context.label_statistics(fine.replace(train_dir=str(tmp_path / "fine2")))
     np.testing.assert_array_equal(again.counts, train.counts)
     np.testing.assert_array_equal(again.cooccurrence, train.cooccurrence)
     assert f"counting the labels of --train_data_pattern={synthetic_data.frame_train}" in capsys.readouterr().out
-    chained = context.label_statistics(fine.replace(init_from=fine.train_dir, train_dir=""))
+    chained = context.label_statistics(fine.replace(init_from=fine.training.train_dir, train_dir=""))
     np.testing.assert_array_equal(chained.counts, train.counts)
 
 
 def test_a_finetune_with_no_statistics_and_no_pretrain_config_names_the_flags(tmp_path):
     (tmp_path / "pre").mkdir()
-    config = Config(stage="finetune", init_from=str(tmp_path / "pre"), loss="reweighted",
+    config = Config.from_flags(stage="finetune", init_from=str(tmp_path / "pre"), loss="reweighted",
                     label_smoothing="correlation", train_dir=str(tmp_path / "fine"))
     with pytest.raises(UserError, match="--label_stats") as error:
         context.label_statistics(config)
@@ -140,5 +140,5 @@ def test_a_finetune_with_no_statistics_and_no_pretrain_config_names_the_flags(tm
     stats = LabelStatistics(np.array([3, 1]), np.array([[0, 1], [1, 0]]), 4, "--train_data_pattern=x*")
     stats.save(str(tmp_path / "given.npz"))
     assert context.label_statistics(config.replace(label_stats=str(tmp_path / "given.npz"))).num_videos == 4
-    context.label_statistics(Config(label_stats=str(tmp_path / "given.npz"), train_dir=str(tmp_path / "p2")))
+    context.label_statistics(Config.from_flags(label_stats=str(tmp_path / "given.npz"), train_dir=str(tmp_path / "p2")))
     assert LabelStatistics.load(str(tmp_path / "p2" / context.STATS_FILE)).counted_on == "--train_data_pattern=x*"

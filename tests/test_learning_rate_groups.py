@@ -28,30 +28,30 @@ def _first_step_sizes(config: Config) -> dict:
 
 
 def test_gcn_layers_move_by_the_gcn_rate_and_the_rest_by_the_base_rate():
-    steps = _first_step_sizes(Config(base_learning_rate=1e-4, gcn_learning_rate=1e-3, batch_size=8))
+    steps = _first_step_sizes(Config.from_flags(base_learning_rate=1e-4, gcn_learning_rate=1e-3, batch_size=8))
     for name in ("gcn/gcn_0/kernel", "gcn/gcn_3/kernel"):
         assert steps[name] == pytest.approx(1e-3, rel=0.05), steps
     for name in ("conv_0/kernel", "lateral_1/merge", "linear_head/kernel"):   # as mssnet: LCs and head at base
         assert steps[name] == pytest.approx(1e-4, rel=0.05), steps
-    one_rate = _first_step_sizes(Config(base_learning_rate=1e-4, gcn_learning_rate=0.0, batch_size=8))   # 0: the base
+    one_rate = _first_step_sizes(Config.from_flags(base_learning_rate=1e-4, gcn_learning_rate=0.0, batch_size=8))   # 0: the base
     assert all(size == pytest.approx(1e-4, rel=0.05) for size in one_rate.values()), one_rate
 
 
 def test_the_default_rates_by_stage():
     # No rate flag: a pretrain at 0.01 with the GCN at mssnet's 1e-3; a finetune at 1e-3 for every layer.
-    pretrain = _first_step_sizes(Config(batch_size=8))
+    pretrain = _first_step_sizes(Config.from_flags(batch_size=8))
     assert [pretrain[name] for name in ("gcn/gcn_0/kernel", "gcn/gcn_3/kernel")] == pytest.approx([1e-3] * 2, rel=0.05)
     assert [pretrain[name] for name in ("conv_0/kernel", "linear_head/kernel")] == pytest.approx([1e-2] * 2, rel=0.05)
-    finetune = Config(stage="finetune", init_from="run", batch_size=8)
-    assert finetune.learning_rate == 1e-3 and finetune.replace(base_learning_rate=0.01).learning_rate == 0.01
+    finetune = Config.from_flags(stage="finetune", init_from="run", batch_size=8)
+    assert finetune.training.learning_rate == 1e-3 and finetune.replace(base_learning_rate=0.01).training.learning_rate == 0.01
     assert all(size == pytest.approx(1e-3, rel=0.05) for size in _first_step_sizes(finetune).values())
-    assert Config(base_learning_rate=0.0).learning_rate == 0.0   # given, even as 0 (freezes every weight)
+    assert Config.from_flags(base_learning_rate=0.0).training.learning_rate == 0.0   # given, even as 0 (freezes every weight)
 
 
 def test_sgd_takes_the_gcn_rate_too():
-    steps = _first_step_sizes(Config(optimizer="sgd", base_learning_rate=1e-4, gcn_learning_rate=1e-3, batch_size=8,
+    steps = _first_step_sizes(Config.from_flags(optimizer="sgd", base_learning_rate=1e-4, gcn_learning_rate=1e-3, batch_size=8,
                                      clip_gradient_norm=0.0))
-    ratio = steps["gcn/gcn_3/kernel"] / _first_step_sizes(Config(optimizer="sgd", base_learning_rate=1e-4,
+    ratio = steps["gcn/gcn_3/kernel"] / _first_step_sizes(Config.from_flags(optimizer="sgd", base_learning_rate=1e-4,
                                                                  gcn_learning_rate=0.0, batch_size=8,
                                                                  clip_gradient_norm=0.0))["gcn/gcn_3/kernel"]
     assert ratio == pytest.approx(10.0, rel=1e-3)

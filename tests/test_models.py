@@ -119,16 +119,17 @@ def _attention_gru_run(data, train_dir, pooled_batch_norm: bool):
     config = frame_config(data, train_dir, model="AttentionGRUModel", model_params=params, max_steps=36,
                           steps_per_epoch=12, eval_data_pattern=data.frame_validate, batch_size=32,
                           base_learning_rate=None)
-    for field in ("base_learning_rate", "learning_rate", "optimizer", "clip_gradient_norm", "loss"):
-        assert getattr(config, field) == getattr(Config(), field)
+    for field in ("base_learning_rate", "optimizer", "clip_gradient_norm", "loss"):
+        assert config.flag(field) == Config().flag(field)
+    assert config.training.learning_rate == Config().training.learning_rate == 0.01
     features, labels, _ = next(iter(datasets.eval_dataset(config.replace(batch_size=64))))
     features = readers.model_inputs(features)
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.training.seed)
     initial = registry.build("AttentionGRUModel", num_classes=data.num_classes, feature_size=1152, **params)
     loss = losses.make_loss(config)
     before = float(loss(labels, initial(features, training=False)))
     training.train(config)
-    trained = rundir.load_trained_model(config.train_dir)
+    trained = rundir.load_trained_model(config.training.train_dir)
     after = float(loss(labels, trained(features, training=False)))
     pooled = keras.Model(trained.input, trained.get_layer("attention_gru").output[0])(features, training=False)
     present = labels.numpy().sum(axis=0) > 0

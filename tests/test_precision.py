@@ -22,11 +22,11 @@ def test_mixed_precision_picks_bfloat16_without_a_gpu_and_float16_with_one(monke
         inputs = keras.Input((4,))
         return keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid", name="dense")(inputs))
 
-    model = training._with_precision(Config(mixed_precision=True), build)
+    model = training._with_precision(Config.from_flags(mixed_precision=True), build)
     assert model.get_layer("dense").compute_dtype == policy.removeprefix("mixed_")
     assert model.get_layer("dense").kernel.dtype == "float32" and model.output.dtype == "float32"
     assert keras.config.dtype_policy().name == before
-    plain = training._with_precision(Config(mixed_precision=False), build)
+    plain = training._with_precision(Config.from_flags(mixed_precision=False), build)
     assert plain.get_layer("dense").compute_dtype == "float32"
 
 
@@ -47,4 +47,4 @@ def test_steps_per_execution_goes_to_compile_and_max_steps_still_holds(synthetic
 
 def test_steps_per_execution_below_one_is_a_user_error():
     with pytest.raises(UserError, match="--steps_per_execution must be >= 1, got 0"):
-        Config(steps_per_execution=0)
+        Config.from_flags(steps_per_execution=0)

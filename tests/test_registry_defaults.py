@@ -57,7 +57,7 @@ def label_embeddings(synthetic_data, tmp_path_factory) -> str:
 
     stats = count_labels(synthetic_data.frame_train, synthetic_data.num_classes, frame_features=True)
     path = str(tmp_path_factory.mktemp("asge") / "label_embeddings.npy")
-    np.save(path, embeddings.train_asge(stats, EMBEDDING_DIM, Config().asge_steps, seed=0, verbose=False))
+    np.save(path, embeddings.train_asge(stats, EMBEDDING_DIM, Config().model_.asge_steps, seed=0, verbose=False))
     return path
 
 
@@ -70,7 +70,7 @@ def _config(data, name: str, train_dir: str, label_embeddings: str) -> Config:
         train, held = data.frame_train, data.frame_validate
         features = {"feature_names": ("rgb", "audio"), "frame_features": True}
     sizes = {k: v for k, v in SMALL_SIZES.get(name, {}).items() if k in registry.params(name)}
-    return Config(train_data_pattern=train, eval_data_pattern=held, num_classes=data.num_classes,
+    return Config.from_flags(train_data_pattern=train, eval_data_pattern=held, num_classes=data.num_classes,
                   feature_sizes=(1024, 128), model=name, model_params=sizes, label_embeddings=label_embeddings,
                   batch_size=BATCH, max_steps=STEPS, steps_per_epoch=STEPS // 2, train_dir=train_dir, **features)
 
@@ -83,12 +83,12 @@ def test_model_trains_with_the_cli_defaults(name, synthetic_data, label_embeddin
     defaults = Config()
     for field in ("base_learning_rate", "gcn_learning_rate", "learning_rate_decay", "learning_rate_decay_examples",
                   "clip_gradient_norm", "weight_decay", "optimizer", "loss", "seed"):
-        assert getattr(config, field) == getattr(defaults, field)
+        assert config.flag(field) == defaults.flag(field)
     result = training.train(config)
     assert result.steps == STEPS and result.health == (), result.health
 
-    model = rundir.load_trained_model(config.train_dir)
-    batches = list(evaluation.predict_batches(model, datasets.eval_dataset(config), config.eval_data_pattern,
+    model = rundir.load_trained_model(config.training.train_dir)
+    batches = list(evaluation.predict_batches(model, datasets.eval_dataset(config), config.data.eval_data_pattern,
                                               "eval_data_pattern", progress=False))
     labels = np.concatenate([b[1] for b in batches])
     probabilities = np.concatenate([b[2] for b in batches])

@@ -284,8 +284,8 @@ SEGMENT_P = np.array([[0.6, 0.7, 0.2], [0.3, 0.4, 0.9]], "float32")
 
 @pytest.mark.parametrize("smoothing", ["none", "correlation"])
 def test_paper_segment_targets_are_one_hot_like_weighted_m_and_n_by_hand(smoothing):
-    config = Config(loss="reweighted", label_smoothing=smoothing, tau=0.5, segment_labels=True)
-    assert config.unrated_targets == "zero"  # the paper's reading is the default
+    config = Config.from_flags(loss="reweighted", label_smoothing=smoothing, tau=0.5, segment_labels=True)
+    assert config.loss_.unrated_targets == "zero"  # the paper's reading is the default
     loss = losses.make_loss(config, HAND_STATS)
     # §3.2: targets (0, 0, 0) and (0, 0, 1). Eq.6 spreads only from the annotated-1 class 2 of row 2:
     # y P' = (.5, .75, 0) -> (.5, .75, 1); row 1 (rated 0) spreads nothing.
@@ -303,7 +303,7 @@ def test_paper_segment_targets_are_one_hot_like_weighted_m_and_n_by_hand(smoothi
 
 @pytest.mark.parametrize("smoothing", ["none", "correlation"])
 def test_video_label_segment_targets_spread_from_every_video_label_by_hand(smoothing):
-    config = Config(loss="reweighted", label_smoothing=smoothing, tau=0.5, segment_labels=True,
+    config = Config.from_flags(loss="reweighted", label_smoothing=smoothing, tau=0.5, segment_labels=True,
                     unrated_targets="video_labels")
     loss = losses.make_loss(config, HAND_STATS)
     # The unrated classes keep the video labels. Eq.6 from every label: row 1 y P' = (.8, 0, .6) ->
@@ -327,8 +327,8 @@ def test_unrated_weight_n_covers_only_the_classes_the_pretraining_set_has_seen_b
     # Class 1 has no training video (N = (10, 0, 4)): under --unrated_classes=seen (default) its unrated
     # elements weigh 0, not n; rated, it still weighs m. --unrated_classes=all weighs every output n.
     unseen = LabelStatistics(np.array([10, 0, 4]), np.array([[0, 0, 2], [0, 0, 0], [2, 0, 0]]), 12)
-    config = Config(loss="reweighted", segment_labels=True)
-    assert config.unrated_classes == "seen" and losses.needs_label_statistics(config)
+    config = Config.from_flags(loss="reweighted", segment_labels=True)
+    assert config.loss_.unrated_classes == "seen" and losses.needs_label_statistics(config)
     seen = losses.make_loss(config, unseen)
     rated = np.array([[0, 0, 1], [0, 1, 0]], "float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(seen.weights(rated)), [[0.1, 0, 2.5], [0.1, 2.5, 0.1]],
@@ -346,7 +346,7 @@ def test_unrated_weight_n_covers_only_the_classes_the_pretraining_set_has_seen_b
         losses.make_loss(config)
     from yt8m.errors import UserError
     with pytest.raises(UserError, match="unrated_classes"):
-        Config(unrated_classes="vocabulary")
+        Config.from_flags(unrated_classes="vocabulary")
 
 
 @pytest.mark.parametrize("variant, flags", [
@@ -362,7 +362,7 @@ def test_linear_benchmark_and_train_py_finetune_on_the_same_targets_and_weights(
     segments = proving_ground._Split(np.zeros((2, 1)), classes=np.array([2, 2]), targets=np.array([0.0, 1.0]))
     targets, weights = proving_ground.finetune_targets(
         variant, segments, 3, graphs.thresholded_correlation(HAND_STATS, 0.5), proving_ground.Recipe())
-    loss = losses.make_loss(Config(segment_labels=True, tau=0.5, **flags), HAND_STATS)
+    loss = losses.make_loss(Config.from_flags(segment_labels=True, tau=0.5, **flags), HAND_STATS)
     if flags["loss"] == "bce":  # the reader's one-hot weights: BCE on the rated class's score alone
         assert isinstance(loss, losses.MultiLabelCrossentropy) and not hasattr(loss, "targets")
         np.testing.assert_array_equal(weights, SEGMENT_RATED)
@@ -381,19 +381,19 @@ def test_sgd_finetune_steps_scale_with_the_loss_weights_and_adam_steps_do_not():
         optimizer.apply_gradients([(tf.constant([0.2 * weight]), variable)])
         return 1.0 - float(variable.numpy()[0])
 
-    sgd = lambda: training._optimizer(Config(optimizer="sgd", base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
-    adam = lambda: training._optimizer(Config(base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
+    sgd = lambda: training._optimizer(Config.from_flags(optimizer="sgd", base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
+    adam = lambda: training._optimizer(Config.from_flags(base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
     assert first_step(sgd(), 1.0) == pytest.approx(0.1) and first_step(sgd(), 0.1) == pytest.approx(0.01)
     assert first_step(adam(), 1.0) == pytest.approx(0.5, rel=1e-3) == first_step(adam(), 0.1)
     from yt8m.errors import UserError
     with pytest.raises(UserError, match="optimizer"):
-        Config(optimizer="rmsprop")
+        Config.from_flags(optimizer="rmsprop")
     with pytest.raises(UserError, match="--optimizer=adam"):
-        training._optimizer(Config(optimizer="sgd", weight_decay=1e-4))
+        training._optimizer(Config.from_flags(optimizer="sgd", weight_decay=1e-4))
 
 
 def test_smoothing_of_video_labels_caps_at_one_and_reweighting_alone_scales_bce():
-    smoothed = losses.make_loss(Config(label_smoothing="correlation", tau=0.5), HAND_STATS)  # video labels
+    smoothed = losses.make_loss(Config.from_flags(label_smoothing="correlation", tau=0.5), HAND_STATS)  # video labels
     y = np.array([[1, 1, 0]], "float32")  # y + y P' = (1.8, 1, .6) -> (1, 1, .6)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(smoothed.targets(y, np.ones_like(y))),
                                [[1, 1, 0.6]], rtol=1e-6)
@@ -402,11 +402,11 @@ def test_smoothing_of_video_labels_caps_at_one_and_reweighting_alone_scales_bce(
         _bce(1, 0.6) + _bce(1, 0.7) + _bce(0.6, 0.2), rel=1e-5)
     # Without smoothing: segment data weighs m / n (the unrated video label 0 aims at 0, the paper's
     # reading); video data (all rated) is m x BCE under either reading.
-    plain = losses.make_loss(Config(loss="reweighted", reweight_m=2.0, reweight_n=0.5), HAND_STATS)
+    plain = losses.make_loss(Config.from_flags(loss="reweighted", reweight_m=2.0, reweight_n=0.5), HAND_STATS)
     rated = np.array([[0, 1, 0]], "float32")
     assert float(plain(y, p, sample_weight=rated)) == pytest.approx(
         0.5 * _bce(0, 0.6) + 2.0 * _bce(1, 0.7) + 0.5 * _bce(0, 0.2), rel=1e-5)
-    assert float(losses.make_loss(Config(loss="reweighted", label_smoothing="correlation",
+    assert float(losses.make_loss(Config.from_flags(loss="reweighted", label_smoothing="correlation",
                                          unrated_targets="video_labels"), HAND_STATS)(
         y, p, sample_weight=np.ones_like(y))) == pytest.approx(float(smoothed(y, p, sample_weight=np.ones_like(y)))
                                                                * 2.5, rel=1e-5)
@@ -416,11 +416,11 @@ def test_smoothing_of_video_labels_caps_at_one_and_reweighting_alone_scales_bce(
 
 def test_smoothing_without_statistics_and_bad_flags_are_refused():
     with pytest.raises(ValueError, match="label statistics"):
-        losses.make_loss(Config(label_smoothing="correlation"))
+        losses.make_loss(Config.from_flags(label_smoothing="correlation"))
     from yt8m.errors import UserError
     for bad in ({"label_smoothing": "word2vec"}, {"unrated_targets": "video"}, {"tau": 1.5}, {"reweight_n": -1.0}, {"noise_mask_rate": 2.0}):
         with pytest.raises(UserError):
-            Config(**bad)
+            Config.from_flags(**bad)
 
 
 def test_masked_noise_only_in_training_on_about_the_asked_share():
@@ -464,7 +464,7 @@ def test_mixture_pretrain_then_reweighted_smoothed_noisy_finetune_and_submission
     pretrain = frame_config(synthetic_data, tmp_path / "pre", model="NeXtVLADMixture", model_params=params,
                             max_steps=4, steps_per_epoch=4)
     training.train(pretrain)
-    finetune = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+    finetune = pretrain.replace(stage="finetune", init_from=pretrain.training.train_dir, segment_labels=True,
                                 train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
                                 loss="reweighted", label_smoothing="correlation", tau=0.5, noise_std=0.1)
     result = training.train(finetune)
@@ -474,4 +474,4 @@ def test_mixture_pretrain_then_reweighted_smoothed_noisy_finetune_and_submission
                                 progress=False)
     table = pd.read_csv(csv)
     assert list(table.columns) == ["Class", "Segments"] and len(table) > 0
-    assert os.path.exists(os.path.join(finetune.train_dir, "model.keras"))
+    assert os.path.exists(os.path.join(finetune.training.train_dir, "model.keras"))

@@ -32,28 +32,28 @@ def test_pretrain_writes_the_run_and_counts_steps(pretrained):
     config, result = pretrained
     assert result.steps == 100
     for name in ("model.keras", "config.json", "backup", "logs"):
-        assert os.path.exists(os.path.join(config.train_dir, name)), name
-    assert Config.load(os.path.join(config.train_dir, "config.json")) == config
+        assert os.path.exists(os.path.join(config.training.train_dir, name)), name
+    assert Config.load(os.path.join(config.training.train_dir, "config.json")) == config
 
 
 def test_the_model_file_holds_no_optimizer_state_and_the_backup_does(pretrained):
     config, _ = pretrained
-    with zipfile.ZipFile(os.path.join(config.train_dir, "model.keras")) as archive:
+    with zipfile.ZipFile(os.path.join(config.training.train_dir, "model.keras")) as archive:
         with h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
             assert "layers" in weights and "optimizer" not in weights
-    with h5py.File(backup_weights_path(os.path.join(config.train_dir, "backup")), "r") as weights:
+    with h5py.File(backup_weights_path(os.path.join(config.training.train_dir, "backup")), "r") as weights:
         assert "optimizer" in weights   # the resume's copy keeps Adam's moments
 
 
 def test_finetune_starts_from_the_pretrained_weights_with_a_new_optimizer(pretrained, synthetic_data, tmp_path):
     pre_config, _ = pretrained
-    config = pre_config.replace(stage="finetune", init_from=pre_config.train_dir, segment_labels=True,
+    config = pre_config.replace(stage="finetune", init_from=pre_config.training.train_dir, segment_labels=True,
                                 train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
                                 max_steps=4, steps_per_epoch=4, base_learning_rate=0.0)
     result = training.train(config)
     assert result.steps == 4  # a fresh optimizer: its step count starts at 0, not at the pretrain's 100
-    before = rundir.load_trained_model(pre_config.train_dir).trainable_weights
-    after = rundir.load_trained_model(config.train_dir).trainable_weights
+    before = rundir.load_trained_model(pre_config.training.train_dir).trainable_weights
+    after = rundir.load_trained_model(config.training.train_dir).trainable_weights
     assert len(before) == len(after) > 0
     for b, a in zip(before, after):  # learning rate 0: finetuning from the loaded weights keeps them
         np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
@@ -83,7 +83,7 @@ def test_segment_eval_and_submission_beat_a_random_ranking(pretrained, synthetic
 
 
 def test_video_level_model_trains_evaluates_and_writes_the_video_csv(synthetic_data, tmp_path):
-    config = Config(train_data_pattern=synthetic_data.video_train, eval_data_pattern=synthetic_data.video_train,
+    config = Config.from_flags(train_data_pattern=synthetic_data.video_train, eval_data_pattern=synthetic_data.video_train,
                     input_data_pattern=synthetic_data.video_train, num_classes=synthetic_data.num_classes,
                     model="LogisticModel", batch_size=32, max_steps=20, steps_per_epoch=20,
                     train_dir=str(tmp_path / "run"), output_file=str(tmp_path / "videos.csv"))
@@ -109,7 +109,7 @@ def _scalars(log_dir) -> dict:
 
 
 def test_validation_while_pretraining_writes_video_metrics_and_keeps_the_best(synthetic_data, tmp_path, capsys):
-    config = Config(train_data_pattern=synthetic_data.video_train, eval_data_pattern=synthetic_data.video_train,
+    config = Config.from_flags(train_data_pattern=synthetic_data.video_train, eval_data_pattern=synthetic_data.video_train,
                     num_classes=synthetic_data.num_classes, batch_size=32, max_steps=30, steps_per_epoch=10,
                     base_learning_rate=1e-4, train_dir=str(tmp_path / "run"), eval_every_steps=0,
                     keep_best_checkpoint=True)
@@ -131,7 +131,7 @@ def test_validation_while_pretraining_writes_video_metrics_and_keeps_the_best(sy
 
 def test_validation_while_finetuning_every_few_steps_scores_segments(pretrained, synthetic_data, tmp_path):
     pre_config, _ = pretrained
-    config = pre_config.replace(stage="finetune", init_from=pre_config.train_dir, segment_labels=True,
+    config = pre_config.replace(stage="finetune", init_from=pre_config.training.train_dir, segment_labels=True,
                                 train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
                                 eval_data_pattern=synthetic_data.frame_validate, max_steps=5, steps_per_epoch=5,
                                 eval_every_steps=2)

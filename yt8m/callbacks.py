@@ -35,7 +35,7 @@ class WriteConfigAtFirstStep(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         if not self.written:
-            self.config.save(os.path.join(self.config.train_dir, rundir.CONFIG_FILE))
+            self.config.save(os.path.join(self.config.training.train_dir, rundir.CONFIG_FILE))
             self.written = True
 
 

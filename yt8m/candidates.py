@@ -99,9 +99,9 @@ def candidate_recall(table: CandidateTable, segment_ids, class_ids, ratings) -> 
 def video_candidates(config: Config, pattern: str, flag: str, segment_model: keras.Model | None = None,
                      progress: bool = True) -> CandidateTable:
     """The first pass: top-k classes of every video of `pattern` by the video-level model."""
-    if config.video_model_dir:
-        model = rundir.load_trained_model(config.video_model_dir, flag="video_model_dir")
-        video_config = rundir.saved_config(config.video_model_dir)
+    if config.evaluation.video_model_dir:
+        model = rundir.load_trained_model(config.evaluation.video_model_dir, flag="video_model_dir")
+        video_config = rundir.saved_config(config.evaluation.video_model_dir)
     else:
         model, video_config = segment_model, None
     if model is None:
@@ -112,20 +112,20 @@ def video_candidates(config: Config, pattern: str, flag: str, segment_model: ker
         model = context.video_model(model)
     takes_frames = schema.FRAMES_INPUT in model.input
     if not takes_frames:
-        sizes = video_config.feature_spec.total_size if video_config else model.input[schema.VIDEO_INPUT].shape[-1]
-        if sizes != config.feature_spec.total_size:
+        sizes = video_config.data.feature_spec.total_size if video_config else model.input[schema.VIDEO_INPUT].shape[-1]
+        if sizes != config.data.feature_spec.total_size:
             raise UserError(f"--video_model_dir's model takes {sizes} video-level features; the mean of the "
-                            f"frame features {','.join(config.feature_names)} has {config.feature_spec.total_size}")
-    dataset = readers.frame_dataset(pattern, num_classes=config.num_classes, feature_spec=config.feature_spec,
-                                    batch_size=max(8, config.batch_size // readers.TEST_SEGMENTS_PER_VIDEO),
-                                    max_frames=config.max_frames, flag=flag)
-    k = min(config.candidate_top_k, config.num_classes)
+                            f"frame features {','.join(config.data.feature_names)} has {config.data.feature_spec.total_size}")
+    dataset = readers.frame_dataset(pattern, num_classes=config.data.num_classes, feature_spec=config.data.feature_spec,
+                                    batch_size=max(8, config.training.batch_size // readers.TEST_SEGMENTS_PER_VIDEO),
+                                    max_frames=config.data.max_frames, flag=flag)
+    k = min(config.evaluation.candidate_top_k, config.data.num_classes)
 
     @tf.function(reduce_retracing=True)
     def top_classes(features):
         inputs = readers.model_inputs(features) if takes_frames else {schema.VIDEO_INPUT: _mean_features(features)}
         top = tf.math.top_k(tf.cast(model(inputs, training=False), tf.float32), k=k)
-        return tf.where(top.values >= config.candidate_threshold, top.indices, -1)
+        return tf.where(top.values >= config.evaluation.candidate_threshold, top.indices, -1)
 
     ids, classes = [], []
     bar = keras.utils.Progbar(None, unit_name="video", verbose=keras_verbose(progress))

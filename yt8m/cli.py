@@ -23,7 +23,7 @@ def train_main(argv) -> None:
         return
     config = flags.config_from_flags()
     # --model=Ensemble: trained runs combined into a run (yt8m/ensemble.py), no gradient step.
-    result = (ensemble.write_run if config.model == ENSEMBLE else training.train)(config)
+    result = (ensemble.write_run if config.model_.model == ENSEMBLE else training.train)(config)
     values = {"steps": result.steps, "final_loss": result.final_loss, "model": result.model_path}
     if result.validation:
         values.update({f"validation {k}": v for k, v in result.validation[-1].items() if k != "step"})
@@ -42,9 +42,9 @@ def inference_main(argv) -> None:
     """python inference.py: a submission CSV, or a SavedModel with --export_dir."""
     reject_extra_args(argv)
     config = config_for_trained_run()
-    if config.export_dir:
+    if config.evaluation.export_dir:
         print(f"SavedModel written to {export.export_run(config)}")
-        if not config.output_file:
+        if not config.evaluation.output_file:
             return
     print(f"submission written to {evaluation.write_submission(config)}")
 
@@ -68,12 +68,12 @@ def config_for_trained_run() -> Config:
     features, label space or model flags the run was trained with.
     """
     from_flags = flags.config_from_flags()
-    base = rundir.saved_config(from_flags.train_dir)
+    base = rundir.saved_config(from_flags.training.train_dir)
     if base is None:
         return from_flags
-    given = {name for name in Config.__dataclass_fields__ if name in flags.FLAGS and flags.FLAGS[name].present}
+    given = {name for name in Config.flag_names() if name in flags.FLAGS and flags.FLAGS[name].present}
     if flags.FLAGS["feature_names"].present or flags.FLAGS["feature_sizes"].present or "frame_features" in given:
         given |= {"feature_names", "feature_sizes"}
-    return base.replace(stage="pretrain", init_from="", train_dir=from_flags.train_dir,
-                        **{name: getattr(from_flags, name) for name in given
+    return base.replace(stage="pretrain", init_from="", train_dir=from_flags.training.train_dir,
+                        **{name: from_flags.flag(name) for name in given
                            if name not in ("stage", "init_from", "train_dir")})

@@ -35,16 +35,16 @@ def run_demo(flag_values) -> dict:
     from yt8m.flags import config_from_flags
 
     paths = synthetic.ensure(DATA_DIR, synthetic.SyntheticConfig.demo())
-    overrides = {name: getattr(config_from_flags(), name) for name in Config.__dataclass_fields__
+    overrides = {name: config_from_flags().flag(name) for name in Config.flag_names()
                  if name in flag_values and flag_values[name].present}
-    base = Config(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
+    base = Config.from_flags(frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
                   num_classes=paths.num_classes, model=DEMO_MODEL, model_params=DEMO_MODEL_PARAMS,
                   **DEMO_TRAINING).replace(**overrides)
     run_dir = overrides.get("train_dir") or RUN_DIR
     pretrain = base.replace(train_data_pattern=paths.frame_train, train_dir=os.path.join(run_dir, "pretrain"),
                             eval_data_pattern=paths.frame_validate, eval_every_steps=0)
     # The finetunes train on the validate ratings, so nothing validates them during training: the test truth scores.
-    plain = pretrain.replace(stage="finetune", init_from=pretrain.train_dir, segment_labels=True,
+    plain = pretrain.replace(stage="finetune", init_from=pretrain.training.train_dir, segment_labels=True,
                              train_data_pattern=paths.frame_validate, eval_data_pattern="", eval_every_steps=None,
                              train_dir=os.path.join(run_dir, "finetune"),
                              **{k: overrides.get(k, v) for k, v in FINETUNE.items()})
@@ -53,7 +53,7 @@ def run_demo(flag_values) -> dict:
     stages = [("pretrain (video labels)", pretrain, "stage 1: pretrain on video-level labels"),
               ("finetune, BCE on the rated class", plain, "stage 2a: finetune on segment ratings, plainly"),
               ("finetune, seed 003 (reweighted m=%g n=%g, correlation targets tau=%g)"
-               % (seed_003.reweight_m, seed_003.reweight_n, seed_003.tau), seed_003,
+               % (seed_003.loss_.reweight_m, seed_003.loss_.reweight_n, seed_003.loss_.tau), seed_003,
                "stage 2b: finetune on segment ratings with seed 003's reweighting and correlation targets")]
     results = []
     for _, config, title in stages:
@@ -65,16 +65,16 @@ def run_demo(flag_values) -> dict:
     truth = metrics.read_segment_truth(paths.test_truth)
     scores = {}
     for name, config, _ in stages:
-        csv = os.path.join(config.train_dir, "submission.csv")
+        csv = os.path.join(config.training.train_dir, "submission.csv")
         evaluation.write_submission(config.replace(input_data_pattern=paths.frame_test, segment_labels=True,
                                                    output_file=csv))
         scores[name] = metrics.segment_map_at_k(metrics.read_segment_submission(csv), truth)
-    scores["random ranking"] = _random_ranking_map(truth, base.seed)
+    scores["random ranking"] = _random_ranking_map(truth, base.training.seed)
     print_table("pretrain, video-level validation (validate split)",
                 {k: v for k, v in validation.items() if k != "step"})
     _print_mission_table(scores, [name for name, _, _ in stages])
-    print_table("where everything went", {"data": paths.root, **{f"{name} run": c.train_dir for name, c, _ in stages},
-                                          "submission": os.path.join(seed_003.train_dir, "submission.csv"),
+    print_table("where everything went", {"data": paths.root, **{f"{name} run": c.training.train_dir for name, c, _ in stages},
+                                          "submission": os.path.join(seed_003.training.train_dir, "submission.csv"),
                                           "tensorboard": f"tensorboard --logdir {run_dir}"})
     return {**{f"pretrain video {k}": v for k, v in validation.items() if k != "step"},
             **{f"{name} test segment MAP@K": v for name, v in scores.items()}}

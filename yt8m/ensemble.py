@@ -37,19 +37,19 @@ REPORT_FILE = "ensemble.json"
 
 
 def load_members(config: Config) -> list[keras.Model]:
-    return [rundir.load_trained_model(directory, flag="members") for directory in config.members]
+    return [rundir.load_trained_model(directory, flag="members") for directory in config.model_.members]
 
 
 def build(config: Config, progress: bool = True) -> tuple[keras.Model, dict]:
-    """The ensemble of config.members and a report {members, weights, method, fitted_map?}."""
+    """The ensemble of config.model_.members and a report {members, weights, method, fitted_map?}."""
     members = load_members(config)
-    weights = np.asarray(config.weights or [1.0] * len(members), np.float64)
+    weights = np.asarray(config.model_.weights or [1.0] * len(members), np.float64)
     weights = weights / weights.sum()
-    report = {"members": list(config.members), "method": config.ensemble_method}
+    report = {"members": list(config.model_.members), "method": config.model_.ensemble_method}
     quantiles = None
-    if config.fit_weights_on:
+    if config.model_.fit_weights_on:
         pair_scores, class_ids, ratings, reference = member_scores(members, config, progress)
-        if config.ensemble_method == "rank":
+        if config.model_.ensemble_method == "rank":
             quantiles = np.stack([combine.reference_quantiles(r, NUM_QUANTILES) for r in reference])
             pair_scores = pair_ranks(pair_scores, class_ids, quantiles)
         k = config.submission_top_k
@@ -57,12 +57,12 @@ def build(config: Config, progress: bool = True) -> tuple[keras.Model, dict]:
         report["member_maps"] = [metrics.rated_segment_map(class_ids, pair_scores[:, m], ratings, k=k)
                                  for m in range(len(members))]
         weights, report["fitted_map"] = fit_weights(pair_scores, class_ids, ratings, initial=weights, k=k)
-    elif config.ensemble_method == "rank":
+    elif config.model_.ensemble_method == "rank":
         raise UserError("--ensemble_method=rank needs --fit_weights_on=PATTERN: the rated segments whose "
                         "per-class score quantiles define the members' ranks")
     report["weights"] = [float(w) for w in weights]
     try:
-        model = combine.build_ensemble(members, member_weights=weights, method=config.ensemble_method,
+        model = combine.build_ensemble(members, member_weights=weights, method=config.model_.ensemble_method,
                                        quantiles=quantiles)
     except ValueError as exc:
         raise UserError(f"--members: {exc}") from None
@@ -71,38 +71,38 @@ def build(config: Config, progress: bool = True) -> tuple[keras.Model, dict]:
 
 def write_run(config: Config, progress: bool = True) -> rundir.TrainResult:
     """train.py --model=Ensemble: the ensemble's model.keras, config.json and ensemble.json in --train_dir."""
-    if not config.train_dir:
+    if not config.training.train_dir:
         raise UserError("--train_dir is empty; give the directory the ensemble is written to")
-    member = rundir.saved_config(config.members[0])
+    member = rundir.saved_config(config.model_.members[0])
     if member is not None:
         for name in ("frame_features", "feature_names", "feature_sizes", "num_classes"):
-            if getattr(member, name) != getattr(config, name):
-                raise UserError(f"--{name}={getattr(config, name)} differs from the member {config.members[0]}'s "
-                                f"{getattr(member, name)}; give the members' data flags")
+            if member.flag(name) != config.flag(name):
+                raise UserError(f"--{name}={config.flag(name)} differs from the member {config.model_.members[0]}'s "
+                                f"{member.flag(name)}; give the members' data flags")
     model, report = build(config, progress)
-    tf.io.gfile.makedirs(config.train_dir)
-    config.save(os.path.join(config.train_dir, rundir.CONFIG_FILE))
-    path = os.path.join(config.train_dir, rundir.MODEL_FILE)
+    tf.io.gfile.makedirs(config.training.train_dir)
+    config.save(os.path.join(config.training.train_dir, rundir.CONFIG_FILE))
+    path = os.path.join(config.training.train_dir, rundir.MODEL_FILE)
     save_model_atomically(model, path)
-    with atomic_output(os.path.join(config.train_dir, REPORT_FILE)) as handle:
+    with atomic_output(os.path.join(config.training.train_dir, REPORT_FILE)) as handle:
         json.dump(report, handle, indent=2)
-    print(f"ensemble of {len(config.members)} member(s), weights {report['weights']}: {path}")
-    return rundir.TrainResult(config.train_dir, path, 0, float("nan"), 1)
+    print(f"ensemble of {len(config.model_.members)} member(s), weights {report['weights']}: {path}")
+    return rundir.TrainResult(config.training.train_dir, path, 0, float("nan"), 1)
 
 
 def member_scores(members, config: Config, progress: bool = True):
     """One pass over --fit_weights_on: (pair scores (N, M), rated classes (N,), ratings (N,),
     reference: per member the full (<= MAX_REFERENCE_ROWS, C) predictions)."""
-    if not (config.segment_labels and config.frame_features):
+    if not (config.data.segment_labels and config.data.frame_features):
         raise UserError("--fit_weights_on fits on rated segments; add --segment_labels --frame_features")
-    dataset = readers.segment_dataset(config.fit_weights_on, rated=True, num_classes=config.num_classes,
-                                      feature_spec=config.feature_spec, batch_size=config.batch_size,
+    dataset = readers.segment_dataset(config.model_.fit_weights_on, rated=True, num_classes=config.data.num_classes,
+                                      feature_spec=config.data.feature_spec, batch_size=config.training.batch_size,
                                       flag="fit_weights_on")
     forward = tf.function(lambda x: tf.stack([m(x, training=False) for m in members]), reduce_retracing=True)
     bar = keras.utils.Progbar(None, unit_name="segment", verbose=keras_verbose(progress))
     scores, classes, ratings, reference = [], [], [], []
     kept = 0
-    with readers.data_errors(config.fit_weights_on, "fit_weights_on"):
+    with readers.data_errors(config.model_.fit_weights_on, "fit_weights_on"):
         for features, labels, _ in dataset:
             predictions = forward(readers.model_inputs(features)).numpy()           # (M, B, C)
             rated = features["segment_class"].numpy()
@@ -115,7 +115,7 @@ def member_scores(members, config: Config, progress: bool = True):
                 kept += reference[-1].shape[1]
             bar.add(rated.size)
     if not classes:
-        raise UserError(f"--fit_weights_on={config.fit_weights_on!r} has no rated segments")
+        raise UserError(f"--fit_weights_on={config.model_.fit_weights_on!r} has no rated segments")
     return (np.concatenate(scores), np.concatenate(classes), np.concatenate(ratings),
             np.concatenate(reference, axis=1))
 

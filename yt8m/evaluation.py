@@ -37,7 +37,7 @@ def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, 
 
 def _candidate_table(config: Config, model: keras.Model, pattern: str, flag: str, progress: bool):
     """--candidate_top_k > 0: the first pass choosing each video's candidate classes, else None."""
-    if not (config.segment_labels and config.candidate_top_k):
+    if not (config.data.segment_labels and config.evaluation.candidate_top_k):
         return None
     return candidates.video_candidates(config, pattern, flag, segment_model=model, progress=progress)
 
@@ -46,13 +46,13 @@ def _prediction_pass(config: Config, make_dataset, pattern: str, flag: str, prog
                      model: keras.Model | None = None):
     """`model` (default: the run's) over `pattern`: its prediction batches, the candidate table (or None)
     and the corrupt-record counter (or None) of --skip_corrupt_records."""
-    model = model if model is not None else rundir.load_trained_model(config.train_dir)
+    model = model if model is not None else rundir.load_trained_model(config.training.train_dir)
     table = _candidate_table(config, model, pattern, flag, progress)
-    corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
+    corrupt = readers.CorruptRecords() if config.data.skip_corrupt_records else None
     predict, whole_videos = predict_batches, False
-    if config.segment_labels:
+    if config.data.segment_labels:
         segment_context.check_model(model, config)
-    if config.segment_context != "none" or config.time_shift:   # each video read and encoded once, all its segments scored
+    if config.model_.segment_context != "none" or config.evaluation.time_shift:   # each video read and encoded once, all its segments scored
         predict = segment_context.predict_batches
         model = segment_context.whole_video_model(model, config)   # --time_shift: the shifted passes averaged
         whole_videos = True
@@ -60,15 +60,15 @@ def _prediction_pass(config: Config, make_dataset, pattern: str, flag: str, prog
 
 
 def evaluate(config: Config, progress: bool = True) -> dict:
-    """Scores config.train_dir's model on --eval_data_pattern and writes the metrics JSON.
+    """Scores config.training.train_dir's model on --eval_data_pattern and writes the metrics JSON.
 
     Segment ratings: MAP@K over the rated segments (the 2019 metric). Video labels:
     GAP@20, MAP, Hit@1 and PERR of the starter.
     """
-    if not (config.output_file or config.train_dir):
+    if not (config.evaluation.output_file or config.training.train_dir):
         raise UserError("--output_file and --train_dir are empty; give one for the metrics JSON")
-    output = config.output_file or os.path.join(config.train_dir, rundir.EVAL_FILE)
-    probe_writable(output, "output_file" if config.output_file else "train_dir", is_file=True)
+    output = config.evaluation.output_file or os.path.join(config.training.train_dir, rundir.EVAL_FILE)
+    probe_writable(output, "output_file" if config.evaluation.output_file else "train_dir", is_file=True)
     result = score(config, progress=progress)
     with atomic_output(output) as handle:
         json.dump(result, handle, indent=2, sort_keys=True)
@@ -76,19 +76,19 @@ def evaluate(config: Config, progress: bool = True) -> dict:
 
 
 def score(config: Config, model: keras.Model | None = None, progress: bool = True) -> dict:
-    """The metrics of `model` (default: config.train_dir's) on --eval_data_pattern, as evaluate reports
+    """The metrics of `model` (default: config.training.train_dir's) on --eval_data_pattern, as evaluate reports
     them; nothing written (the validation during training calls it with the model being trained)."""
-    batches, table, corrupt = _prediction_pass(config, datasets.eval_dataset, config.eval_data_pattern,
+    batches, table, corrupt = _prediction_pass(config, datasets.eval_dataset, config.data.eval_data_pattern,
                                                "eval_data_pattern", progress, model)
-    if config.segment_labels:
+    if config.data.segment_labels:
         result = _segment_metrics(batches, config.submission_top_k, table)
     else:
-        video = metrics.VideoMetrics(config.num_classes, top_k=20)
+        video = metrics.VideoMetrics(config.data.num_classes, top_k=20)
         for _, labels, probabilities in batches:
             video.update(probabilities, labels)
         result = video.result()
     if corrupt is not None:
-        print(corrupt.report(config.eval_data_pattern, "eval_data_pattern"))
+        print(corrupt.report(config.data.eval_data_pattern, "eval_data_pattern"))
     return {k: (float(v) if isinstance(v, (float, np.floating)) else int(v)) for k, v in result.items()}
 
 
@@ -119,33 +119,33 @@ def _segment_metrics(batches, k: int, table: candidates.CandidateTable | None = 
 
 
 def write_submission(config: Config, progress: bool = True) -> str:
-    """Predicts --input_data_pattern with config.train_dir's model and writes the Kaggle CSV.
+    """Predicts --input_data_pattern with config.training.train_dir's model and writes the Kaggle CSV.
 
     Segment submissions keep a streaming top-K per class (memory bounded by
     classes x K); video submissions stream their top-20 rows. Both are written
     atomically: an interrupted run leaves no CSV.
     """
-    if not config.output_file:
+    if not config.evaluation.output_file:
         raise UserError("--output_file is empty; give the CSV path to write")
-    probe_writable(config.output_file, "output_file", is_file=True)   # before predicting, not after
-    remove_stale_temp_files(os.path.dirname(config.output_file))
-    batches, table, corrupt = _prediction_pass(config, datasets.inference_dataset, config.input_data_pattern,
+    probe_writable(config.evaluation.output_file, "output_file", is_file=True)   # before predicting, not after
+    remove_stale_temp_files(os.path.dirname(config.evaluation.output_file))
+    batches, table, corrupt = _prediction_pass(config, datasets.inference_dataset, config.data.input_data_pattern,
                                                "input_data_pattern", progress)
-    if config.segment_labels:
-        class_ids = read_segment_label_ids(config.segment_label_ids_file or None)
-        if class_ids.max() >= config.num_classes:
+    if config.data.segment_labels:
+        class_ids = read_segment_label_ids(config.evaluation.segment_label_ids_file or None)
+        if class_ids.max() >= config.data.num_classes:
             raise UserError(f"--segment_label_ids_file lists class {class_ids.max()}, outside "
-                            f"--num_classes={config.num_classes}")
+                            f"--num_classes={config.data.num_classes}")
         top = submission.SegmentTopK(class_ids, k=config.submission_top_k)
         for features, _, probabilities in batches:
             if table is not None:
                 probabilities = table.gate(features["id"], probabilities)
             top.update(features["id"], probabilities)
-        submission.write_segment_csv(config.output_file, top)
+        submission.write_segment_csv(config.evaluation.output_file, top)
     else:
-        with submission.VideoTopKWriter(config.output_file, top_k=config.submission_top_k) as writer:
+        with submission.VideoTopKWriter(config.evaluation.output_file, top_k=config.submission_top_k) as writer:
             for features, _, probabilities in batches:
                 writer.write(features["id"], probabilities)
     if corrupt is not None:
-        print(corrupt.report(config.input_data_pattern, "input_data_pattern"))
-    return config.output_file
+        print(corrupt.report(config.data.input_data_pattern, "input_data_pattern"))
+    return config.evaluation.output_file

@@ -39,17 +39,17 @@ def export(model: keras.Model, config: Config, export_dir: str) -> str:
         raise UserError("--export_dir is empty; give the directory to write the SavedModel to")
     if export_dir.rstrip("/") in ("", ".") or os.path.isfile(export_dir):
         raise UserError(f"--export_dir={export_dir!r} must name a new or existing directory")
-    spec, num_classes = config.feature_spec, config.num_classes
+    spec, num_classes = config.data.feature_spec, config.data.num_classes
     top_k = min(TOP_K, num_classes)
-    frame_level = config.frame_features
+    frame_level = config.data.frame_features
     per_segment = context.is_context_model(model)
     if per_segment and not frame_level:
         raise UserError(f"model {model.name} scores the segments of whole videos; export it with --frame_features")
 
     def serve(serialized):
         if frame_level:
-            features, _ = readers.parse_frame_batch(serialized, spec, num_classes, config.max_frames,
-                                                    config.pad_to_max_frames)
+            features, _ = readers.parse_frame_batch(serialized, spec, num_classes, config.data.max_frames,
+                                                    config.data.pad_to_max_frames)
         else:
             features, _ = readers.parse_video_batch(serialized, spec, num_classes)
         if per_segment:
@@ -80,10 +80,10 @@ def export(model: keras.Model, config: Config, export_dir: str) -> str:
 
 
 def export_run(config: Config) -> str:
-    """Exports config.train_dir's model.keras to config.export_dir."""
+    """Exports config.training.train_dir's model.keras to config.evaluation.export_dir."""
     # A per-segment model is a frame-level model: it serves the frames of each record the same way; a model of
     # whole-video batches (or --time_shift) scores each record's segments.
-    model = rundir.load_trained_model(config.train_dir)
-    if context.is_context_model(model) or config.time_shift:
+    model = rundir.load_trained_model(config.training.train_dir)
+    if context.is_context_model(model) or config.evaluation.time_shift:
         model = segment_context.whole_video_model(model, config)
-    return export(model, config, config.export_dir)
+    return export(model, config, config.evaluation.export_dir)

@@ -159,13 +159,13 @@ class WeakNegativeCrossentropy(ReweightedCrossentropy):
 def needs_label_statistics(config: Config) -> bool:
     """Whether make_loss needs `label_statistics` (correlation smoothing, class frequencies, the classes
     the reweighted loss's n covers under --unrated_classes=seen)."""
-    return (config.label_smoothing == "correlation" or config.loss == "class_balanced"
-            or (config.loss == "reweighted" and config.unrated_classes == "seen"))
+    return (config.loss_.label_smoothing == "correlation" or config.loss_.loss == "class_balanced"
+            or (config.loss_.loss == "reweighted" and config.loss_.unrated_classes == "seen"))
 
 
 def _label_space(config: Config, label_statistics):
     """(C,) 0/1: the classes seen by the pretraining statistics (--unrated_classes=seen), else None (all)."""
-    if config.unrated_classes != "seen":
+    if config.loss_.unrated_classes != "seen":
         return None
     if label_statistics is None:
         raise ValueError("--unrated_classes=seen needs the label statistics")
@@ -175,33 +175,33 @@ def _label_space(config: Config, label_statistics):
 def make_loss(config: Config, label_statistics=None) -> keras.losses.Loss:
     """The loss named by --loss; `label_statistics` (a LabelStatistics) when needs_label_statistics(config)."""
     smoothing = None
-    if config.label_smoothing == "correlation":
+    if config.loss_.label_smoothing == "correlation":
         from yt8m.labels import graphs
 
         if label_statistics is None:
             raise ValueError("--label_smoothing=correlation needs the label statistics")
-        smoothing = graphs.thresholded_correlation(label_statistics, config.tau)
-    alpha = config.effective_weak_negative_alpha
-    if config.loss == "weak_negative" or (config.loss == "reweighted" and alpha > 0):
-        m, n = (1.0, 0.0) if config.loss == "weak_negative" else (config.reweight_m, config.reweight_n)
-        classes = _label_space(config, label_statistics) if config.loss == "reweighted" else None
-        return WeakNegativeCrossentropy(alpha, m, n, smoothing, keep_rated_scores=config.segment_labels,
-                                        unrated_targets=config.unrated_targets, classes=classes)
-    if config.loss == "reweighted":
-        return ReweightedCrossentropy(config.reweight_m, config.reweight_n, smoothing,
-                                      keep_rated_scores=config.segment_labels, unrated_targets=config.unrated_targets,
+        smoothing = graphs.thresholded_correlation(label_statistics, config.loss_.tau)
+    alpha = config.loss_.effective_weak_negative_alpha
+    if config.loss_.loss == "weak_negative" or (config.loss_.loss == "reweighted" and alpha > 0):
+        m, n = (1.0, 0.0) if config.loss_.loss == "weak_negative" else (config.loss_.reweight_m, config.loss_.reweight_n)
+        classes = _label_space(config, label_statistics) if config.loss_.loss == "reweighted" else None
+        return WeakNegativeCrossentropy(alpha, m, n, smoothing, keep_rated_scores=config.data.segment_labels,
+                                        unrated_targets=config.loss_.unrated_targets, classes=classes)
+    if config.loss_.loss == "reweighted":
+        return ReweightedCrossentropy(config.loss_.reweight_m, config.loss_.reweight_n, smoothing,
+                                      keep_rated_scores=config.data.segment_labels, unrated_targets=config.loss_.unrated_targets,
                                       classes=_label_space(config, label_statistics))
-    if config.loss == "class_balanced":
+    if config.loss_.loss == "class_balanced":
         if smoothing is not None:
             raise ValueError("--label_smoothing=correlation works with --loss=bce or reweighted, not class_balanced")
         if label_statistics is None:
             from yt8m.labels import context
 
             label_statistics = context.label_statistics(config)
-        return ClassBalancedCrossentropy(label_statistics.frequencies(), config.beta)
-    if config.loss == "bce" and smoothing is not None:  # weighted BCE on smoothed targets
-        return ReweightedCrossentropy(1.0, 0.0, smoothing, keep_rated_scores=config.segment_labels,
-                                      unrated_targets=config.unrated_targets)
-    if config.loss == "bce":
+        return ClassBalancedCrossentropy(label_statistics.frequencies(), config.loss_.beta)
+    if config.loss_.loss == "bce" and smoothing is not None:  # weighted BCE on smoothed targets
+        return ReweightedCrossentropy(1.0, 0.0, smoothing, keep_rated_scores=config.data.segment_labels,
+                                      unrated_targets=config.loss_.unrated_targets)
+    if config.loss_.loss == "bce":
         return MultiLabelCrossentropy()
-    raise ValueError(f"unknown loss {config.loss!r}")
+    raise ValueError(f"unknown loss {config.loss_.loss!r}")

@@ -16,23 +16,23 @@ NOT_DECAYED = ("bias", "beta", "adjacency")   # mssnet's decay_mult 0: biases (B
 
 
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
-    """The run's optimizer: config.learning_rate decayed by --learning_rate_decay every
+    """The run's optimizer: config.training.learning_rate decayed by --learning_rate_decay every
     --learning_rate_decay_examples, clipped by --clip_gradient_norm; the label-graph layers at
     --gcn_learning_rate (a multiplier of the base rate: decayed with it; none when the base rate is 0)."""
-    rate = config.learning_rate
-    decay_steps = max(1, config.learning_rate_decay_examples // config.batch_size)
-    schedule = keras.optimizers.schedules.ExponentialDecay(rate, decay_steps, config.learning_rate_decay,
+    rate = config.training.learning_rate
+    decay_steps = max(1, config.training.learning_rate_decay_examples // config.training.batch_size)
+    schedule = keras.optimizers.schedules.ExponentialDecay(rate, decay_steps, config.training.learning_rate_decay,
                                                            staircase=True)
     multipliers = {}
-    if rate > 0 and config.gcn_learning_rate and config.gcn_learning_rate != rate:
-        multipliers = dict.fromkeys(GRAPH_LAYERS, config.gcn_learning_rate / rate)
-    clip = config.clip_gradient_norm or None
-    if config.optimizer == "sgd":
-        if config.weight_decay:
+    if rate > 0 and config.training.gcn_learning_rate and config.training.gcn_learning_rate != rate:
+        multipliers = dict.fromkeys(GRAPH_LAYERS, config.training.gcn_learning_rate / rate)
+    clip = config.training.clip_gradient_norm or None
+    if config.training.optimizer == "sgd":
+        if config.training.weight_decay:
             raise UserError("--weight_decay works with --optimizer=adam")
         return LayerRateSGD(schedule, momentum=0.9, global_clipnorm=clip, learning_rate_multipliers=multipliers)
     return FusedAdam(schedule, global_clipnorm=clip, learning_rate_multipliers=multipliers,
-                     l2_decay=config.weight_decay)
+                     l2_decay=config.training.weight_decay)
 
 
 def layer_multipliers(variables, multipliers: Mapping[str, float]) -> list[float]:

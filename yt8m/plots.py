@@ -56,7 +56,7 @@ def _class_names(config: Config) -> dict[int, str]:
     from yt8m.data.vocabulary import read_vocabulary
     from yt8m.labels import graphs
 
-    path = config.vocabulary_file or graphs.default_vocabulary_file(config.train_data_pattern)
+    path = config.data.vocabulary_file or graphs.default_vocabulary_file(config.data.train_data_pattern)
     if not path:
         return {}
     table = read_vocabulary(path)
@@ -81,8 +81,8 @@ def _videos(config: Config, pattern: str, count: int, flag: str, video_id: str =
     """(model inputs, labels (B, C), ids) of the first `count` videos of `pattern` (or the one `video_id`)."""
     from yt8m.data import readers
 
-    dataset = readers.frame_dataset(pattern, num_classes=config.num_classes, feature_spec=config.feature_spec,
-                                    batch_size=64 if video_id else count, max_frames=config.max_frames, flag=flag)
+    dataset = readers.frame_dataset(pattern, num_classes=config.data.num_classes, feature_spec=config.data.feature_spec,
+                                    batch_size=64 if video_id else count, max_frames=config.data.max_frames, flag=flag)
     with readers.data_errors(pattern, flag):
         for features, labels, _ in dataset:
             ids = [i.decode() for i in features["id"].numpy()]
@@ -135,14 +135,14 @@ def plot_attention(run_dir: str, pattern: str, output_file: str = "", num_exampl
 
     plt = _pyplot()
     config = _run_config(run_dir)
-    if not config.frame_features:
+    if not config.data.frame_features:
         raise UserError(f"the run in {run_dir} is video-level; attention needs a frame-level SRDL or CMA run")
     model = rundir.load_trained_model(run_dir, flag="run_dir")
     names = _class_names(config)
     rows = [(f"video {i}", v, y) for v, y, i in _single_videos(
         _videos(config, pattern, num_examples, "data_pattern", video_id))]
     if any(layer.name == "car" for layer in model.layers):  # SRDL: OE's intervals on a training video
-        inputs, labels, ids = _videos(config, config.train_data_pattern, 1, "train_data_pattern")
+        inputs, labels, ids = _videos(config, config.data.train_data_pattern, 1, "train_data_pattern")
         rows.append((f"training video {ids[0]}, erased intervals shaded", inputs, labels[0]))
     drawn = []
     for title, inputs, labels in rows:
@@ -155,7 +155,7 @@ def plot_attention(run_dir: str, pattern: str, output_file: str = "", num_exampl
     figure, axes = plt.subplots(len(drawn), columns, figsize=(7 * columns, 2.8 * len(drawn)), squeeze=False)
     for axis_row, (title, maps, probabilities, labels, frames, erased) in zip(axes, drawn):
         _draw_row(axis_row, {n: v[0] for n, v in maps.items()}, probabilities, labels, frames, names,
-                  top_classes, title, erased, float(config.model_params.get("srdl_alpha", 0.5)))
+                  top_classes, title, erased, float(config.model_.model_params.get("srdl_alpha", 0.5)))
     run = os.path.basename(os.path.normpath(run_dir))
     figure.suptitle(f"{model.name} (run {run}): per-class temporal attention of the top {top_classes} classes")
     figure.tight_layout()
@@ -195,7 +195,7 @@ def plot_embeddings(train_dir: str, output_file: str = "", max_classes: int = 60
     cosine = np.asarray(cosine_matrix(vectors[seen].astype("float32")))
     shown = np.argsort(-stats.counts[seen], kind="stable")[:max_classes]
     pair = ~np.eye(len(seen), dtype=bool)
-    alpha = config.asge_alpha
+    alpha = config.model_.asge_alpha
     relaxed = (graph[np.ix_(seen, seen)] < alpha) & (cosine < alpha)
     t = target[np.ix_(seen, seen)]
     figure, axes = plt.subplots(1, 3, figsize=(16, 5))

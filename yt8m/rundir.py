@@ -120,7 +120,7 @@ def prepare(config: Config, overwrite: bool = False) -> None:
     `overwrite` is false; with `overwrite` that run's files are removed first. Removes the stale
     temporary files of killed processes there.
     """
-    path = config.train_dir
+    path = config.training.train_dir
     saved = os.path.join(path, CONFIG_FILE)
     if tf.io.gfile.exists(saved):
         difference = _difference(_load(saved), config)
@@ -155,7 +155,7 @@ def _difference(old: Config, new: Config) -> str:
     """'--model=A, not B; ...' for the IDENTITY fields that differ, '' when none does."""
     parts = []
     for name in IDENTITY:
-        before, after = getattr(old, name), getattr(new, name)
+        before, after = old.flag(name), new.flag(name)
         if _normal(before) != _normal(after):
             parts.append(f"--{name}={_shown(before)}, not {_shown(after)}")
     return "; ".join(parts)

@@ -61,12 +61,12 @@ def wrap(model: keras.Model, config: Config) -> keras.Model:
     if context.is_context_model(model):
         return model
     try:
-        if config.segment_context == "attention":
+        if config.model_.segment_context == "attention":
             return segment_attention.segment_attention_model(model)
-        return context.context_model(model, segment_encoder=config.context_segment_encoder,
-                                     combine=config.context_combine)
+        return context.context_model(model, segment_encoder=config.model_.context_segment_encoder,
+                                     combine=config.model_.context_combine)
     except ValueError as exc:
-        raise UserError(f"--segment_context={config.segment_context}: {exc}") from None
+        raise UserError(f"--segment_context={config.model_.segment_context}: {exc}") from None
 
 
 KIND_NAMES = {"none": "a per-segment", "video": "a context-aware", "attention": "a segment-attention"}
@@ -75,8 +75,8 @@ KIND_NAMES = {"none": "a per-segment", "video": "a context-aware", "attention": 
 def check_model(model: keras.Model, config: Config) -> None:
     """eval/inference: the run's model and --segment_context agree."""
     kind = context.context_kind(model)
-    if kind != config.segment_context:
-        raise UserError(f"--train_dir={config.train_dir} holds {KIND_NAMES[kind]} segment model; give "
+    if kind != config.model_.segment_context:
+        raise UserError(f"--train_dir={config.training.train_dir} holds {KIND_NAMES[kind]} segment model; give "
                         f"--segment_context={kind}")
 
 
@@ -84,7 +84,7 @@ def whole_video_model(model: keras.Model, config: Config) -> keras.Model:
     """The run's segment model on whole-video batches (a per-segment one: each segment cut and scored
     alone), with --time_shift its scores averaged over the frames shifted -1, 0, +1."""
     model = context.one_pass_model(model)
-    return context.time_shifted_model(model) if config.time_shift else model
+    return context.time_shifted_model(model) if config.evaluation.time_shift else model
 
 
 def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, flag: str,

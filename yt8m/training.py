@@ -25,9 +25,9 @@ from yt8m.progress import keras_verbose
 
 
 def train(config: Config) -> TrainResult:
-    """Runs one stage under config.train_dir; resumes from its backup after a kill. A run that fails
+    """Runs one stage under config.training.train_dir; resumes from its backup after a kill. A run that fails
     before saving a model or a backup leaves no config.json, logs/ or new directory behind."""
-    before = rundir.RunDir.before(config.train_dir) if config.train_dir and distribute.is_chief() else None
+    before = rundir.RunDir.before(config.training.train_dir) if config.training.train_dir and distribute.is_chief() else None
     try:
         return _train(config)
     except BaseException:
@@ -37,45 +37,45 @@ def train(config: Config) -> TrainResult:
 
 
 def _train(config: Config) -> TrainResult:
-    if not config.train_dir:
+    if not config.training.train_dir:
         raise UserError("--train_dir is empty; give the directory the run writes to")
-    strategy = distribute.make_strategy(config.strategy)
+    strategy = distribute.make_strategy(config.training.strategy)
     chief = distribute.is_chief()
-    work_dir = config.train_dir if chief else os.path.join(config.train_dir, "workers", distribute.task_name())
+    work_dir = config.training.train_dir if chief else os.path.join(config.training.train_dir, "workers", distribute.task_name())
     if chief:  # every check of the run directory before its first write; config.json at the first step
-        rundir.prepare(config, overwrite=config.overwrite)
+        rundir.prepare(config, overwrite=config.training.overwrite)
     else:
         tf.io.gfile.makedirs(work_dir)
-        _resume_from_chief_backup(config.train_dir, work_dir)
-    keras.utils.set_random_seed(config.seed)
-    print(f"training {config.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.train_dir}")
+        _resume_from_chief_backup(config.training.train_dir, work_dir)
+    keras.utils.set_random_seed(config.training.seed)
+    print(f"training {config.training.stage} on {strategy.num_replicas_in_sync} replica(s) into {config.training.train_dir}")
 
-    corrupt = readers.CorruptRecords() if config.skip_corrupt_records else None
-    in_context = config.segment_context != "none"   # whole videos, every segment scored (yt8m/segment_context.py)
-    if in_context and config.stage != "finetune":
-        raise UserError(f"--segment_context={config.segment_context} finetunes a pretrained frame-level model on "
+    corrupt = readers.CorruptRecords() if config.data.skip_corrupt_records else None
+    in_context = config.model_.segment_context != "none"   # whole videos, every segment scored (yt8m/segment_context.py)
+    if in_context and config.training.stage != "finetune":
+        raise UserError(f"--segment_context={config.model_.segment_context} finetunes a pretrained frame-level model on "
                         f"whole rated videos; pretrain without it, then --stage=finetune "
-                        f"--segment_context={config.segment_context}")
+                        f"--segment_context={config.model_.segment_context}")
     train_data = datasets.training_dataset(config, corrupt, whole_videos=in_context)
     dataset = _to_device(_continued(train_data, config, work_dir), config)
     # The pretraining set's label statistics: every pretrain saves them (for its finetunes), whatever its loss.
     stats = (context.label_statistics(config, save=chief)
-             if (chief and config.stage == "pretrain") or losses.needs_label_statistics(config) else None)
+             if (chief and config.training.stage == "pretrain") or losses.needs_label_statistics(config) else None)
     loss = losses.make_loss(config, stats)
     if in_context:
         loss = segment_context.PerSegmentLoss(loss)
     with strategy.scope():
         model = _with_precision(config, _initial_model, config, stats)
-        if config.finetune_prior:  # w0: the weights just loaded from --init_from (a resume loads them again)
-            held = finetune_prior.attach(model, config.finetune_prior)
-            print(f"finetune prior: {config.finetune_prior}/2 * ||w - w0||^2 on the {held} weights of "
-                  f"--init_from={config.init_from}")
-        if config.noise_std > 0:  # seed 003: finetune stage; any stage that asks
-            model = augment.add_input_noise(model, config.noise_std, config.noise_mask_rate, config.seed)
+        if config.loss_.finetune_prior:  # w0: the weights just loaded from --init_from (a resume loads them again)
+            held = finetune_prior.attach(model, config.loss_.finetune_prior)
+            print(f"finetune prior: {config.loss_.finetune_prior}/2 * ||w - w0||^2 on the {held} weights of "
+                  f"--init_from={config.training.init_from}")
+        if config.training.noise_std > 0:  # seed 003: finetune stage; any stage that asks
+            model = augment.add_input_noise(model, config.training.noise_std, config.training.noise_mask_rate, config.training.seed)
         if in_context:
             model = segment_context.wrap(model, config)
-        model.compile(optimizer=_optimizer(config), loss=loss, jit_compile=config.jit_compile,
-                      steps_per_execution=config.steps_per_execution)
+        model.compile(optimizer=_optimizer(config), loss=loss, jit_compile=config.training.jit_compile,
+                      steps_per_execution=config.training.steps_per_execution)
         # The optimizer's slots before fit: created inside the first step's trace, they make
         # tf.function trace the whole train step a second time (half of a small run's start-up).
         model.optimizer.build(model.trainable_variables)
@@ -89,22 +89,22 @@ def _train(config: Config) -> TrainResult:
     ]
     if chief:
         callbacks.append(SaveModelAtomically(os.path.join(work_dir, MODEL_FILE), nan_guard))
-        if config.swa_from_step:  # after the epoch-end save: at the end, the average replaces it
-            callbacks.append(swa.StochasticWeightAveraging(config.swa_from_step, os.path.join(work_dir, MODEL_FILE),
+        if config.training.swa_from_step:  # after the epoch-end save: at the end, the average replaces it
+            callbacks.append(swa.StochasticWeightAveraging(config.training.swa_from_step, os.path.join(work_dir, MODEL_FILE),
                                                            nan_guard=nan_guard))
         if validating:  # after the saves: a failing validation loses no checkpoint
             callbacks.append(_validation(config, nan_guard))
-    if config.max_steps:
-        steps_per_epoch = min(config.steps_per_epoch, config.max_steps)
-        epochs = math.ceil(config.max_steps / steps_per_epoch)
-        callbacks.append(StopAtStep(config.max_steps))
-    elif config.strategy == "multi_worker":
+    if config.training.max_steps:
+        steps_per_epoch = min(config.training.steps_per_epoch, config.training.max_steps)
+        epochs = math.ceil(config.training.max_steps / steps_per_epoch)
+        callbacks.append(StopAtStep(config.training.max_steps))
+    elif config.training.strategy == "multi_worker":
         raise UserError("--strategy=multi_worker needs --max_steps (workers must agree on the number of steps)")
     else:
-        steps_per_epoch, epochs = None, config.num_epochs
+        steps_per_epoch, epochs = None, config.training.num_epochs
     verbose = keras_verbose()   # plain epoch lines when stdout is not a terminal
-    with readers.data_errors(*((config.clip_data_pattern, "clip_data_pattern") if config.clip_data_pattern
-                               else (config.train_data_pattern,))):
+    with readers.data_errors(*((config.data.clip_data_pattern, "clip_data_pattern") if config.data.clip_data_pattern
+                               else (config.data.train_data_pattern,))):
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             history = multi_worker.fit(model, dataset, callbacks=callbacks, epochs=epochs,
                                        steps_per_epoch=steps_per_epoch, verbose=verbose)
@@ -114,9 +114,9 @@ def _train(config: Config) -> TrainResult:
     if nan_guard.bad_step is not None:
         raise UserError(f"the training loss became {nan_guard.bad_value} by step {nan_guard.bad_step}; "
                         f"lower --base_learning_rate or check the data; "
-                        f"{backup.describe_saved(config.train_dir, MODEL_FILE)}")
+                        f"{backup.describe_saved(config.training.train_dir, MODEL_FILE)}")
     if corrupt is not None:
-        print(corrupt.report(config.train_data_pattern, "train_data_pattern"))
+        print(corrupt.report(config.data.train_data_pattern, "train_data_pattern"))
     if chief and not history.epoch:   # every epoch was done before: the rerun of a finished run
         return _finished_run(config, int(model.optimizer.iterations.numpy()), strategy.num_replicas_in_sync)
     losses_seen = history.history.get("loss", [])
@@ -127,7 +127,7 @@ def _train(config: Config) -> TrainResult:
         probe = segment_context.rated_rows(*probe)
     found = health.check(*probe, started + losses_seen) if chief else ()
     validation = next((c for c in callbacks if isinstance(c, Validation)), None)
-    result = TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE),
+    result = TrainResult(config.training.train_dir, os.path.join(config.training.train_dir, MODEL_FILE),
                          int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
                          strategy.num_replicas_in_sync, found,
                          tuple(validation.history) if validation else (), validation.best if validation else None)
@@ -138,65 +138,65 @@ def _train(config: Config) -> TrainResult:
 
 def _finished_run(config: Config, steps: int, replicas: int) -> TrainResult:
     """A rerun with nothing left to train says so and returns the results the run saved when it ended."""
-    saved = rundir.saved_result(config.train_dir)
-    target = f" of --max_steps={config.max_steps}" if config.max_steps else f", {config.num_epochs} epochs"
+    saved = rundir.saved_result(config.training.train_dir)
+    target = f" of --max_steps={config.training.max_steps}" if config.training.max_steps else f", {config.training.num_epochs} epochs"
     if saved is None:
-        print(f"nothing to train: {config.train_dir} holds a finished run (step {steps}{target}) without "
+        print(f"nothing to train: {config.training.train_dir} holds a finished run (step {steps}{target}) without "
               f"{rundir.RESULT_FILE} (stopped before its end, or older); its losses are in TensorBoard (logs/train)")
-        return TrainResult(config.train_dir, os.path.join(config.train_dir, MODEL_FILE), steps, math.nan, replicas)
-    print(f"nothing to train: {config.train_dir} holds a finished run (step {steps}{target}); its results as "
+        return TrainResult(config.training.train_dir, os.path.join(config.training.train_dir, MODEL_FILE), steps, math.nan, replicas)
+    print(f"nothing to train: {config.training.train_dir} holds a finished run (step {steps}{target}); its results as "
           f"trained (a larger --max_steps or --num_epochs continues it, another --train_dir starts afresh)")
     return saved
 
 
 def _validates(config: Config) -> bool:
     """Whether this stage scores --eval_data_pattern while it trains (train.py: whenever it is given)."""
-    if config.keep_best_checkpoint and not (config.eval_data_pattern and config.eval_every_steps is not None):
+    if config.training.keep_best_checkpoint and not (config.data.eval_data_pattern and config.training.eval_every_steps is not None):
         raise UserError("--keep_best_checkpoint keeps the model of the best validation; give --eval_data_pattern")
-    if not (config.eval_data_pattern and config.eval_every_steps is not None):
+    if not (config.data.eval_data_pattern and config.training.eval_every_steps is not None):
         return False
-    match_files(config.eval_data_pattern, "eval_data_pattern")   # before the first step, not at the epoch end
+    match_files(config.data.eval_data_pattern, "eval_data_pattern")   # before the first step, not at the epoch end
     return True
 
 
 def _validation(config: Config, nan_guard: StopOnNonFiniteLoss) -> Validation:
     """The Validation callback: evaluation.score's metrics (eval.py's) of the model being trained."""
-    best = bool(config.keep_best_checkpoint)
+    best = bool(config.training.keep_best_checkpoint)
     return Validation(lambda model: evaluation.score(config, model, progress=False),
-                      os.path.join(config.train_dir, "logs", "validation"), config.eval_every_steps, nan_guard,
-                      best_model=os.path.join(config.train_dir, rundir.BEST_MODEL_FILE) if best else "",
-                      best_eval=os.path.join(config.train_dir, rundir.BEST_EVAL_FILE) if best else "")
+                      os.path.join(config.training.train_dir, "logs", "validation"), config.training.eval_every_steps, nan_guard,
+                      best_model=os.path.join(config.training.train_dir, rundir.BEST_MODEL_FILE) if best else "",
+                      best_eval=os.path.join(config.training.train_dir, rundir.BEST_EVAL_FILE) if best else "")
 
 
 def _initial_model(config: Config, stats=None) -> keras.Model:
-    if config.stage == "finetune":
-        return load_trained_model(config.init_from, flag="init_from")
+    if config.training.stage == "finetune":
+        return load_trained_model(config.training.init_from, flag="init_from")
     try:
-        frame_level = registry.is_frame_level(config.model)
-        clips = registry.input_kind(config.model) == "clip"
-        if clips != bool(config.clip_data_pattern):
-            raise UserError(f"--model={config.model} reads RGB clips; give --clip_data_pattern" if clips else
-                            f"--clip_data_pattern feeds clip models (KSSNetI3D, I3DModel); --model={config.model} "
+        frame_level = registry.is_frame_level(config.model_.model)
+        clips = registry.input_kind(config.model_.model) == "clip"
+        if clips != bool(config.data.clip_data_pattern):
+            raise UserError(f"--model={config.model_.model} reads RGB clips; give --clip_data_pattern" if clips else
+                            f"--clip_data_pattern feeds clip models (KSSNetI3D, I3DModel); --model={config.model_.model} "
                             f"reads YouTube-8M features, give --train_data_pattern instead")
-        if not clips and frame_level != config.frame_features:
+        if not clips and frame_level != config.data.frame_features:
             fix = "add --frame_features" if frame_level else "drop --frame_features"
-            raise UserError(f"--model={config.model} reads {'frame' if frame_level else 'video'}-level "
+            raise UserError(f"--model={config.model_.model} reads {'frame' if frame_level else 'video'}-level "
                             f"features; {fix}")
-        label_params = context.label_params(config, registry.params(config.model), stats)
-        return registry.build(config.model, num_classes=config.num_classes,
-                              feature_size=config.feature_spec.total_size, **label_params,
-                              **_pretrained_weights(config), **config.model_params)
+        label_params = context.label_params(config, registry.params(config.model_.model), stats)
+        return registry.build(config.model_.model, num_classes=config.data.num_classes,
+                              feature_size=config.data.feature_spec.total_size, **label_params,
+                              **_pretrained_weights(config), **config.model_.model_params)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
 
 def _pretrained_weights(config: Config) -> dict:
     """{"inflated_weights": arrays} from --i3d_weights (yt8m/i3d_weights.py reads it) for models that take them."""
-    if not config.i3d_weights:
+    if not config.model_.i3d_weights:
         return {}
-    if "inflated_weights" not in registry.params(config.model):
-        raise UserError(f"--i3d_weights is for the I3D models; --model={config.model} takes no backbone weights")
-    return {"inflated_weights": i3d_weights.load(config.i3d_weights)}
+    if "inflated_weights" not in registry.params(config.model_.model):
+        raise UserError(f"--i3d_weights is for the I3D models; --model={config.model_.model} takes no backbone weights")
+    return {"inflated_weights": i3d_weights.load(config.model_.i3d_weights)}
 
 
 def mixed_precision_policy() -> str:
@@ -209,7 +209,7 @@ def _with_precision(config: Config, build, *args) -> keras.Model:
     """`build(*args)` under `mixed_precision_policy()` with --mixed_precision (compute in float16 or
     bfloat16, variables float32), its output cast back to float32 probabilities. The global policy is
     restored afterwards."""
-    if not config.mixed_precision:
+    if not config.training.mixed_precision:
         return build(*args)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(mixed_precision_policy())
@@ -234,8 +234,8 @@ def _continued(dataset: tf.data.Dataset, config: Config, work_dir: str) -> tf.da
     epochs = backup.completed_epochs(backup_dir)
     if not epochs:
         return dataset
-    if config.max_steps:
-        return dataset.skip(backup.completed_steps(backup_dir, min(config.steps_per_epoch, config.max_steps)))
+    if config.training.max_steps:
+        return dataset.skip(backup.completed_steps(backup_dir, min(config.training.steps_per_epoch, config.training.max_steps)))
     for _ in range(epochs):
         iter(dataset)
     return dataset
@@ -245,7 +245,7 @@ def _to_device(dataset: tf.data.Dataset, config: Config) -> tf.data.Dataset:
     """With one GPU and the default strategy, batches (uint8 frames, 4x smaller than floats) are
     copied to it ahead of the step; strategies do this themselves."""
     gpus = tf.config.list_logical_devices("GPU")
-    if config.strategy != "default" or len(gpus) != 1:
+    if config.training.strategy != "default" or len(gpus) != 1:
         return dataset
     return dataset.apply(tf.data.experimental.prefetch_to_device(gpus[0].name, buffer_size=2))
 

@@ -41,10 +41,10 @@ def label_statistics(config: Config, save: bool = True) -> LabelStatistics:
     --init_from's label_stats.npz, else a count of the training records named by --init_from's
     config.json (followed back through earlier finetunes). With `save`, a copy goes to --train_dir.
     The log names the source."""
-    stats, path = (_loaded(config.label_stats) if config.label_stats else
-                   _pretrain_run_statistics(config.init_from) if config.stage == "finetune" else
+    stats, path = (_loaded(config.data.label_stats) if config.data.label_stats else
+                   _pretrain_run_statistics(config.training.init_from) if config.training.stage == "finetune" else
                    _own_statistics(config))
-    target = os.path.join(config.train_dir, STATS_FILE) if save and config.train_dir else ""
+    target = os.path.join(config.training.train_dir, STATS_FILE) if save and config.training.train_dir else ""
     saved = f", saved as {target}" if target and not _same_file(path, target) else ""
     print(f"label statistics: {path + ', ' if path else ''}{stats.description}{saved}")
     if saved:
@@ -58,7 +58,7 @@ def _loaded(path: str) -> tuple[LabelStatistics, str]:
 
 def _own_statistics(config: Config) -> tuple[LabelStatistics, str]:
     """A pretrain's saved copy when it was counted on the run's own records (or says not), else a count."""
-    saved = os.path.join(config.train_dir, STATS_FILE) if config.train_dir else ""
+    saved = os.path.join(config.training.train_dir, STATS_FILE) if config.training.train_dir else ""
     if saved and tf.io.gfile.exists(saved):
         stats = LabelStatistics.load(saved)
         if stats.counted_on in ("", "--{}={}".format(*_counted_flag(config))):
@@ -77,8 +77,8 @@ def _pretrain_run_statistics(init_from: str, followed: tuple[str, ...] = ()) -> 
                         f"{STATS_FILE} nor a config.json naming its training files; give --label_stats=FILE "
                         f"(the pretraining set's {STATS_FILE}) or an --init_from written by train.py")
     pretrain = Config.load(run_config)
-    if pretrain.stage == "finetune":
-        return _pretrain_run_statistics(pretrain.init_from, followed + (init_from,))
+    if pretrain.training.stage == "finetune":
+        return _pretrain_run_statistics(pretrain.training.init_from, followed + (init_from,))
     print(f"{init_from} has no {STATS_FILE}: counting the pretrain run's training records "
           f"(from its config.json)")
     try:
@@ -90,16 +90,16 @@ def _pretrain_run_statistics(init_from: str, followed: tuple[str, ...] = ()) -> 
 
 def _counted_flag(config: Config) -> tuple[str, str]:
     """The flag and pattern of the records a pretrain counts: its clips or its training records."""
-    if config.clip_data_pattern:
-        return "clip_data_pattern", config.clip_data_pattern
-    return "train_data_pattern", config.train_data_pattern
+    if config.data.clip_data_pattern:
+        return "clip_data_pattern", config.data.clip_data_pattern
+    return "train_data_pattern", config.data.train_data_pattern
 
 
 def _count(config: Config) -> LabelStatistics:
     flag, pattern = _counted_flag(config)
     clip_records = flag == "clip_data_pattern"  # clip records keep their labels in a SequenceExample context
-    return count_labels(pattern, config.num_classes, frame_features=config.frame_features or clip_records,
-                        flag=flag, progress=True, skip_corrupt_records=config.skip_corrupt_records)
+    return count_labels(pattern, config.data.num_classes, frame_features=config.data.frame_features or clip_records,
+                        flag=flag, progress=True, skip_corrupt_records=config.data.skip_corrupt_records)
 
 
 def _same_file(path: str, other: str) -> bool:
@@ -113,13 +113,13 @@ def ks_label_graph(config: Config, stats: LabelStatistics) -> np.ndarray:
     vocabulary.csv beside the training records or in their parent directory), with --ks_lambda/tau/eta."""
     from yt8m.labels import graphs
 
-    vocabulary_file = config.vocabulary_file or graphs.default_vocabulary_file(
-        config.clip_data_pattern or config.train_data_pattern)
-    knowledge = graphs.knowledge_graph(stats.num_classes, edges_file=config.knowledge_edges,
+    vocabulary_file = config.data.vocabulary_file or graphs.default_vocabulary_file(
+        config.data.clip_data_pattern or config.data.train_data_pattern)
+    knowledge = graphs.knowledge_graph(stats.num_classes, edges_file=config.model_.knowledge_edges,
                                        vocabulary_file=vocabulary_file)
-    graph = graphs.ks_adjacency(stats.conditional_probability(), knowledge.adjacency, lam=config.ks_lambda,
-                                tau=config.ks_tau, eta=config.ks_eta)
+    graph = graphs.ks_adjacency(stats.conditional_probability(), knowledge.adjacency, lam=config.model_.ks_lambda,
+                                tau=config.model_.ks_tau, eta=config.model_.ks_eta)
     edges = int(np.count_nonzero(graph) - np.count_nonzero(np.diag(graph)))
-    print(f"KS label graph: knowledge from {knowledge.description}; lambda={config.ks_lambda}, "
-          f"tau={config.ks_tau}, eta={config.ks_eta}: {edges} edges between {stats.num_classes} labels")
+    print(f"KS label graph: knowledge from {knowledge.description}; lambda={config.model_.ks_lambda}, "
+          f"tau={config.model_.ks_tau}, eta={config.model_.ks_eta}: {edges} edges between {stats.num_classes} labels")
     return graph

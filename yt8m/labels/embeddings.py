@@ -22,32 +22,32 @@ def initial_embeddings(config: Config, stats) -> np.ndarray:
     mapped to the names of `--vocabulary_file`); without one, ASGE embeddings of the label graph
     (`train_asge`), reused from the run's (or its --init_from's) label_embeddings.npy, else trained
     once and saved there."""
-    if config.label_embeddings:
-        if config.label_embeddings.endswith(".npy"):
-            with tf.io.gfile.GFile(config.label_embeddings, "rb") as handle:
+    if config.model_.label_embeddings:
+        if config.model_.label_embeddings.endswith(".npy"):
+            with tf.io.gfile.GFile(config.model_.label_embeddings, "rb") as handle:
                 array = np.load(handle).astype(np.float32)
         else:
             from yt8m.labels import graphs
 
-            vocabulary_file = config.vocabulary_file or graphs.default_vocabulary_file(config.train_data_pattern)
-            array = glove_embeddings(config.label_embeddings, vocabulary_file, stats.num_classes, seed=config.seed)
+            vocabulary_file = config.data.vocabulary_file or graphs.default_vocabulary_file(config.data.train_data_pattern)
+            array = glove_embeddings(config.model_.label_embeddings, vocabulary_file, stats.num_classes, seed=config.training.seed)
         if array.ndim != 2 or array.shape[0] != stats.num_classes:
             raise UserError(f"--label_embeddings has shape {array.shape}; expected ({stats.num_classes}, dim)")
         return array
-    for run in (config.train_dir, config.init_from):
+    for run in (config.training.train_dir, config.training.init_from):
         saved = os.path.join(run, EMBEDDINGS_FILE) if run else ""
         if saved and tf.io.gfile.exists(saved):
             with tf.io.gfile.GFile(saved, "rb") as handle:
                 array = np.load(handle)
-            if array.shape == (stats.num_classes, config.label_embedding_dim):
+            if array.shape == (stats.num_classes, config.model_.label_embedding_dim):
                 return array.astype(np.float32)
-    print(f"training ASGE label embeddings ({config.asge_steps} steps, dim {config.label_embedding_dim})")
-    array = train_asge(stats, config.label_embedding_dim, config.asge_steps, alpha=config.asge_alpha,
-                       seed=config.seed)
-    if config.train_dir:
+    print(f"training ASGE label embeddings ({config.model_.asge_steps} steps, dim {config.model_.label_embedding_dim})")
+    array = train_asge(stats, config.model_.label_embedding_dim, config.model_.asge_steps, alpha=config.model_.asge_alpha,
+                       seed=config.training.seed)
+    if config.training.train_dir:
         buffer = io.BytesIO()
         np.save(buffer, array)
-        with fileio.atomic_output(os.path.join(config.train_dir, EMBEDDINGS_FILE), "wb") as handle:
+        with fileio.atomic_output(os.path.join(config.training.train_dir, EMBEDDINGS_FILE), "wb") as handle:
             handle.write(buffer.getvalue())
     return array
 
