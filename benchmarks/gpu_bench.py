@@ -135,7 +135,7 @@ def nextvlad_rates(args, variants) -> list[dict]:
     import numpy as np
 
     from models import registry
-    from yt8m import losses, training
+    from yt8m import losses, optimizers, training
     from yt8m.config import Config
 
     batch, frames = (4, 10) if args.smoke else (32, 300)
@@ -152,7 +152,7 @@ def nextvlad_rates(args, variants) -> list[dict]:
         build = functools.partial(registry.build, "NeXtVLADMixture", num_classes=NUM_CLASSES, feature_size=1152,
                                   **NEXTVLAD[args.smoke])
         model = training._with_precision(config, build)
-        model.compile(optimizer=training._optimizer(config), loss=losses.make_loss(config), jit_compile=jit)
+        model.compile(optimizer=optimizers.make_optimizer(config), loss=losses.make_loss(config), jit_compile=jit)
         rows.append({"model": "NeXtVLADMixture", "mixed_precision": mixed, "jit_compile": jit, "batch_size": batch,
                      "frames": frames, "policy": training.mixed_precision_policy() if mixed else "float32",
                      "examples_per_second": fit_rate(model, dataset, batch, args.seconds)})

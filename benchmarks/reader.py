@@ -110,7 +110,7 @@ def input_bound_share(pattern, batch_size, num_classes, steps, rounds):
     cores the cached steps kept busy: process time over wall time).
     """
     from models import registry
-    from yt8m import losses, training
+    from yt8m import losses, optimizers
     from yt8m.config import Config
 
     config = Config.from_flags(frame_features=True, feature_names=("rgb", "audio"), num_classes=num_classes,
@@ -124,7 +124,7 @@ def input_bound_share(pattern, batch_size, num_classes, steps, rounds):
         pass
     model = registry.build("DbofModel", num_classes=num_classes, feature_size=spec.total_size, cluster_size=256,
                            hidden_size=256, sample_frames=30, num_mixtures=2)
-    model.compile(optimizer=training._optimizer(config), loss=losses.make_loss(config))
+    model.compile(optimizer=optimizers.make_optimizer(config), loss=losses.make_loss(config))
     model.fit(cached, steps_per_epoch=2, epochs=1, verbose=0)  # trace
     best = {"real": float("inf"), "cached": float("inf")}
     cores = 0.0

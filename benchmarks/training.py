@@ -120,7 +120,7 @@ class Ours:
 
     def __init__(self, sizes: dict, batches: list):
         from models import registry
-        from yt8m import losses, training
+        from yt8m import losses, optimizers
         from yt8m.config import Config
 
         config = Config.from_flags(frame_features=True, feature_names=("rgb", "audio"), model="DbofModel",
@@ -130,7 +130,7 @@ class Ours:
                                     cluster_size=sizes["cluster_size"], hidden_size=sizes["hidden_size"],
                                     num_mixtures=sizes["num_mixtures"], sample_frames=sizes["sample_frames"],
                                     pooling="average", activation="relu")
-        self.model.compile(optimizer=training._optimizer(config), loss=losses.make_loss(config))
+        self.model.compile(optimizer=optimizers.make_optimizer(config), loss=losses.make_loss(config))
         self.batch_size = sizes["batch_size"]
         self.dataset = functools.reduce(
             lambda a, b: a.concatenate(b), [tf.data.Dataset.from_tensors(b) for b in batches]).repeat()

@@ -18,7 +18,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import ENV, ROOT, finish_training, frame_config, free_ports, run_cli, start_training
-from yt8m import datasets, distribute, evaluation, fileio, rundir, training
+from yt8m import datasets, distribute, evaluation, fileio, optimizers, rundir, training
 from yt8m.backup import AtomicBackupAndRestore, backup_weights_path
 from yt8m.config import Config
 from yt8m.data import readers
@@ -311,7 +311,7 @@ def test_case2_a_backup_with_non_finite_weights_is_not_resumed(synthetic_data, t
     config = _video_config(synthetic_data, run)
     training.train(config)
     model = rundir.load_trained_model(str(run))
-    model.compile(optimizer=training._optimizer(config), loss="binary_crossentropy")
+    model.compile(optimizer=optimizers.make_optimizer(config), loss="binary_crossentropy")
     model.optimizer.build(model.trainable_variables)
     model.trainable_weights[0].assign(np.full(model.trainable_weights[0].shape, np.nan, np.float32))
     model.save_weights(backup_weights_path(str(run / "backup")))   # what a run before the check backed up

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models import registry
-from yt8m import training
+from yt8m import optimizers
 from yt8m.config import Config
 from yt8m.optimizers import FusedAdam
 
@@ -16,7 +16,7 @@ def _first_step_sizes(config: Config) -> dict:
     keras.utils.set_random_seed(0)   # the same weights and gradients every call (SGD's steps scale with them)
     model = registry.build("KSSNetTemporal", num_classes=NUM_CLASSES, feature_size=40, width=8, embedding_dim=8,
                            dropout=0.0)
-    model.compile(optimizer=training._optimizer(config), loss="binary_crossentropy")
+    model.compile(optimizer=optimizers.make_optimizer(config), loss="binary_crossentropy")
     rng = np.random.default_rng(0)
     frames = {"frames": rng.integers(0, 256, (8, 12, 40), dtype=np.uint8), "num_frames": np.full(8, 12, "int32")}
     labels = (rng.uniform(size=(8, NUM_CLASSES)) < 0.3).astype("float32")

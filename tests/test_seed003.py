@@ -17,7 +17,7 @@ from models.layers.nextvlad import ContextGating, NeXtVLAD
 from models.layers.noise import MaskedGaussianNoise
 from models.nextvlad import NeXtVLADMixtureModel, attention_weights_model
 from tests.helpers import frame_config
-from yt8m import augment, evaluation, losses, training
+from yt8m import augment, evaluation, losses, optimizers, training
 from yt8m.config import Config
 from yt8m.labels import graphs
 from yt8m.labels.statistics import LabelStatistics
@@ -381,15 +381,15 @@ def test_sgd_finetune_steps_scale_with_the_loss_weights_and_adam_steps_do_not():
         optimizer.apply_gradients([(tf.constant([0.2 * weight]), variable)])
         return 1.0 - float(variable.numpy()[0])
 
-    sgd = lambda: training._optimizer(Config.from_flags(optimizer="sgd", base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
-    adam = lambda: training._optimizer(Config.from_flags(base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
+    sgd = lambda: optimizers.make_optimizer(Config.from_flags(optimizer="sgd", base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
+    adam = lambda: optimizers.make_optimizer(Config.from_flags(base_learning_rate=0.5, clip_gradient_norm=0))  # noqa: E731
     assert first_step(sgd(), 1.0) == pytest.approx(0.1) and first_step(sgd(), 0.1) == pytest.approx(0.01)
     assert first_step(adam(), 1.0) == pytest.approx(0.5, rel=1e-3) == first_step(adam(), 0.1)
     from yt8m.errors import UserError
     with pytest.raises(UserError, match="optimizer"):
         Config.from_flags(optimizer="rmsprop")
     with pytest.raises(UserError, match="--optimizer=adam"):
-        training._optimizer(Config.from_flags(optimizer="sgd", weight_decay=1e-4))
+        optimizers.make_optimizer(Config.from_flags(optimizer="sgd", weight_decay=1e-4))
 
 
 def test_smoothing_of_video_labels_caps_at_one_and_reweighting_alone_scales_bce():

@@ -74,7 +74,7 @@ def _train(config: Config) -> TrainResult:
             model = augment.add_input_noise(model, config.training.noise_std, config.training.noise_mask_rate, config.training.seed)
         if in_context:
             model = segment_context.wrap(model, config)
-        model.compile(optimizer=_optimizer(config), loss=loss, jit_compile=config.training.jit_compile,
+        model.compile(optimizer=make_optimizer(config), loss=loss, jit_compile=config.training.jit_compile,
                       steps_per_execution=config.training.steps_per_execution)
         # The optimizer's slots before fit: created inside the first step's trace, they make
         # tf.function trace the whole train step a second time (half of a small run's start-up).
@@ -248,10 +248,6 @@ def _to_device(dataset: tf.data.Dataset, config: Config) -> tf.data.Dataset:
     if config.training.strategy != "default" or len(gpus) != 1:
         return dataset
     return dataset.apply(tf.data.experimental.prefetch_to_device(gpus[0].name, buffer_size=2))
-
-
-def _optimizer(config: Config) -> keras.optimizers.Optimizer:
-    return make_optimizer(config)
 
 
 def _resume_from_chief_backup(train_dir: str, work_dir: str) -> None:
