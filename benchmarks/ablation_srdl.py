@@ -39,6 +39,7 @@ from yt8m.labels import context, embeddings  # noqa: E402
 SECTION = ("<!-- issue 7 begin -->", "<!-- issue 7 end -->")
 SMALL = {"hidden_size": 16, "gcn_hidden_size": 16, "sample_frames": 32, "class_block": 1024}
 UNSCALED = {**SMALL, "label_norm": "none"}  # h_c as the paper gates with them (how the K, alpha sweep ran)
+DIRECT = {**UNSCALED, "adjacency_form": "direct"}  # the adjacency's entries trained directly (before issue 15)
 # key: (row name, model, model params)
 ROWS = {
     "logistic": ("frame logistic", "FrameLevelLogisticModel", {}),
@@ -52,10 +53,16 @@ ROWS = {
     "l2_car": ("CAR only, h_c L2-normalised", "SRDLModel", {**SMALL, "srdl_top_k": 0, "label_norm": "l2"}),
     "l2_oe": ("CAR+OE, K=3, alpha=0.5, h_c L2-normalised", "SRDLModel",
               {**SMALL, "srdl_top_k": 3, "srdl_alpha": 0.5, "label_norm": "l2"}),
+    # The adjacency trained as its entries (the form every row used before issue 15), CAR alone and K=3, alpha=0.5.
+    "car_direct": ("CAR only, direct adjacency", "SRDLModel", {**DIRECT, "srdl_top_k": 0}),
+    "oe_direct": ("CAR+OE, K=3, alpha=0.5, direct adjacency", "SRDLModel",
+                  {**DIRECT, "srdl_top_k": 3, "srdl_alpha": 0.5}),
     "defaults": ("SRDLModel, builder defaults", "SRDLModel", {}),
 }
 REFERENCES = ("car", "logistic")
-SCALED_PAIRS = {"l2_car": "car", "l2_oe": "oe"}  # (row, the same row with h_c unscaled)
+# (title, {row: the row it is paired with})
+PAIRS = (("the same row with h_c unscaled (`label_norm=none`)", {"l2_car": "car", "l2_oe": "oe"}),
+         ("the same row with the direct adjacency", {"car": "car_direct", "oe": "oe_direct"}))
 EVAL_BATCH = 64
 COLUMNS = ("hit_at_one", "perr", "map", "gap", "segment_map_at_k")
 HEADERS = ("Hit@1", "PERR", "MAP", "GAP", "seg MAP@K")
@@ -64,18 +71,23 @@ HEADERS = ("Hit@1", "PERR", "MAP", "GAP", "seg MAP@K")
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--rows", default=",".join(r for r in ROWS if r != "defaults"),
+    parser.add_argument("--rows", default=",".join(r for r in ROWS if r not in ("defaults", "car_direct",
+                                                                                "oe_direct")),
                         help=f"comma-separated of {', '.join(ROWS)}")
     parser.add_argument("--max_steps", type=int, default=60)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=0.01, help="train.py's default")
     parser.add_argument("--embedding_dim", type=int, default=64, help="ASGE label embedding size")
+    parser.add_argument("--gcn_learning_rate", type=float, default=Config().training.gcn_learning_rate,
+                        help="label_nodes' and label_gcn's rate (train.py's default; the rows before issue 15 ran "
+                             "at the base rate)")
     parser.add_argument("--data_dir", default=os.path.join("data", "proving_ground"),
                         help="seed s reads <data_dir>/proving_seed<s>")
     parser.add_argument("--run_dir", default=os.path.join("runs", "ablation_srdl"))
     parser.add_argument("--write_results", action="store_true")
     args = parser.parse_args(argv)
-    recipe = {k: getattr(args, k) for k in ("max_steps", "batch_size", "learning_rate", "embedding_dim")}
+    recipe = {k: getattr(args, k) for k in ("max_steps", "batch_size", "learning_rate", "embedding_dim",
+                                            "gcn_learning_rate")}
     done = load_results(args.run_dir, recipe)
     started = time.time()
     seeds = [int(s) for s in args.seeds.split(",") if s]
@@ -93,7 +105,8 @@ def main(argv=None) -> None:
                     eval_data_pattern=os.path.join(os.path.dirname(paths.frame_validate), "validate000[01].tfrecord"),
                     frame_features=True, feature_names=("rgb", "audio"), feature_sizes=(1024, 128),
                     num_classes=paths.num_classes, seed=seed, batch_size=args.batch_size,
-                    base_learning_rate=args.learning_rate, max_steps=args.max_steps,
+                    base_learning_rate=args.learning_rate, gcn_learning_rate=args.gcn_learning_rate,
+                    max_steps=args.max_steps,
                     steps_per_epoch=args.max_steps, label_embedding_dim=args.embedding_dim)
             paths, base = bases[seed]
             _, model, params = ROWS[key]
@@ -153,7 +166,8 @@ def _markdown(done: dict, args) -> str:
     lines = ["## SRDL on video: CAR and per-class interval erasing (issue 7; `python benchmarks/ablation_srdl.py`)", "",
              f"Proving ground (`SyntheticConfig.proving(seed)`), seeds {', '.join(map(str, seeds))} (data and "
              f"training). Each row: one `training.train` run on the train split's video labels, "
-             f"{args.max_steps} steps, batch {args.batch_size}, Adam lr {args.learning_rate}; SRDL rows "
+             f"{args.max_steps} steps, batch {args.batch_size}, Adam lr {args.learning_rate} "
+             f"(label_nodes and label_gcn at {args.gcn_learning_rate or args.learning_rate}); SRDL rows "
              f"hidden_size={SMALL['hidden_size']}, gcn_hidden_size={SMALL['gcn_hidden_size']}, "
              f"sample_frames={SMALL['sample_frames']} (the builder-defaults row: 64, 64, every frame), ASGE label "
              f"embeddings of size {args.embedding_dim} shared within a seed. Video-level Hit@1, PERR, MAP, GAP on "
@@ -177,13 +191,14 @@ def _markdown(done: dict, args) -> str:
             if key not in (reference, "logistic"):
                 lines.append(f"| {ROWS[key][0]} | " + " | ".join(
                     paired(values(key, c), values(reference, c)) for c in COLUMNS) + " |")
-    scaled = [(k, r) for k, r in SCALED_PAIRS.items() if k in rows and r in rows]
-    if scaled:
-        lines += ["", "Paired differences against the same row with h_c unscaled (`label_norm=none`), seed by seed.",
-                  "", "| row | " + " | ".join(HEADERS) + " |", "| --- |" + " --- |" * len(HEADERS)]
-        for key, reference in scaled:
-            lines.append(f"| {ROWS[key][0]} | " + " | ".join(
-                paired(values(key, c), values(reference, c)) for c in COLUMNS) + " |")
+    for title, pairs in PAIRS:
+        present = [(k, r) for k, r in pairs.items() if k in rows and r in rows]
+        if present:
+            lines += ["", f"Paired differences against {title}, seed by seed.",
+                      "", "| row | " + " | ".join(HEADERS) + " |", "| --- |" + " --- |" * len(HEADERS)]
+            for key, reference in present:
+                lines.append(f"| {ROWS[key][0]} | " + " | ".join(
+                    paired(values(key, c), values(reference, c)) for c in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -34,7 +34,7 @@ class SRDL(keras.Model):
 @registry.register("SRDLModel", frame_level=True)
 def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gcn_hidden_size: int = 64,
                embedding_dim: int = 300, srdl_top_k: int = 3, srdl_alpha: float = 0.5, sample_frames: int = 0,
-               class_block: int = 256, label_norm: str = "none",
+               class_block: int = 256, label_norm: str = "none", adjacency_form: str = "row_softmax",
                label_embeddings: np.ndarray | None = None) -> keras.Model:
     """SRDL (CAR + OE) over frames.
 
@@ -42,7 +42,12 @@ def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gc
     run's `label_embeddings`, else seeded random vectors of `embedding_dim`) go
     through the shared GCN (`gcn_hidden_size` hidden units, 0 for one layer) over
     a randomly initialised, learnable adjacency to `hidden_size`-wide label vectors
-    (Eq.3), as the paper has them (`label_norm="none"`, the default; "l2": each
+    (Eq.3); `adjacency_form="row_softmax"` (default) learns it as row-softmax logits
+    started at log(I + U(0, 1/C)): each class starts with 2/3 of its row, and Adam
+    changes that share at the same pace whatever C ("direct": the entries themselves,
+    where Adam's steps of ~lr swamp the 1/C off-diagonal start and every class gets
+    the same vector; LabelNodes). The
+    label vectors are used as the paper has them (`label_norm="none"`, the default; "l2": each
     L2-normalised before it gates, an option). CAR: per-class channel and temporal attention with their learnable branch
     transforms, fused, max-pooled, per-class classifiers (Eq.4-6). OE (training only,
     `srdl_top_k` > 0): each of the top-`srdl_top_k` classes loses, in its own temporal
@@ -58,7 +63,7 @@ def srdl_model(*, num_classes: int, feature_size: int, hidden_size: int = 64, gc
     inputs, frames, num_frames = frame_stem(feature_size, sample_frames, random_sequence=True)
     features = keras.layers.Dense(hidden_size, activation="relu", name="frame_encoder")(frames)
     nodes, adjacency = LabelNodes(num_classes, embedding_dim, embeddings=label_embeddings, learn_adjacency=True,
-                                  name="label_nodes")(features)
+                                  adjacency_form=adjacency_form, name="label_nodes")(features)
     units = [gcn_hidden_size, hidden_size] if gcn_hidden_size else [hidden_size]
     label_vectors = GCNStack(units, name="label_gcn")(nodes, adjacency)[-1]
     probabilities = CategoryAttention(num_classes, srdl_top_k, srdl_alpha, class_block, label_norm,

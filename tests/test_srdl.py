@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from models import registry
 from models import srdl
+from models.layers.gcn import GCNStack, LabelNodes
 from models.layers.srdl import (CategoryAttention, class_max_pool, erase_interval, erase_per_class,
                                normalized_attention)
 from yt8m.data import schema
@@ -336,3 +337,59 @@ def test_label_embeddings_initialise_the_label_nodes():
     nodes = model.get_layer("label_nodes")
     np.testing.assert_array_equal(nodes.embeddings.numpy(), embeddings)
     assert nodes.adjacency.trainable and not nodes.embeddings.trainable
+    assert nodes.adjacency_form == "row_softmax"
+
+
+def _graph_after_adam(num_classes, adjacency_form, seen=3, steps=60, rate=0.01):
+    """A GCN over `num_classes` fixed random label embeddings with a learned adjacency, trained 60 Adam
+    steps where only the first `seen` classes are ever positive (as the proving ground's 100 of 3862):
+    (each node's own share of its row of Â, Â E)."""
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(num_classes, 8)).astype(np.float32)
+    features = keras.Input((8,))
+    nodes = LabelNodes(num_classes, 8, embeddings=embeddings, learn_adjacency=True, adjacency_form=adjacency_form,
+                       seed=0)
+    label_vectors = GCNStack([8, 8])(*nodes(features))[-1]
+    model = keras.Model(features, keras.ops.sigmoid(keras.ops.matmul(features, keras.ops.transpose(label_vectors))))
+    model.compile(keras.optimizers.Adam(rate), "binary_crossentropy")
+    x = rng.normal(size=(64, 8)).astype(np.float32)
+    y = np.zeros((64, num_classes), np.float32)
+    y[:, :seen] = x[:, :seen] > 0
+    model.fit(np.tile(x, (steps, 1)), np.tile(y, (steps, 1)), batch_size=64, epochs=1, verbose=0, shuffle=False)
+    graph = keras.ops.convert_to_numpy(nodes.graph())
+    return np.diag(graph) / graph.sum(axis=1), graph @ embeddings
+
+
+def _mean_cosine(vectors):
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (unit @ unit.T)[~np.eye(len(vectors), dtype=bool)].mean()
+
+
+def test_the_row_softmax_adjacency_keeps_each_class_itself_whatever_the_number_of_classes():
+    """Adam moves each logit by ~lr a step, so after 60 steps at 0.01 a node's own share of its row can have
+    moved from its start (2/3 + noise) by a factor of about e^(2 * 0.6) at most, for 5 classes as for 400; the
+    direct entries (the old form) start off the diagonal at ~1/(2C) and move by ~lr too: at C = 400 the 399
+    others outgrow the diagonal and Â E tends to one vector for every class."""
+    for num_classes in (5, 400):
+        share, mixed = _graph_after_adam(num_classes, "row_softmax")
+        assert share.min() > 0.3, (num_classes, share.min())
+        assert abs(_mean_cosine(mixed)) < 0.3, num_classes   # the label vectors the GCN sees stay apart
+    share, mixed = _graph_after_adam(400, "direct")
+    assert np.median(share) < 0.1 and _mean_cosine(mixed) > 0.4
+
+
+def test_the_row_softmax_adjacency_starts_at_its_graph_and_needs_positive_learned_entries():
+    start = np.array([[1.0, 0.5, 0.5], [0.2, 1.0, 0.3], [0.1, 0.1, 2.0]], np.float32)
+    nodes = LabelNodes(3, 2, adjacency=start, learn_adjacency=True, adjacency_form="row_softmax")
+    _, graph = nodes(np.zeros((1, 1), np.float32))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(graph), start / start.sum(1, keepdims=True), rtol=1e-6)
+    random = LabelNodes(300, 2, learn_adjacency=True, adjacency_form="row_softmax", seed=0)
+    share = np.diag(keras.ops.convert_to_numpy(random(np.zeros((1, 1), np.float32))[1]))
+    assert 0.6 < share.mean() < 0.72   # I + U(0, 1/C): 1 / (1 + (C - 1) / 2C)
+    assert LabelNodes.from_config(random.get_config()).adjacency_form == "row_softmax"
+    with pytest.raises(ValueError, match="> 0"):
+        LabelNodes(3, 2, adjacency=start - 1.0, learn_adjacency=True, adjacency_form="row_softmax")
+    with pytest.raises(ValueError, match="learned"):
+        LabelNodes(3, 2, adjacency_form="row_softmax")
+    with pytest.raises(ValueError, match="adjacency_form"):
+        LabelNodes(3, 2, learn_adjacency=True, adjacency_form="softmax")

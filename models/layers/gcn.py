@@ -140,10 +140,16 @@ class GCNStack(keras.layers.Layer):
                 "return_pre_activations": self.return_pre_activations, "low_rank": self.low_rank}
 
 
-def _identity_plus_noise(seed):
+# How a learned adjacency is trained (LabelNodes): its entries, or per-row softmax logits.
+ADJACENCY_FORMS = ("direct", "row_softmax")
+
+
+def _identity_plus_noise(seed, log: bool = False):
+    """I + U(0, 1/C), or its log (the logits whose row softmax is I + U(0, 1/C) over its row sums)."""
     def initializer(shape, dtype=None):
         noise = keras.random.uniform(shape, 0.0, 1.0 / shape[0], seed=seed)
-        return ops.eye(shape[0], dtype=dtype) + ops.cast(noise, dtype)
+        start = ops.eye(shape[0], dtype=dtype) + ops.cast(noise, dtype)
+        return ops.log(ops.maximum(start, 1e-30)) if log else start
 
     return initializer
 
@@ -159,22 +165,40 @@ class LabelNodes(keras.layers.Layer):
     embeddings into one vector after normalisation).
     `learn_adjacency` makes A a trainable weight (DbofGCN, SRDL); `normalize`
     applies D^-1/2 A D^-1/2 on every call (to |A| when A is learned, so it stays a
-    valid graph). Called on any model tensor (only to place it in the graph), it
-    returns (embeddings, adjacency).
+    valid graph). `adjacency_form` (learned A only): "direct" trains the entries
+    of A themselves (DbofGCN); "row_softmax" (SRDL) trains logits L, started at
+    log of the start graph, and uses Â = softmax of each row of L (rows already sum
+    to 1, `normalize` is moot). Adam moves every weight by about its rate per step:
+    on direct entries of size 1/C that lets a row's C - 1 off-diagonal entries
+    outgrow its diagonal in a few steps (the label vectors average into one); on
+    logits it changes each entry by a factor of about e^rate, so a label's own
+    share of its row changes at the same pace for every C.
+    Called on any model tensor (only to place it in the graph), it returns
+    (embeddings, adjacency).
     """
 
     def __init__(self, num_labels: int, embedding_dim: int, *, embeddings: np.ndarray | None = None,
                  adjacency: np.ndarray | None = None, learn_embeddings: bool = False,
-                 learn_adjacency: bool = False, normalize: bool = True, seed: int | None = None, **kwargs):
+                 learn_adjacency: bool = False, normalize: bool = True, adjacency_form: str = "direct",
+                 seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
+        if adjacency_form not in ADJACENCY_FORMS:
+            raise ValueError(f"adjacency_form must be one of {ADJACENCY_FORMS}, got {adjacency_form!r}")
+        if adjacency_form == "row_softmax" and not learn_adjacency:
+            raise ValueError("adjacency_form='row_softmax' is a parametrisation of a learned adjacency")
+        if adjacency_form == "row_softmax" and adjacency is not None and np.min(adjacency) <= 0:
+            raise ValueError("adjacency_form='row_softmax' starts at log(A): every entry of A must be > 0")
         self.num_labels = num_labels
         self.embedding_dim = embedding_dim
         self.learn_embeddings = learn_embeddings
         self.learn_adjacency = learn_adjacency
         self.normalize = normalize
+        self.adjacency_form = adjacency_form
         self.seed = seed
         check_initial_arrays(("embeddings", embeddings, (num_labels, embedding_dim)),
                              ("adjacency", adjacency, (num_labels, num_labels)))
+        if adjacency_form == "row_softmax" and adjacency is not None:
+            adjacency = np.log(adjacency)
         self._initial = {"embeddings": embeddings, "adjacency": adjacency}
 
     def build(self, input_shape=None):
@@ -184,14 +208,19 @@ class LabelNodes(keras.layers.Layer):
                                     keras.initializers.RandomNormal(stddev=1.0, seed=self.seed)))
         self.adjacency = self.add_weight(
             name="adjacency", shape=(self.num_labels, self.num_labels), trainable=self.learn_adjacency,
-            initializer=constant_or(self._initial["adjacency"], _identity_plus_noise(self.seed)))
+            initializer=constant_or(self._initial["adjacency"],
+                                    _identity_plus_noise(self.seed, log=self.adjacency_form == "row_softmax")))
         self._initial = {"embeddings": None, "adjacency": None}  # weights hold them now
 
-    def call(self, inputs=None):
+    def graph(self):
+        """The adjacency the GCN uses (C, C)."""
+        if self.adjacency_form == "row_softmax":
+            return ops.softmax(self.adjacency, axis=-1)  # the weight holds logits; rows sum to 1
         adjacency = ops.abs(self.adjacency) if self.learn_adjacency else self.adjacency
-        if self.normalize:
-            adjacency = normalize_adjacency(adjacency)
-        return ops.convert_to_tensor(self.embeddings), adjacency
+        return normalize_adjacency(adjacency) if self.normalize else adjacency
+
+    def call(self, inputs=None):
+        return ops.convert_to_tensor(self.embeddings), self.graph()
 
     def compute_output_spec(self, inputs=None):
         return (keras.KerasTensor((self.num_labels, self.embedding_dim), dtype=self.compute_dtype),
@@ -200,4 +229,4 @@ class LabelNodes(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_labels": self.num_labels, "embedding_dim": self.embedding_dim,
                 "learn_embeddings": self.learn_embeddings, "learn_adjacency": self.learn_adjacency,
-                "normalize": self.normalize, "seed": self.seed}
+                "normalize": self.normalize, "adjacency_form": self.adjacency_form, "seed": self.seed}
