@@ -61,6 +61,7 @@ class ReweightedCrossentropy(MultiLabelCrossentropy):
         self.m, self.n, self.keep_rated_scores = float(m), float(n), keep_rated_scores
         self.unrated_targets = unrated_targets
         self.classes = None if classes is None else np.asarray(classes, np.float32)
+        self._others = self.n if self.classes is None else self.n * self.classes   # n off the annotated classes, once
         self.smoothing = None
         if smoothing is not None:
             rows, cols = np.nonzero(smoothing)  # P' is sparse: only correlations >= tau survive
@@ -79,8 +80,7 @@ class ReweightedCrossentropy(MultiLabelCrossentropy):
         return ops.where(rated > 0, y_true, smoothed) if self.keep_rated_scores else smoothed
 
     def weights(self, rated):
-        others = self.n if self.classes is None else self.n * ops.cast(self.classes, "float32")
-        return others + (self.m - others) * rated  # seed 003 Eq.2-3: m on the annotated classes, n on the others
+        return self._others + (self.m - self._others) * rated  # seed 003 Eq.2-3: m on the annotated classes, n on the others
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         y_true, rated = _labels_and_rated(y_true, sample_weight)
