@@ -5,6 +5,7 @@ import math
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from models import registry
@@ -101,10 +102,12 @@ def _train(config: Config) -> TrainResult:
     elif config.training.strategy == "multi_worker":
         raise UserError("--strategy=multi_worker needs --max_steps (workers must agree on the number of steps)")
     else:
-        steps_per_epoch, epochs = None, config.training.num_epochs
+        epochs = config.training.num_epochs
     verbose = keras_verbose()   # plain epoch lines when stdout is not a terminal
     with readers.data_errors(*((config.data.clip_data_pattern, "clip_data_pattern") if config.data.clip_data_pattern
                                else (config.data.train_data_pattern,))):
+        if not config.training.max_steps:
+            steps_per_epoch = _pass_steps(config, in_context, work_dir)
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
             history = multi_worker.fit(model, dataset, callbacks=callbacks, epochs=epochs,
                                        steps_per_epoch=steps_per_epoch, verbose=verbose)
@@ -226,19 +229,36 @@ def _with_precision(config: Config, build, *args) -> keras.Model:
 def _continued(dataset: tf.data.Dataset, config: Config, work_dir: str) -> tf.data.Dataset:
     """The input a resumed run continues with: the batches an uninterrupted run would see next.
 
-    With --max_steps the input is one seeded stream: the steps the backup had taken are skipped.
-    Otherwise every epoch is a new seeded pass: the passes of the completed epochs are started and
-    dropped, so the shuffle's next order is the one the uninterrupted run's next epoch would draw.
+    With --max_steps the input is one seeded stream (the reader repeats the files): the steps the backup
+    had taken are skipped. Otherwise it is the seeded passes of --num_epochs one after another (each
+    repetition reshuffled as a new iterator of the pass would be): the passes of the completed epochs
+    are started and dropped first, so the next order is the one the uninterrupted run's next epoch draws.
     """
     backup_dir = os.path.join(work_dir, "backup")
     epochs = backup.completed_epochs(backup_dir)
-    if not epochs:
-        return dataset
     if config.training.max_steps:
-        return dataset.skip(backup.completed_steps(backup_dir, min(config.training.steps_per_epoch, config.training.max_steps)))
+        steps_per_epoch = min(config.training.steps_per_epoch, config.training.max_steps)
+        return dataset.skip(backup.completed_steps(backup_dir, steps_per_epoch)) if epochs else dataset
     for _ in range(epochs):
         iter(dataset)
-    return dataset
+    return dataset.repeat()
+
+
+def _pass_steps(config: Config, whole_videos: bool, work_dir: str) -> int:
+    """--num_epochs: the steps of an epoch, the batches of one pass over the training files, counted once
+    by reading a copy of the input (its own shuffle seeds: the run's order is unchanged). fit then takes
+    this many steps per epoch of the repeated passes; left to find the end of the data itself, Keras
+    3.15 warns "Your input ran out of data" and counts one step more per epoch than it trains (the
+    failing read and the optimizer's step increment are unordered). Not read when no epoch is left."""
+    if backup.completed_epochs(os.path.join(work_dir, "backup")) >= config.training.num_epochs:
+        return 1   # the rerun of a finished run: fit takes no step
+    corrupt = readers.CorruptRecords() if config.data.skip_corrupt_records else None   # the run reports its own
+    steps = int(datasets.training_dataset(config, corrupt, whole_videos=whole_videos)
+                .reduce(np.int64(0), lambda count, batch: count + 1))
+    if not steps:
+        raise UserError("one pass over the training files gives no batch: no example to train on")
+    print(f"an epoch: one pass over the training files, {steps} steps of --batch_size={config.training.batch_size}")
+    return steps
 
 
 def _to_device(dataset: tf.data.Dataset, config: Config) -> tf.data.Dataset:
