@@ -14,7 +14,7 @@ def dbof_model(*, num_classes: int, feature_size: int, cluster_size: int = 8192,
                hidden_size: int = 1024, sample_frames: int = 30, sample_random_frames: bool = True,
                add_batch_norm: bool = True, activation: str = "relu6", pooling: str = "max",
                num_mixtures: int = 2, l2_penalty: float = 1e-8, normalize_frames: bool = False,
-               sample_at_inference: bool = False, bn_momentum: float = 0.99) -> keras.Model:
+               sample_at_inference: bool = False) -> keras.Model:
     """DBoF: in training `sample_frames` frames per video (the starter's `iterations`;
     random frames with replacement, or a random run when `sample_random_frames` is
     False; 0 uses every frame), at inference every valid frame (or, with
@@ -25,15 +25,14 @@ def dbof_model(*, num_classes: int, feature_size: int, cluster_size: int = 8192,
     x = dbof_features(inputs, cluster_size=cluster_size, hidden_size=hidden_size, sample_frames=sample_frames,
                       sample_random_frames=sample_random_frames, add_batch_norm=add_batch_norm,
                       activation=activation, pooling=pooling, normalize_frames=normalize_frames,
-                      sample_at_inference=sample_at_inference, bn_momentum=bn_momentum)
+                      sample_at_inference=sample_at_inference)
     outputs = MixtureOfExperts(num_classes, num_mixtures, l2_penalty, name="predictions")(x)
     return keras.Model(inputs, outputs, name="DbofModel")
 
 
 def dbof_features(inputs: dict, *, cluster_size: int, hidden_size: int, sample_frames: int,
                   sample_random_frames: bool = True, add_batch_norm: bool = True, activation: str = "relu6",
-                  pooling: str = "max", normalize_frames: bool = False, sample_at_inference: bool = False,
-                  bn_momentum: float = 0.99):
+                  pooling: str = "max", normalize_frames: bool = False, sample_at_inference: bool = False):
     """The DBoF video feature (B, hidden_size) of frame inputs: sampled frames (as draw counts, so
     each distinct drawn frame is computed once), dequantized, [L2-normalised], cluster projection,
     pooling, hidden layer."""
@@ -44,8 +43,8 @@ def dbof_features(inputs: dict, *, cluster_size: int, hidden_size: int, sample_f
     frames = Dequantize(name="dequantize")(frames)
     if normalize_frames:
         frames = NormalizeFrames(name="normalize_frames")(frames, num_frames)
-    x = DbofPooling(cluster_size, add_batch_norm, activation, pooling, bn_momentum, name="dbof")(frames, counts)
+    x = DbofPooling(cluster_size, add_batch_norm, activation, pooling, name="dbof")(frames, counts)
     x = keras.layers.Dense(hidden_size, use_bias=not add_batch_norm, name="hidden")(x)
     if add_batch_norm:
-        x = keras.layers.BatchNormalization(momentum=bn_momentum, name="hidden_bn")(x)
+        x = keras.layers.BatchNormalization(name="hidden_bn")(x)
     return keras.layers.Activation(activation, name="hidden_activation")(x)

@@ -58,7 +58,7 @@ def test_official_defaults():
     assert registry.params("DbofModel") == {
         "cluster_size": 8192, "hidden_size": 1024, "sample_frames": 30, "sample_random_frames": True,
         "add_batch_norm": True, "activation": "relu6", "pooling": "max", "num_mixtures": 2,
-        "l2_penalty": 1e-8, "normalize_frames": False, "sample_at_inference": False, "bn_momentum": 0.99}
+        "l2_penalty": 1e-8, "normalize_frames": False, "sample_at_inference": False}
     assert registry.params("MoeModel") == {"num_mixtures": 2, "l2_penalty": 1e-8}
     assert registry.params("LogisticModel") == {"l2_penalty": 1e-8}
 

@@ -61,7 +61,7 @@ class DbofPooling(keras.layers.Layer):
     """
 
     def __init__(self, cluster_size: int, add_batch_norm: bool = True, activation: str = "relu6",
-                 pooling: str = "max", bn_momentum: float = 0.99, **kwargs):
+                 pooling: str = "max", **kwargs):
         super().__init__(**kwargs)
         if pooling not in POOLING_METHODS:
             raise ValueError(f"unknown pooling method {pooling!r}; use one of {POOLING_METHODS}")
@@ -69,11 +69,10 @@ class DbofPooling(keras.layers.Layer):
         self.add_batch_norm = add_batch_norm
         self.activation = activation
         self.pooling = pooling
-        self.bn_momentum = bn_momentum
         self.activation_fn = keras.activations.get(activation)
-        self.input_norm = keras.layers.BatchNormalization(momentum=bn_momentum, name="input_bn") if add_batch_norm else None
+        self.input_norm = keras.layers.BatchNormalization(name="input_bn") if add_batch_norm else None
         self.cluster = keras.layers.Dense(cluster_size, use_bias=not add_batch_norm, name="cluster")
-        self.cluster_norm = keras.layers.BatchNormalization(momentum=bn_momentum, name="cluster_bn") if add_batch_norm else None
+        self.cluster_norm = keras.layers.BatchNormalization(name="cluster_bn") if add_batch_norm else None
 
     def build(self, frames_shape, num_frames_shape=None):
         cluster_input = (None, frames_shape[-1])
@@ -116,4 +115,4 @@ class DbofPooling(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "cluster_size": self.cluster_size,
                 "add_batch_norm": self.add_batch_norm, "activation": self.activation,
-                "pooling": self.pooling, "bn_momentum": self.bn_momentum}
+                "pooling": self.pooling}
