@@ -246,19 +246,31 @@ def _continued(dataset: tf.data.Dataset, config: Config, work_dir: str) -> tf.da
 
 def _pass_steps(config: Config, whole_videos: bool, work_dir: str) -> int:
     """--num_epochs: the steps of an epoch, the batches of one pass over the training files, counted once
-    by reading a copy of the input (its own shuffle seeds: the run's order is unchanged). fit then takes
-    this many steps per epoch of the repeated passes; left to find the end of the data itself, Keras
-    3.15 warns "Your input ran out of data" and counts one step more per epoch than it trains (the
-    failing read and the optimizer's step increment are unordered). Not read when no epoch is left."""
+    before fit, which then takes this many steps per epoch of the repeated passes. (Left to find the end
+    of the data itself, Keras 3.15 warns "Your input ran out of data" and counts one step more per epoch
+    than it trains: the failing read and the optimizer's step increment are unordered.) The readers
+    batch serialized records before parsing them, so a pass of videos or clips is ceil(records / batch)
+    batches, the records counted unparsed; segments (re-batched) and --skip_corrupt_records (records
+    dropped) count the batches of a copy of the input (its own shuffle seeds: the run's order is
+    unchanged). Nothing is read when no epoch is left."""
     if backup.completed_epochs(os.path.join(work_dir, "backup")) >= config.training.num_epochs:
         return 1   # the rerun of a finished run: fit takes no step
-    corrupt = readers.CorruptRecords() if config.data.skip_corrupt_records else None   # the run reports its own
-    steps = int(datasets.training_dataset(config, corrupt, whole_videos=whole_videos)
-                .reduce(np.int64(0), lambda count, batch: count + 1))
+    if config.data.segment_labels or whole_videos or config.data.skip_corrupt_records:
+        corrupt = readers.CorruptRecords() if config.data.skip_corrupt_records else None   # the run reports its own
+        steps = _count(datasets.training_dataset(config, corrupt, whole_videos=whole_videos))
+    else:
+        flag = "clip_data_pattern" if config.data.clip_data_pattern else "train_data_pattern"
+        files = match_files(config.data.clip_data_pattern or config.data.train_data_pattern, flag)
+        records = _count(tf.data.TFRecordDataset(files, num_parallel_reads=min(len(files), 16)))
+        steps = math.ceil(records / config.training.batch_size)
     if not steps:
         raise UserError("one pass over the training files gives no batch: no example to train on")
     print(f"an epoch: one pass over the training files, {steps} steps of --batch_size={config.training.batch_size}")
     return steps
+
+
+def _count(dataset: tf.data.Dataset) -> int:
+    return int(dataset.reduce(np.int64(0), lambda count, element: count + 1))
 
 
 def _to_device(dataset: tf.data.Dataset, config: Config) -> tf.data.Dataset:
