@@ -1,8 +1,10 @@
-"""Seed 003's ablations (tables 2-5) on the proving ground, 3 seeds, paired differences.
+"""Seed 003's ablations (tables 2-13) on the proving ground, 3 seeds, paired differences.
 
     python benchmarks/ablation_003.py                        # every table, seeds 0, 1, 2
     python benchmarks/ablation_003.py --seeds=0 --tables=3   # a quick look
     python benchmarks/ablation_003.py --write_results        # the tables into docs/results.md
+
+--write_results replaces the whole issue-4 section with the tables asked for (its hand-written notes go).
 
 Seed s generates the proving ground with generator seed s (the demo preset: label
 hierarchy, incomplete labels; `yt8m/data/synthetic.py`) and trains with seed s, so a
