@@ -170,7 +170,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--pretrain_learning_rate", type=float, default=0.005)
     parser.add_argument("--finetune_learning_rate", type=float, default=0.001)
-    parser.add_argument("--gcn_learning_rate", type=float, default=Config().training.gcn_learning_rate,
+    parser.add_argument("--gcn_learning_rate", type=float, default=Config().training.graph_learning_rate,
                         help="the label-graph layers' rate in both stages (0: the stage's rate, as the saved "
                              "results before it was a default)")
     parser.add_argument("--data_dir", default=os.path.join("data", f"proving_c{NUM_CLASSES}"))

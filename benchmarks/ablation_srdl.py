@@ -78,7 +78,7 @@ def main(argv=None) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--learning_rate", type=float, default=0.01, help="train.py's default")
     parser.add_argument("--embedding_dim", type=int, default=64, help="ASGE label embedding size")
-    parser.add_argument("--gcn_learning_rate", type=float, default=Config().training.gcn_learning_rate,
+    parser.add_argument("--gcn_learning_rate", type=float, default=Config().training.graph_learning_rate,
                         help="label_nodes' and label_gcn's rate (train.py's default; the rows before issue 15 ran "
                              "at the base rate)")
     parser.add_argument("--data_dir", default=os.path.join("data", "proving_ground"),

@@ -3,8 +3,8 @@
     python benchmarks/cli_defaults.py                                   # every row
     python benchmarks/cli_defaults.py --rows="KSSNetTemporal demo"      # one row (rows may run as parallel processes)
 
-Each row is one model on one set: `SyntheticConfig.proving(0)` (demo) or `.easy(0)` (easy), made under
---data_dir if missing. Both stages go through train.py's own flag parsing (yt8m.flags -> Config) with nothing
+Each row is one model on one set: `SyntheticConfig.proving(seed)` (demo) or `.easy(seed)` (easy), --seed 0
+unless given, made under --data_dir if missing. Both stages go through train.py's own flag parsing (yt8m.flags -> Config) with nothing
 but `--model=M --frame_features --batch_size=32`, the data, `--num_epochs=3` for the pretrain and
 `--stage=finetune --segment_labels --max_steps=50` on the validate ratings; every other flag is the CLI's
 default. After each stage the model scores every test segment: test MAP (rated pairs against the test truth,
@@ -66,10 +66,11 @@ def probe(train_dir: str, paths) -> dict:
 
 def run_row(row: str, args) -> dict:
     model, set_name = row.split()
-    paths = synthetic.ensure(os.path.join(args.data_dir, f"{'proving' if set_name == 'demo' else set_name}_seed0"),
-                             SETS[set_name](0))
-    work = os.path.join(args.run_dir, row.replace(" ", "_"))
-    saved_file = os.path.join(args.run_dir, f"results-{row.replace(' ', '_')}.json")
+    paths = synthetic.ensure(os.path.join(args.data_dir, f"{'proving' if set_name == 'demo' else set_name}_seed{args.seed}"),
+                             SETS[set_name](args.seed))
+    name = row.replace(" ", "_") + (f"_seed{args.seed}" if args.seed else "")
+    work = os.path.join(args.run_dir, name)
+    saved_file = os.path.join(args.run_dir, f"results-{name}.json")
     done = json.load(open(saved_file)) if os.path.exists(saved_file) else {}
     common = [f"--model={model}", "--frame_features", f"--batch_size={args.batch_size}"]
     stages = {"pretrain": [*common, f"--train_data_pattern={paths.frame_train}", f"--train_dir={work}/pretrain",
@@ -107,6 +108,7 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", default=";".join(ROWS), help="rows 'MODEL SET' separated by ';'")
     parser.add_argument("--data_dir", default=os.path.join("data", "proving_ground"))
     parser.add_argument("--run_dir", default=os.path.join("runs", "cli_defaults"))
+    parser.add_argument("--seed", type=int, default=0, help="the sets' seed (data only; training keeps --seed's default)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--pretrain_epochs", type=int, default=3)
     parser.add_argument("--finetune_steps", type=int, default=50)

@@ -38,14 +38,21 @@ def test_gcn_layers_move_by_the_gcn_rate_and_the_rest_by_the_base_rate():
 
 
 def test_the_default_rates_by_stage():
-    # No rate flag: a pretrain at 0.01 with the GCN at mssnet's 1e-3; a finetune at 1e-3 for every layer.
+    # No rate flag: a pretrain at 0.01 with the GCN at mssnet's 1e-3; a finetune at 1e-3 with the GCN at
+    # 1e-3 * (0.001 / 0.01) = 1e-4.
     pretrain = _first_step_sizes(Config.from_flags(batch_size=8))
     assert [pretrain[name] for name in ("gcn/gcn_0/kernel", "gcn/gcn_3/kernel")] == pytest.approx([1e-3] * 2, rel=0.05)
     assert [pretrain[name] for name in ("conv_0/kernel", "linear_head/kernel")] == pytest.approx([1e-2] * 2, rel=0.05)
     finetune = Config.from_flags(stage="finetune", init_from="run", batch_size=8)
     assert finetune.training.learning_rate == 1e-3 and finetune.replace(base_learning_rate=0.01).training.learning_rate == 0.01
-    assert all(size == pytest.approx(1e-3, rel=0.05) for size in _first_step_sizes(finetune).values())
+    steps = _first_step_sizes(finetune)
+    assert [steps[name] for name in ("gcn/gcn_0/kernel", "gcn/gcn_3/kernel")] == pytest.approx([1e-4] * 2, rel=0.05)
+    assert [steps[name] for name in ("conv_0/kernel", "lateral_1/merge", "linear_head/kernel")] == pytest.approx(
+        [1e-3] * 3, rel=0.05)
     assert Config.from_flags(base_learning_rate=0.0).training.learning_rate == 0.0   # given, even as 0 (freezes every weight)
+    # Given, a GCN rate holds in either stage (0: the stage's base rate).
+    assert finetune.replace(gcn_learning_rate=1e-3).training.graph_learning_rate == 1e-3
+    assert finetune.replace(gcn_learning_rate=0.0).training.graph_learning_rate == 1e-3
 
 
 def test_sgd_takes_the_gcn_rate_too():

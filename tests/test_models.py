@@ -58,9 +58,30 @@ def test_official_defaults():
     assert registry.params("DbofModel") == {
         "cluster_size": 8192, "hidden_size": 1024, "sample_frames": 30, "sample_random_frames": True,
         "add_batch_norm": True, "activation": "relu6", "pooling": "max", "num_mixtures": 2,
-        "l2_penalty": 1e-8, "normalize_frames": False, "sample_at_inference": False}
+        "l2_penalty": 1e-8, "normalize_frames": False, "sample_at_inference": False, "bn_momentum": 0.9}
     assert registry.params("MoeModel") == {"num_mixtures": 2, "l2_penalty": 1e-8}
     assert registry.params("LogisticModel") == {"l2_penalty": 1e-8}
+
+
+def test_dbof_hidden_batch_norm_averages_at_its_momentum():
+    """DBoF's hidden BN follows one training step's batch statistics by 1 - 0.9 (Keras's 0.99 lagged it under
+    Adam at lr 0.01 until the model was dead at inference, docs/results.md issue 6): from the initial (0, 1),
+    its moving mean is 0.1 x the batch mean of its pre-activations, its moving variance 0.9 + 0.1 x their
+    variance. The frame BNs inside DbofPooling keep Keras's 0.99."""
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(0)
+    model = registry.build("DbofModel", num_classes=5, feature_size=6, cluster_size=8, hidden_size=4, sample_frames=0)
+    hidden = model.get_layer("hidden_bn")
+    assert hidden.momentum == 0.9 and model.get_layer("dbof").cluster_norm.momentum == 0.99
+    rng = np.random.default_rng(0)
+    inputs = {"frames": rng.integers(0, 256, (4, 3, 6), dtype=np.uint8), "num_frames": np.full(4, 3, "int32")}
+    pre = keras.Model(model.inputs, model.get_layer("hidden").output)
+    z = np.asarray(pre(inputs, training=True))       # the batch's pre-activations (by batch statistics)
+    model(inputs, training=True)                     # one training pass: the hidden BN's moving stats move once
+    np.testing.assert_allclose(hidden.moving_mean.numpy(), 0.1 * z.mean(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(hidden.moving_variance.numpy(), 0.9 + 0.1 * z.var(0), rtol=1e-4)
 
 
 def test_params_is_a_copy():

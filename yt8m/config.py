@@ -34,6 +34,9 @@ CONTEXT_SEGMENT_ENCODERS = ("backbone", "pool")
 # finetunes; at 0.01 the finetune undid the graph models' pretraining, docs/results.md issue 6).
 PRETRAIN_LEARNING_RATE = 0.01
 FINETUNE_LEARNING_RATE = 0.001
+# --gcn_learning_rate unset: mssnet's GCN rate 1e-3 in a pretrain, in a finetune lowered by the base rate's own
+# stage factor (FINETUNE / PRETRAIN), so the label graph does not move as fast as in its pretrain while the rest slows.
+GCN_LEARNING_RATE = 1e-3
 
 
 def _choice(part, name: str, choices: tuple[str, ...]) -> None:
@@ -196,7 +199,8 @@ class TrainingConfig:
     learning_rate_decay_examples: int = 4_000_000
     clip_gradient_norm: float = 1.0
     optimizer: str = "adam"                 # OPTIMIZERS
-    gcn_learning_rate: float = 1e-3         # the label-graph layers' rate (0: the base rate); mssnet's GCN rate
+    gcn_learning_rate: float | None = None  # the label-graph layers' rate (0: the base rate; None: by stage, see
+                                            # `graph_learning_rate`)
     weight_decay: float = 0.0               # L2 added to the gradient, as torch Adam (mssnet); KSSNet 1e-4
     num_epochs: int = 5
     max_steps: int | None = None
@@ -222,9 +226,10 @@ class TrainingConfig:
             raise UserError("--stage=finetune needs --init_from=DIR, the train_dir of a pretrain run")
         _positive(self, "batch_size", "steps_per_epoch", "num_epochs", "max_steps")
         _unit_interval(self, "noise_mask_rate")
-        _at_least(self, 0, "noise_std", "gcn_learning_rate", "weight_decay", "swa_from_step")
-        if self.base_learning_rate is not None:
-            _at_least(self, 0, "base_learning_rate")
+        _at_least(self, 0, "noise_std", "weight_decay", "swa_from_step")
+        for name in ("base_learning_rate", "gcn_learning_rate"):
+            if getattr(self, name) is not None:
+                _at_least(self, 0, name)
         if self.eval_every_steps is not None and self.eval_every_steps < 0:
             raise UserError(f"--eval_every_steps must be >= 0 (0: at each epoch end), got {self.eval_every_steps}")
         _at_least(self, 1, "steps_per_execution")
@@ -235,6 +240,15 @@ class TrainingConfig:
         if self.base_learning_rate is not None:
             return float(self.base_learning_rate)
         return FINETUNE_LEARNING_RATE if self.stage == "finetune" else PRETRAIN_LEARNING_RATE
+
+    @property
+    def graph_learning_rate(self) -> float:
+        """The label-graph layers' rate: --gcn_learning_rate (0: the base rate), else GCN_LEARNING_RATE for a
+        pretrain and GCN_LEARNING_RATE * FINETUNE_LEARNING_RATE / PRETRAIN_LEARNING_RATE for a finetune."""
+        if self.gcn_learning_rate is not None:
+            return float(self.gcn_learning_rate) or self.learning_rate
+        stage_factor = FINETUNE_LEARNING_RATE / PRETRAIN_LEARNING_RATE if self.stage == "finetune" else 1.0
+        return GCN_LEARNING_RATE * stage_factor
 
 
 @dataclasses.dataclass(frozen=True)

@@ -97,8 +97,9 @@ def define_flags() -> None:
                       "proportional to the gradient, so a loss term weighted n moves the weights n times less).")
     flags.DEFINE_float("gcn_learning_rate", d.training.gcn_learning_rate, "Learning rate of the label-graph layers "
                        "(label_nodes, gcn, label_gcn), decayed as the base rate; 0: --base_learning_rate. Default: "
-                       "mssnet's GCN rate (KSSNet on Charades: with a base rate of 1e-4); at 0.01 the GCN's "
-                       "pre-activations grew to norms in the thousands.")
+                       "mssnet's GCN rate 1e-3 for a pretrain (KSSNet on Charades: with a base rate of 1e-4; at 0.01 "
+                       "the GCN's pre-activations grew to norms in the thousands), 1e-4 for a finetune (the base "
+                       "rate's tenfold stage drop).")
     flags.DEFINE_float("weight_decay", d.training.weight_decay, "L2 weight decay added to the gradient before Adam (torch "
                        "Adam's weight_decay, as mssnet trains KSSNet: 1e-4); biases and BN/LN betas excluded.")
     flags.DEFINE_integer("num_epochs", d.training.num_epochs, "Passes over the data (when --max_steps is not set).")

@@ -18,14 +18,14 @@ NOT_DECAYED = ("bias", "beta", "adjacency")   # mssnet's decay_mult 0: biases (B
 def make_optimizer(config: Config) -> keras.optimizers.Optimizer:
     """The run's optimizer: config.training.learning_rate decayed by --learning_rate_decay every
     --learning_rate_decay_examples, clipped by --clip_gradient_norm; the label-graph layers at
-    --gcn_learning_rate (a multiplier of the base rate: decayed with it; none when the base rate is 0)."""
-    rate = config.training.learning_rate
+    config.training.graph_learning_rate (a multiplier of the base rate: decayed with it; none when the base rate is 0)."""
+    rate, graph_rate = config.training.learning_rate, config.training.graph_learning_rate
     decay_steps = max(1, config.training.learning_rate_decay_examples // config.training.batch_size)
     schedule = keras.optimizers.schedules.ExponentialDecay(rate, decay_steps, config.training.learning_rate_decay,
                                                            staircase=True)
     multipliers = {}
-    if rate > 0 and config.training.gcn_learning_rate and config.training.gcn_learning_rate != rate:
-        multipliers = dict.fromkeys(GRAPH_LAYERS, config.training.gcn_learning_rate / rate)
+    if rate > 0 and graph_rate != rate:
+        multipliers = dict.fromkeys(GRAPH_LAYERS, graph_rate / rate)
     clip = config.training.clip_gradient_norm or None
     if config.training.optimizer == "sgd":
         if config.training.weight_decay:
