@@ -10,7 +10,8 @@ Seed s generates `SyntheticConfig.proving(s)` with the label space cut to NUM_CL
 in seconds; the 104 active classes and their 60 rated ones are the same kind of set)
 and trains with seed s. Segment task through `yt8m.training.train`, the code path of
 `train.py`: pretrain on the train split's video labels, finetune on the validate
-ratings, the test submission scored against the test truth (MAP@K). Each KSSNetTemporal
+ratings, the test submission scored against the test truth (MAP@K); Adam at lr 0.005 then 0.001, the
+label-graph layers at the CLI's `--gcn_learning_rate` default of each stage unless given. Each KSSNetTemporal
 row changes only the KS flags or the GCN depth against the reference row
 ("KS, GCN depth 4": lambda=0.6, tau=0.03, eta=0.4); the same seed's ASGE label
 embeddings (trained once per seed on the train labels) for every row.
@@ -135,6 +136,14 @@ def run_row(row: str, seed: int, prepared: dict, run_dir: str, args) -> float:
                                           metrics.read_segment_truth(paths.test_truth)))
 
 
+def graph_rates(args) -> tuple[float, float]:
+    """The label-graph layers' rate in the pretrain and in the finetune (Config.training.graph_learning_rate)."""
+    pretrain = Config.from_flags(base_learning_rate=args.pretrain_learning_rate,
+                                 gcn_learning_rate=args.gcn_learning_rate)
+    finetune = pretrain.replace(stage="finetune", init_from="pretrain", base_learning_rate=args.finetune_learning_rate)
+    return pretrain.training.graph_learning_rate, finetune.training.graph_learning_rate
+
+
 def i3d_step_times(repeats: int = 5) -> list[dict]:
     """One train step of KSSNetI3D against I3DModel (width 0.25, 4 clips of 16 x 64 x 64), interleaved."""
     import keras
@@ -170,9 +179,10 @@ def main(argv=None) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--pretrain_learning_rate", type=float, default=0.005)
     parser.add_argument("--finetune_learning_rate", type=float, default=0.001)
-    parser.add_argument("--gcn_learning_rate", type=float, default=Config().training.graph_learning_rate,
-                        help="the label-graph layers' rate in both stages (0: the stage's rate, as the saved "
-                             "results before it was a default)")
+    parser.add_argument("--gcn_learning_rate", type=float, default=None,
+                        help="the label-graph layers' rate in both stages; unset: the CLI's default by stage "
+                             "(Config.training.graph_learning_rate); 0: the stage's base rate (the saved results "
+                             "made before the flag existed)")
     parser.add_argument("--data_dir", default=os.path.join("data", f"proving_c{NUM_CLASSES}"))
     parser.add_argument("--run_dir", default=os.path.join("runs", "ablation_kssnet"))
     parser.add_argument("--i3d", action="store_true", help="also time KSSNetI3D against I3DModel")
@@ -181,7 +191,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     recipe = {k: getattr(args, k) for k in ("pretrain_steps", "finetune_steps", "batch_size",
                                             "pretrain_learning_rate", "finetune_learning_rate")}
-    if args.gcn_learning_rate:   # absent from the recipe of the results saved before it existed (rate 0)
+    if args.gcn_learning_rate is None:   # the CLI's default: the rate of each stage
+        recipe["gcn_learning_rate"] = list(graph_rates(args))
+    elif args.gcn_learning_rate:   # absent from the recipe of the results saved before it existed (rate 0)
         recipe["gcn_learning_rate"] = args.gcn_learning_rate
     rows = [r for r in args.rows.split(";") if r]
     done = load_results(args.run_dir, recipe)
@@ -223,7 +235,9 @@ def _markdown(done: dict, args) -> str:
              f"`yt8m.training.train`: pretrain {args.pretrain_steps} steps at lr {args.pretrain_learning_rate} on "
              f"the train video labels, finetune {args.finetune_steps} steps at lr {args.finetune_learning_rate} on "
              f"the validate ratings, batch {args.batch_size}"
-             + (f", the label-graph layers at lr {args.gcn_learning_rate} in both" if args.gcn_learning_rate else "")
+             + ", the label-graph layers (`--gcn_learning_rate`{}) at lr {} in the pretrain and {} in the finetune".format(
+                 " unset: the CLI's default" if args.gcn_learning_rate is None else f"={args.gcn_learning_rate}",
+                 *graph_rates(args))
              + "; test segment MAP@K on the test truth. "
              f"KSSNetTemporal width {KSSNET[1]['width']}, {KSSNET[1]['num_stages']} stages, BatchNorm, "
              f"{EMBEDDING_DIM}-d ASGE label embeddings (one set per seed, every row). Knowledge graph: the "
