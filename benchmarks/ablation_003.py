@@ -1,4 +1,4 @@
-"""Seed 003's ablations (tables 2-13) on the proving ground, 3 seeds, paired differences.
+"""Seed 003's ablations (tables 2-14) on the proving ground, 3 seeds, paired differences.
 
     python benchmarks/ablation_003.py                        # every table, seeds 0, 1, 2
     python benchmarks/ablation_003.py --seeds=0 --tables=3   # a quick look
@@ -96,6 +96,19 @@ def _sgd_loss_rows(arch: str, prior: dict | None = None) -> list:
                                                        for row, changes in rows]
 
 
+def _step_size_rows() -> list:
+    """Table 14: under SGD (b)'s m multiplies the rated class's gradient, hence its step, by m against (a)'s, so
+    (b) at lr / m takes (a)'s rated step at lr, (a) at lr * m (b)'s; (a) and (b) at lr are Table 10's rows."""
+    lr, m = SGD_FINETUNE["base_learning_rate"], PAPER_LOSS["reweight_m"]
+    correlation = {**PAPER_LOSS, "label_smoothing": "correlation", "tau": 0.5}
+    rows = [(f"(a) rated class alone (BCE), lr {lr:g}", RATED_ONLY, lr),
+            (f"(b) reweighted m = {m:g}, n = 0.1, lr {lr:g}", PAPER_LOSS, lr),
+            (f"(b) at lr {lr / m:g}: the rated step of (a) at {lr:g}", PAPER_LOSS, lr / m),
+            (f"(a) at lr {lr * m:g}: the rated step of (b) at {lr:g}", RATED_ONLY, lr * m),
+            (f"(c) (b) + correlation tau = 0.5 at lr {lr / m:g}", correlation, lr / m)]
+    return [(row, "DBoF", {**changes, **SGD_FINETUNE, "base_learning_rate": rate}) for row, changes, rate in rows]
+
+
 def _mixture_loss_rows() -> list:
     """Tables 3-4 on the mixture, reduced to one row each: Table 2's finetune (Adam, the script's rate and length),
     so (a) is Table 2's mixture row."""
@@ -146,6 +159,8 @@ TABLES = {
          ["(a) rated class alone (BCE)", "(b) reweighted m = 2.5, n = 0.1"], _sgd_loss_rows("DBoF", PRIOR)),
     13: ("Seed 003's losses on the mixture, Adam finetune of Table 2", ["(a) rated class alone (BCE)",
          "(b) reweighted m = 2.5, n = 0.1"], _mixture_loss_rows()),
+    14: ("Seed 003's losses on DBoF, SGD finetune: the rated class's step, lr / m and lr * m",
+         [row for row, _, _ in _step_size_rows()[:3]], _step_size_rows()),
     6: ("Mixture options (linrongc's per-video gate and branch losses; finetune: BCE on the rated class)",
         [MIXTURE],
         [(arch, arch, RATED_ONLY) for arch in (MIXTURE, "mixture, global gate", "mixture, no branch losses")]),
@@ -156,7 +171,7 @@ SECTION = ("<!-- issue 4 begin -->", "<!-- issue 4 end -->")
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--tables", default="2,3,4,5,6,7,8,9,10,11,12,13")
+    parser.add_argument("--tables", default="2,3,4,5,6,7,8,9,10,11,12,13,14")
     parser.add_argument("--pretrain_steps", type=int, default=200)
     parser.add_argument("--finetune_steps", type=int, default=100)
     parser.add_argument("--batch_size", type=int, default=32)
