@@ -24,12 +24,13 @@ BACKUP_DIR = "backup"
 BEST_MODEL_FILE = "best_model.keras"   # --keep_best_checkpoint: the model of the best validation ...
 BEST_EVAL_FILE = "best_eval.json"      # ... and its metrics and step
 RESULT_FILE = "train_result.json"      # what the stage's train returned: a rerun of a finished run prints it
+PASS_COUNT_FILE = "pass_count.json"    # --num_epochs: the count of one pass over the training files (training._pass_steps)
 EVAL_FILE = "eval.json"                # eval.py's metrics, unless --output_file names another file
 # What makes a run directory hold "another run": a checkpoint of one cannot continue as the other.
 IDENTITY = ("model", "model_params", "num_classes", "feature_names", "feature_sizes", "frame_features", "stage")
 # What --overwrite removes: every file train.py (and eval.py) writes there.
 RUN_FILES = (CONFIG_FILE, MODEL_FILE, BACKUP_DIR, "logs", "workers", EVAL_FILE, STATS_FILE, BEST_MODEL_FILE,
-             BEST_EVAL_FILE, RESULT_FILE)
+             BEST_EVAL_FILE, RESULT_FILE, PASS_COUNT_FILE)
 
 
 @dataclasses.dataclass(frozen=True)
