@@ -1,7 +1,7 @@
 """tf.data readers for the YouTube-8M records: video-level, frame-level and segment.
 
-Every reader lists files with `yt8m.fileio.match_files`, interleaves them, shuffles
-(files and records, seeded), repeats, batches and only then parses the whole batch
+Every reader lists files with `yt8m.fileio.match_files`, shuffles them (files, interleaved,
+and records, seeded) or reads them in turn, repeats, batches and only then parses the whole batch
 (`parse_example` / `parse_sequence_example`, one vectorised `decode_raw` per feature;
 frame batches parsed dense, padded by the parser, segments ragged). Each yields `(features, labels, weights)` as the table in
 docs/ARCHITECTURE.md states. Frames stay uint8 (the model's `Dequantize` layer turns
@@ -12,7 +12,7 @@ Bad data stops a pipeline with a `tf.errors.InvalidArgumentError` whose message 
 `data_errors(pattern, flag)` to turn that, and corrupt records, into `UserError`.
 
 The record plumbing is public for the other readers of yt8m/data (clips, video_segments):
-`record_batches` (files interleaved, shuffled, repeated, batched: (serialized, file) batches),
+`record_batches` (files shuffled or in turn, repeated, batched: (serialized, file) batches),
 `frame_record_batches` (the same after checking the first records for the frame features) and
 `multi_hot_labels` (range-checked labels -> multi-hot).
 """
@@ -308,8 +308,9 @@ def record_batches(pattern: str, *, flag: str, batch_size: int, shuffle: bool = 
                    drop_remainder: bool = False,
                    corrupt_records: "CorruptRecords | None" = None) -> tf.data.Dataset:
     """Batches of (serialized records (B,) string, their files (B,) string) of any record type: the
-    files of `pattern` (--flag) interleaved, shuffled with `seed` (files, then records in a buffer of
-    `shuffle_buffer`), repeated `num_epochs` times (None: forever). Parse each batch in a `map`.
+    files of `pattern` (--flag), shuffled with `seed` (files, interleaved, then records in a buffer of
+    `shuffle_buffer`) or read in turn, repeated `num_epochs` times (None: forever). Parse each batch in
+    a `map`.
 
     Records are read by TensorFlow's own reader, unchecked and uncopied (checking every file's
     framing as it is read cost 1.4-1.9x the CPU per video); a corrupt or truncated record stops
@@ -321,16 +322,16 @@ def record_batches(pattern: str, *, flag: str, batch_size: int, shuffle: bool = 
     with _LOCK:
         _FILES_READ.update(dict.fromkeys(files))     # what data_errors searches when a record is corrupt
     dataset = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        dataset = dataset.shuffle(len(files), seed=seed)
     records = tf.data.TFRecordDataset if corrupt_records is None else corrupt_records.records
-    dataset = dataset.interleave(
-        lambda file: tf.data.Dataset.zip((records(file),                      # no function per record
-                                          tf.data.Dataset.from_tensors(file).repeat())),
-        cycle_length=min(len(files), MAX_PARALLEL_FILES),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    with_files = lambda file: tf.data.Dataset.zip((records(file),  # noqa: E731 (no function per record)
+                                                   tf.data.Dataset.from_tensors(file).repeat()))
     if shuffle:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+        dataset = (dataset.shuffle(len(files), seed=seed)
+                   .interleave(with_files, cycle_length=min(len(files), MAX_PARALLEL_FILES),
+                               num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+                   .shuffle(shuffle_buffer, seed=seed))
+    else:   # files in turn: the parallel interleave's hand-offs cost ~10% of an unshuffled reader's CPU
+        dataset = dataset.flat_map(with_files)
     return dataset.repeat(num_epochs).batch(batch_size, drop_remainder=drop_remainder)
 
 
