@@ -105,7 +105,8 @@ def _step_size_rows() -> list:
             (f"(b) reweighted m = {m:g}, n = 0.1, lr {lr:g}", PAPER_LOSS, lr),
             (f"(b) at lr {lr / m:g}: the rated step of (a) at {lr:g}", PAPER_LOSS, lr / m),
             (f"(a) at lr {lr * m:g}: the rated step of (b) at {lr:g}", RATED_ONLY, lr * m),
-            (f"(c) (b) + correlation tau = 0.5 at lr {lr / m:g}", correlation, lr / m)]
+            (f"(c) (b) + correlation tau = 0.5 at lr {lr / m:g}", correlation, lr / m),
+            (f"(a) at lr {lr / m:g}: the rate of (b) above", RATED_ONLY, lr / m)]  # a control, added after seeds 0-2
     return [(row, "DBoF", {**changes, **SGD_FINETUNE, "base_learning_rate": rate}) for row, changes, rate in rows]
 
 
