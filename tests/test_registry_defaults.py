@@ -37,7 +37,10 @@ RANDOM_DRAWS = 50        # the MAP to beat: the mean of random scores' plus one 
 # Models that do not yet rank above random in 24 steps under the CLI's defaults (measured MAP vs the
 # random 0.142; not graph models, their defaults belong to their families): every other check holds,
 # the ranking one is an expected failure until their defaults are fixed.
-SLOW_TO_RANK = {"SelfAttentionSNetModel": "MAP 0.162 vs 0.169 with the paper's sigmoid-conv attention"}
+SLOW_TO_RANK = {"SelfAttentionSNetModel": "MAP 0.162 vs 0.169 with the paper's sigmoid-conv attention",
+                # hidden BN at momentum 0.9: inference now runs on the trained statistics; at Keras's 0.99 this
+                # 32-cluster model ranked above the bar on stale ones, and the full-size one died on the demo
+                "DbofModel": "MAP 0.169 vs 0.172 with its hidden BN at momentum 0.9 (docs/results.md, issue 6)"}
 
 
 def _average_precisions(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
