@@ -2,6 +2,7 @@
 
     python benchmarks/ablation_srdl.py                         # every row, seeds 0, 1, 2
     python benchmarks/ablation_srdl.py --seeds=0 --rows=car,oe  # a quick look
+    python benchmarks/ablation_srdl.py --rows=logistic,car,oe,car_direct,oe_direct  # issue 15's rows
     python benchmarks/ablation_srdl.py --write_results         # the tables into docs/results.md (issue 7)
 
 Seed s reads the proving ground made with generator seed s (`SyntheticConfig.proving(s)`,
@@ -169,7 +170,8 @@ def _markdown(done: dict, args) -> str:
              f"{args.max_steps} steps, batch {args.batch_size}, Adam lr {args.learning_rate} "
              f"(label_nodes and label_gcn at {args.gcn_learning_rate or args.learning_rate}); SRDL rows "
              f"hidden_size={SMALL['hidden_size']}, gcn_hidden_size={SMALL['gcn_hidden_size']}, "
-             f"sample_frames={SMALL['sample_frames']} (the builder-defaults row: 64, 64, every frame), ASGE label "
+             f"sample_frames={SMALL['sample_frames']} (the builder-defaults row: 64, 64, every frame), the "
+             "row-softmax adjacency unless the row says direct, ASGE label "
              f"embeddings of size {args.embedding_dim} shared within a seed. Video-level Hit@1, PERR, MAP, GAP on "
              "half the validate split (files validate0000-0001, 400 videos); segment MAP@K of the test "
              "submission on the test truth. Mean (std) over seeds; "
