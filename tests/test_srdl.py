@@ -393,3 +393,19 @@ def test_the_row_softmax_adjacency_starts_at_its_graph_and_needs_positive_learne
         LabelNodes(3, 2, adjacency_form="row_softmax")
     with pytest.raises(ValueError, match="adjacency_form"):
         LabelNodes(3, 2, learn_adjacency=True, adjacency_form="softmax")
+
+
+def test_the_direct_adjacency_keeps_the_zeros_of_its_start():
+    """Why DbofGCN keeps the direct form: the gradient of |A| at an exact 0 is 0, so its I + P start stays sparse."""
+    start = np.eye(4, dtype=np.float32)
+    start[0, 1] = start[1, 0] = 0.5
+    features = keras.Input((5,))
+    nodes = LabelNodes(4, 3, adjacency=start, learn_adjacency=True, seed=0)
+    label_vectors = GCNStack([6, 5])(*nodes(features))[-1]
+    model = keras.Model(features, keras.ops.sigmoid(keras.ops.matmul(features, keras.ops.transpose(label_vectors))))
+    model.compile(keras.optimizers.Adam(0.05), "binary_crossentropy")
+    x = np.random.default_rng(1).random((64, 5)).astype(np.float32)
+    model.fit(x, (x[:, :4] > 0.5).astype(np.float32), epochs=5, verbose=0)
+    learned = nodes.adjacency.numpy()
+    np.testing.assert_array_equal(learned[start == 0], 0.0)
+    assert not np.allclose(learned[start != 0], start[start != 0])

@@ -166,7 +166,8 @@ class LabelNodes(keras.layers.Layer):
     `learn_adjacency` makes A a trainable weight (DbofGCN, SRDL); `normalize`
     applies D^-1/2 A D^-1/2 on every call (to |A| when A is learned, so it stays a
     valid graph). `adjacency_form` (learned A only): "direct" trains the entries
-    of A themselves (DbofGCN); "row_softmax" (SRDL) trains logits L, started at
+    of A themselves (DbofGCN: the gradient of |A| at an exact 0 is 0, so the zeros of
+    its I + P start stay 0); "row_softmax" (SRDL) trains logits L, started at
     log of the start graph, and uses Â = softmax of each row of L (rows already sum
     to 1, `normalize` is moot). Adam moves every weight by about its rate per step:
     on direct entries of size 1/C that lets a row's C - 1 off-diagonal entries
