@@ -114,6 +114,11 @@ def timed_pass(dataset, count_of) -> tuple[float, float]:
 STEADY_AFTER = 4   # steps of each timed fit left out: its start (iterator, shuffle buffer, first batches)
 
 
+def steady_after(steps: int) -> int:
+    """The steps of a timed fit of `steps` left out: STEADY_AFTER, at most half of them (at least 1)."""
+    return max(1, min(STEADY_AFTER, steps // 2))
+
+
 class StepClock(keras.callbacks.Callback):
     """Wall and process time at the end of every training step."""
 
@@ -130,7 +135,7 @@ def input_bound_share(pattern, batch_size, num_classes, steps, rounds):
     A small DbofModel (cluster 256, hidden 256, 30 frames, MoE 2) through Model.fit, so the
     reader's share shows; a bigger model only lowers it. Rounds alternate real and cached fits
     (the order reversed every other round); each fit is timed in steady state (after its first
-    STEADY_AFTER steps). Returns per round: (real s/step, cached s/step, cores the cached steps
+    steady_after(steps) steps). Returns per round: (real s/step, cached s/step, cores the cached steps
     kept busy: process time over wall time, real and cached s/step of the whole fits).
     """
     from models import registry
@@ -150,6 +155,7 @@ def input_bound_share(pattern, batch_size, num_classes, steps, rounds):
                            hidden_size=256, sample_frames=30, num_mixtures=2)
     model.compile(optimizer=optimizers.make_optimizer(config), loss=losses.make_loss(config))
     model.fit(cached, steps_per_epoch=2, epochs=1, verbose=0)  # trace
+    skip = steady_after(steps)
     results = []
     for round_ in range(rounds):
         timed = {}
@@ -157,8 +163,8 @@ def input_bound_share(pattern, batch_size, num_classes, steps, rounds):
         for name, dataset in (pair if round_ % 2 == 0 else pair[::-1]):
             clock, start = StepClock(), time.perf_counter()
             model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[clock])
-            (wall0, cpu0), (wall1, cpu1) = clock.marks[STEADY_AFTER - 1], clock.marks[-1]
-            timed[name] = ((wall1 - wall0) / (steps - STEADY_AFTER), (cpu1 - cpu0) / (wall1 - wall0),
+            (wall0, cpu0), (wall1, cpu1) = clock.marks[skip - 1], clock.marks[-1]
+            timed[name] = ((wall1 - wall0) / (steps - skip), (cpu1 - cpu0) / (wall1 - wall0),
                            (time.perf_counter() - start) / steps)
         results.append((timed["real"][0], timed["cached"][0], timed["cached"][1], timed["real"][2],
                         timed["cached"][2]))
@@ -233,7 +239,8 @@ def main() -> None:
         real, cached, cores, real_fit, cached_fit = (statistics.median(column) for column in zip(*results))
         reader_ms = min(cpus["reader, shuffled"]) * args.batch_size / 1000
         print(f"\ntraining step (small DbofModel, batch {args.batch_size}, {args.step_rounds} rounds x "
-              f"{args.step_steps} steps, steady after {STEADY_AFTER}): real reader {real * 1000:.0f} ms/step "
+              f"{args.step_steps} steps, steady after {steady_after(args.step_steps)}): "
+              f"real reader {real * 1000:.0f} ms/step "
               f"[{min(r[0] for r in results) * 1000:.0f}-{max(r[0] for r in results) * 1000:.0f}], "
               f"same batches cached {cached * 1000:.0f} "
               f"[{min(r[1] for r in results) * 1000:.0f}-{max(r[1] for r in results) * 1000:.0f}]; whole fits "
