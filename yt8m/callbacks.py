@@ -67,8 +67,7 @@ class StopAtStep(_StepCounter):
 
 
 class StopOnNonFiniteLoss(_StepCounter):
-    """Stops at a NaN/inf loss and remembers when it was seen, so the run can say so clearly; also keeps
-    the first step's loss (where this fit started, for the health check's divergence test).
+    """Stops at a NaN/inf loss and remembers when it was seen, so the run can say so clearly.
 
     The loss Keras reports is the epoch's running mean, so a non-finite step stays visible until the
     epoch ends: reading it every `every` steps and at the epoch end (before the backup and the model
@@ -84,7 +83,6 @@ class StopOnNonFiniteLoss(_StepCounter):
         self.every = every
         self.bad_step = None
         self.bad_value = None
-        self.first_loss = None
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -94,7 +92,7 @@ class StopOnNonFiniteLoss(_StepCounter):
         self._advance()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.first_loss is None or self.step >= self.next_check:
+        if self.step >= self.next_check:   # the fit's first step, then every `every`
             self.next_check = (self.step // self.every + 1) * self.every
             self._check((logs or {}).get("loss"))
 
@@ -105,8 +103,6 @@ class StopOnNonFiniteLoss(_StepCounter):
         if loss is None or self.bad_step is not None:
             return
         loss = float(loss)
-        if self.first_loss is None and np.isfinite(loss):
-            self.first_loss = loss
         if not np.isfinite(loss):
             self.bad_step = self.step
             self.bad_value = loss

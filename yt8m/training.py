@@ -93,9 +93,12 @@ def _train(config: Config) -> TrainResult:
         # tf.function trace the whole train step a second time (half of a small run's start-up).
         model.optimizer.build(model.trainable_variables)
     nan_guard = StopOnNonFiniteLoss()
+    # The health guard's loss windows: multi_worker.fit's logs hold each step's loss, fit's the epoch's mean.
+    loss_windows = health.LossWindows(running_mean=not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy))
     validating = _validates(config)
     callbacks = [
         nan_guard,
+        loss_windows,
         *([WriteConfigAtFirstStep(config)] if chief else []),
         AtomicBackupAndRestore(os.path.join(work_dir, "backup"), delete_checkpoint=False),
         keras.callbacks.TensorBoard(os.path.join(work_dir, "logs")),
@@ -132,12 +135,11 @@ def _train(config: Config) -> TrainResult:
     if chief and not history.epoch:   # every epoch was done before: the rerun of a finished run
         return _finished_run(config, int(model.optimizer.iterations.numpy()), strategy.num_replicas_in_sync)
     losses_seen = history.history.get("loss", [])
-    started = [nan_guard.first_loss] if nan_guard.first_loss is not None else []   # issue 17 case 8: vs step 1
     # The first batch of the stream: a resumed run's input would read the skipped steps again to get one.
     probe = (model, next(iter(train_data))) if chief else None
     if chief and in_context:   # the rated segments' rows, as the per-segment reader's batches hold them
         probe = segment_context.rated_rows(*probe)
-    found = health.check(*probe, started + losses_seen) if chief else ()
+    found = health.check(*probe, loss_windows.windows()) if chief else ()
     validation = next((c for c in callbacks if isinstance(c, Validation)), None)
     result = TrainResult(config.training.train_dir, os.path.join(config.training.train_dir, MODEL_FILE),
                          int(model.optimizer.iterations.numpy()), float(losses_seen[-1]) if losses_seen else math.nan,
