@@ -347,6 +347,35 @@ def test_segment_attention_refuses_models_without_whole_video_attention():
         segment_attention.segment_attention_model(_backbone("DbofModel"))
 
 
+def test_one_pass_prediction_traces_the_model_once_per_pass(synthetic_data):
+    """segment_context.predict_batches over whole test videos: one trace of the forward pass for batches
+    padded to different lengths and a partial last batch; its rows are the eager model's segments."""
+    import glob
+
+    import tensorflow as tf
+
+    from models import context
+    from tests.test_evaluation import CountingTraces
+    from yt8m import segment_context
+
+    pattern = synthetic_data.frame_test
+    videos = sum(1 for path in glob.glob(pattern) for _ in tf.data.TFRecordDataset(path))
+    per_batch = 5
+    assert videos % per_batch and videos > 2 * per_batch, "full batches and a partial last one"
+    dataset = video_segments.video_segment_dataset(pattern, num_classes=64, feature_spec=SPEC, rated=False,
+                                                   batch_size=per_batch * readers.TEST_SEGMENTS_PER_VIDEO)
+    assert len({int(features["frames"].shape[1]) for features, _, _ in dataset}) > 1, "padded to different lengths"
+    model = CountingTraces(context.one_pass_model(_backbone("DbofModel")))
+    model(readers.model_inputs(next(iter(dataset))[0]))   # built eagerly: the count below is the traces alone
+    model.traces = 0
+    rows = list(segment_context.predict_batches(model, dataset, pattern, "input_data_pattern", progress=False))
+    assert model.traces == 1   # reduce_retracing alone: one per new shape until relaxed
+    expected = [model.inner(readers.model_inputs(features), training=False).numpy()[features["segment_mask"].numpy()]
+                for features, _, _ in dataset]
+    assert [len(p) for _, _, p in rows] == [len(e) for e in expected]
+    np.testing.assert_allclose(np.concatenate([p for _, _, p in rows]), np.concatenate(expected), rtol=1e-5, atol=1e-6)
+
+
 def test_time_shift_averages_the_scores_of_the_frames_shifted_by_hand(synthetic_data):
     """--time_shift: the one-pass segment-only scores averaged over the whole video's frames moved one
     step left, not at all and one step right (edge frame repeated), shifted here by hand."""

@@ -92,7 +92,9 @@ def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, 
     """One forward pass per batch of whole videos; yields per-segment (features, labels, probabilities)
     rows as evaluation.predict_batches does on the per-segment reader: rated batches one row per rated
     (segment, class) (`id`, `segment_class`; the segment's target row), test batches one per segment."""
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    from yt8m import evaluation   # here: evaluation imports this module
+
+    forward = evaluation.forward_function(model, dataset)   # one trace per pass (padded lengths, last batch)
     bar = keras.utils.Progbar(None, unit_name="video", verbose=keras_verbose(progress))
     seen = 0
     with readers.data_errors(pattern, flag):
