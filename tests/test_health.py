@@ -147,6 +147,13 @@ def test_loss_windows_of_per_step_logs_and_of_a_one_step_fit():
     assert one is None   # one step: nothing to compare
 
 
+def test_loss_windows_leave_keras_free_to_dispatch_batch_ends_asynchronously(monkeypatch):
+    from keras.src import backend
+
+    monkeypatch.setattr(backend, "IS_THREAD_SAFE", True)   # as on the backends that dispatch asynchronously
+    assert keras.callbacks.CallbackList([health.LossWindows()])._async_train
+
+
 def test_check_runs_the_model_on_the_batch_and_warns_with_the_flags(capsys):
     features = keras.Input((3,), name="features")
     dead = keras.Model({"features": features}, keras.layers.Dense(5, activation="sigmoid", kernel_initializer="zeros",
