@@ -15,6 +15,7 @@ from yt8m.data import readers
 from yt8m.data.vocabulary import read_segment_label_ids
 from yt8m.errors import UserError
 from yt8m.fileio import atomic_output, probe_writable, remove_stale_temp_files
+from yt8m.forward import forward_function
 from yt8m.progress import CountLines, keras_verbose
 
 
@@ -33,16 +34,6 @@ def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, 
             lines.update(seen)
             yield {k: v.numpy() for k, v in features.items()}, labels.numpy(), probabilities
     bar.update(seen, finalize=True)
-
-
-def forward_function(model: keras.Model, dataset: tf.data.Dataset):
-    """`model(inputs, training=False)` as a tf.function traced once for every batch of `dataset`: its
-    signature is the dataset's model inputs with the batch dimension (and any other the dataset leaves
-    open, as the frames of a batch padded to its longest video) unknown. (reduce_retracing traced it twice:
-    for the first batch's shapes, then relaxed at the first other, e.g. the last, partial, batch.)"""
-    specs = {key: tf.TensorSpec([None, *spec.shape[1:]], spec.dtype)
-             for key, spec in readers.model_inputs(dataset.element_spec[0]).items()}
-    return tf.function(lambda inputs: model(inputs, training=False), input_signature=[specs])
 
 
 def _candidate_table(config: Config, model: keras.Model, pattern: str, flag: str, progress: bool):

@@ -23,6 +23,7 @@ from models import context, segment_attention
 from yt8m.config import Config
 from yt8m.data import readers, schema, video_segments
 from yt8m.errors import UserError
+from yt8m.forward import forward_function
 from yt8m.progress import keras_verbose
 
 
@@ -92,9 +93,7 @@ def predict_batches(model: keras.Model, dataset: tf.data.Dataset, pattern: str, 
     """One forward pass per batch of whole videos; yields per-segment (features, labels, probabilities)
     rows as evaluation.predict_batches does on the per-segment reader: rated batches one row per rated
     (segment, class) (`id`, `segment_class`; the segment's target row), test batches one per segment."""
-    from yt8m import evaluation   # here: evaluation imports this module
-
-    forward = evaluation.forward_function(model, dataset)   # one trace per pass (padded lengths, last batch)
+    forward = forward_function(model, dataset)   # one trace per pass (padded lengths, last batch)
     bar = keras.utils.Progbar(None, unit_name="video", verbose=keras_verbose(progress))
     seen = 0
     with readers.data_errors(pattern, flag):
