@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import frame_config, run_cli, tiny_dbof_flags
-from yt8m import datasets, rundir, training
+from yt8m import datasets, pass_count, rundir, training
 
 
 def test_an_epoch_is_one_pass_over_the_training_files_without_a_ran_out_of_data_warning(synthetic_data, tmp_path):
@@ -41,7 +41,7 @@ def test_the_steps_of_an_epoch_are_the_batches_of_one_pass_of_the_input(syntheti
         config = config.replace(train_data_pattern=synthetic_data.frame_validate, segment_labels=True)
     batches = sum(1 for _ in datasets.training_dataset(config))
     assert batches > 1
-    assert training._pass_steps(config, False, str(tmp_path / "run")) == batches
+    assert pass_count.pass_steps(config, False, str(tmp_path / "run")) == batches
 
 
 def _video_run(data, train_dir, **changes):
@@ -55,15 +55,15 @@ def _records(pattern: str) -> int:
 
 
 def _counts_once(monkeypatch) -> list:
-    """training._count wrapped: the calls listed; a second call fails the test (a pass read again)."""
+    """pass_count._count wrapped: the calls listed; a second call fails the test (a pass read again)."""
     calls = []
-    count = training._count
+    count = pass_count._count
 
     def once(*args, **kwargs):
         assert not calls, "one pass of the training files was read again"
         calls.append(args)
         return count(*args, **kwargs)
-    monkeypatch.setattr(training, "_count", once)
+    monkeypatch.setattr(pass_count, "_count", once)
     return calls
 
 
@@ -90,27 +90,27 @@ def test_a_changed_file_set_or_batching_of_segments_is_counted_again(synthetic_d
     run = str(tmp_path / "run")
     config = _video_run(synthetic_data, run, train_data_pattern=str(files / "*.tfrecord"))
     counted = []
-    monkeypatch.setattr(training, "_count", lambda *args: counted.append(args) or 1000)   # 1000 records a pass
-    assert training._pass_steps(config, False, run) == 25
-    assert training._pass_steps(config.replace(batch_size=100), False, run) == 10   # records: no new count
+    monkeypatch.setattr(pass_count, "_count", lambda *args: counted.append(args) or 1000)   # 1000 records a pass
+    assert pass_count.pass_steps(config, False, run) == 25
+    assert pass_count.pass_steps(config.replace(batch_size=100), False, run) == 10   # records: no new count
     assert len(counted) == 1
     with open(sorted(files.iterdir())[0], "ab") as handle:   # a file grew (or was replaced)
         handle.write(b"\0")
-    training._pass_steps(config, False, run)
+    pass_count.pass_steps(config, False, run)
     os.remove(sorted(files.iterdir())[1])                    # a file left the pattern
-    training._pass_steps(config, False, run)
+    pass_count.pass_steps(config, False, run)
     assert len(counted) == 3
     # Segments count the pipeline's batches: another --batch_size is another count.
     segments = frame_config(synthetic_data, run, max_steps=None, num_epochs=1, batch_size=40,
                             train_data_pattern=synthetic_data.frame_validate, segment_labels=True)
-    training._pass_steps(segments, False, run)
-    training._pass_steps(segments.replace(batch_size=64), False, run)
+    pass_count.pass_steps(segments, False, run)
+    pass_count.pass_steps(segments.replace(batch_size=64), False, run)
     assert len(counted) == 5
 
 
 def test_above_the_size_limit_keras_finds_each_pass_end_quietly(synthetic_data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(training, "PASS_COUNT_LIMIT_BYTES", 0)
-    monkeypatch.setattr(training, "_count", lambda *args: pytest.fail("the training files were read to count"))
+    monkeypatch.setattr(pass_count, "PASS_COUNT_LIMIT_BYTES", 0)
+    monkeypatch.setattr(pass_count, "_count", lambda *args: pytest.fail("the training files were read to count"))
     per_epoch = -(-_records(synthetic_data.video_train) // 40)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

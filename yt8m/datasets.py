@@ -25,6 +25,13 @@ def training_dataset(config: Config, corrupt_records: readers.CorruptRecords | N
     return dataset.map(lambda features, labels, weights: (readers.model_inputs(features), labels, weights))
 
 
+def training_source(config: Config) -> tuple[str, str]:
+    """(pattern, flag) of the files a training pass reads: the clips of a clip run, else --train_data_pattern."""
+    if config.data.clip_data_pattern:
+        return config.data.clip_data_pattern, "clip_data_pattern"
+    return config.data.train_data_pattern, "train_data_pattern"
+
+
 def eval_dataset(config: Config, corrupt_records: readers.CorruptRecords | None = None,
                  whole_videos: bool = False) -> tf.data.Dataset:
     """One ordered pass over --eval_data_pattern (rated segments with --segment_labels)."""
@@ -48,7 +55,7 @@ def _dataset(config: Config, pattern: str, flag: str, *, shuffle: bool, num_epoc
             flag=flag, corrupt_records=corrupt_records)
     if config.data.clip_data_pattern:  # a clip run: every split is read as RGB clips
         if flag == "train_data_pattern":
-            pattern, flag = config.data.clip_data_pattern, "clip_data_pattern"
+            pattern, flag = training_source(config)
         return clips.clip_dataset(pattern, num_classes=config.data.num_classes, batch_size=config.training.batch_size,
                                   clip_frames=config.data.clip_frames, clip_size=config.data.clip_size, training=shuffle,
                                   shuffle=shuffle, seed=config.training.seed, num_epochs=num_epochs, flag=flag,

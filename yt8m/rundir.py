@@ -24,7 +24,7 @@ BACKUP_DIR = "backup"
 BEST_MODEL_FILE = "best_model.keras"   # --keep_best_checkpoint: the model of the best validation ...
 BEST_EVAL_FILE = "best_eval.json"      # ... and its metrics and step
 RESULT_FILE = "train_result.json"      # what the stage's train returned: a rerun of a finished run prints it
-PASS_COUNT_FILE = "pass_count.json"    # --num_epochs: the count of one pass over the training files (training._pass_steps)
+PASS_COUNT_FILE = "pass_count.json"    # --num_epochs: the count of one pass over the training files (pass_count.pass_steps)
 EVAL_FILE = "eval.json"                # eval.py's metrics, unless --output_file names another file
 # What makes a run directory hold "another run": a checkpoint of one cannot continue as the other.
 IDENTITY = ("model", "model_params", "num_classes", "feature_names", "feature_sizes", "frame_features", "stage")
