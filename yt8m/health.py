@@ -48,7 +48,7 @@ class LossWindows(keras.callbacks.Callback):
     (`running_mean`), so n steps into an epoch the epoch's sum so far is n times it; the multi-worker loop
     (yt8m/multi_worker.py) reports each step's loss (running_mean=False). The fit's cumulative loss sums
     are kept at its first LOSS_WINDOW steps and its latest ones: each window's mean is a difference of
-        two sums. With --steps_per_execution the windows are whole executions (K steps or a few more); Keras
+    two sums. With --steps_per_execution the windows are whole executions (K steps or a few more); Keras
     weights its mean by batch size, so a pass's partial last batch counts here as a full one."""
 
     async_safe = True   # the points carry their step: their order of arrival does not matter
