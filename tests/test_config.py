@@ -72,6 +72,24 @@ def test_checks_across_parts_are_the_configs():
         Config(data={"num_classes": 3})
 
 
+def test_steps_per_epoch_without_max_steps_is_refused_not_ignored():
+    """With --num_epochs an epoch is one pass over the files, so a given --steps_per_epoch would do nothing."""
+    from absl import flags as absl_flags
+
+    from yt8m import flags
+
+    flags.define_flags()
+    try:
+        absl_flags.FLAGS(["train.py", "--steps_per_epoch=50"])
+        with pytest.raises(UserError, match="add --max_steps=N or drop --steps_per_epoch"):
+            flags.config_from_flags()
+        absl_flags.FLAGS.unparse_flags()
+        absl_flags.FLAGS(["train.py", "--steps_per_epoch=50", "--max_steps=200"])
+        assert flags.config_from_flags().training.steps_per_epoch == 50
+    finally:
+        absl_flags.FLAGS.unparse_flags()
+
+
 def test_save_writes_nested_json_and_load_reads_nested_and_flat(tmp_path):
     config = Config.from_flags(num_classes=7, model="MoeModel", model_params={"num_mixtures": 2}, members=["a", "b"],
                                weights=["1", "3"], stage="finetune", init_from="pre", feature_names=["rgb"],

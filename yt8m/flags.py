@@ -201,6 +201,9 @@ def config_from_flags() -> Config:
     """Builds the Config from parsed flags; unset frame/feature flags take the official defaults."""
     from yt8m.data.schema import FeatureSpec
 
+    if FLAGS["steps_per_epoch"].present and FLAGS.max_steps is None:
+        raise UserError("--steps_per_epoch is the epoch of a --max_steps run; without --max_steps an epoch is one "
+                        "pass over the training files (--num_epochs): add --max_steps=N or drop --steps_per_epoch")
     try:
         spec = FeatureSpec.parse(FLAGS.feature_names, FLAGS.feature_sizes, FLAGS.frame_features)
     except ValueError as exc:
