@@ -242,6 +242,12 @@ class TrainingConfig:
         return FINETUNE_LEARNING_RATE if self.stage == "finetune" else PRETRAIN_LEARNING_RATE
 
     @property
+    def max_steps_epoch(self) -> int | None:
+        """With --max_steps, a Keras epoch's steps (the checkpoint interval): --steps_per_epoch, at most
+        --max_steps; None for a --num_epochs run, whose epoch is one pass over the files."""
+        return min(self.steps_per_epoch, self.max_steps) if self.max_steps else None
+
+    @property
     def graph_learning_rate(self) -> float:
         """The label-graph layers' rate: --gcn_learning_rate (0: the base rate), else GCN_LEARNING_RATE for a
         pretrain and GCN_LEARNING_RATE * FINETUNE_LEARNING_RATE / PRETRAIN_LEARNING_RATE for a finetune."""

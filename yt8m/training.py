@@ -103,7 +103,7 @@ def _train(config: Config) -> TrainResult:
         if validating:  # after the saves: a failing validation loses no checkpoint
             callbacks.append(_validation(config, nan_guard))
     if config.training.max_steps:
-        steps_per_epoch = min(config.training.steps_per_epoch, config.training.max_steps)
+        steps_per_epoch = config.training.max_steps_epoch
         epochs = math.ceil(config.training.max_steps / steps_per_epoch)
         callbacks.append(StopAtStep(config.training.max_steps))
     elif config.training.strategy == "multi_worker":
@@ -241,8 +241,7 @@ def _continued(dataset: tf.data.Dataset, config: Config, work_dir: str, repeat: 
     backup_dir = os.path.join(work_dir, "backup")
     epochs = backup.completed_epochs(backup_dir)
     if config.training.max_steps:
-        steps_per_epoch = min(config.training.steps_per_epoch, config.training.max_steps)
-        return dataset.skip(backup.completed_steps(backup_dir, steps_per_epoch)) if epochs else dataset
+        return dataset.skip(backup.completed_steps(backup_dir, config.training.max_steps_epoch)) if epochs else dataset
     for _ in range(epochs):
         iter(dataset)
     return dataset.repeat() if repeat else dataset
