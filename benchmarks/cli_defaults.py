@@ -1,16 +1,19 @@
-"""The graph models under the CLI defaults (issue 14's "Must show"): docs/results.md, issue 6.
+"""The graph, CMA and SRDL models under the CLI defaults (issues 14 and 15's "Must show"): docs/results.md.
 
-    python benchmarks/cli_defaults.py                                   # every row
-    python benchmarks/cli_defaults.py --rows="KSSNetTemporal demo"      # one row (rows may run as parallel processes)
+    python benchmarks/cli_defaults.py                                          # every row, seed 0
+    python benchmarks/cli_defaults.py --rows="KSSNetTemporal demo"             # one row (rows may run as parallel processes)
+    python benchmarks/cli_defaults.py --rows="CmaSNetModel demo;FrameLevelLogisticModel demo" --seeds=0,1,2
 
-Each row is one model on one set: `SyntheticConfig.proving(seed)` (demo) or `.easy(seed)` (easy), --seed 0
-unless given, made under --data_dir if missing. Both stages go through train.py's own flag parsing (yt8m.flags -> Config) with nothing
-but `--model=M --frame_features --batch_size=32`, the data, `--num_epochs=3` for the pretrain and
-`--stage=finetune --segment_labels --max_steps=50` on the validate ratings; every other flag is the CLI's
-default. After each stage the model scores every test segment: test MAP (rated pairs against the test truth,
-the segment MAP@K's ranking), a random ranking's, and the median over the rated classes of each class's
-probability std (and logit std) across the segments. A finished stage is saved at once in
-<run_dir>/results-<row>.json (a rerun skips it).
+Each row is one model on one set: `SyntheticConfig.proving(seed)` (demo) or `.easy(seed)` (easy), for each of
+--seeds (data only; training keeps --seed's default), made under --data_dir if missing. Both stages go through
+train.py's own flag parsing (yt8m.flags -> Config) with nothing but `--model=M --frame_features --batch_size=32`,
+the data, `--num_epochs=3` for the pretrain and `--stage=finetune --segment_labels --max_steps=50` on the validate
+ratings; every other flag is the CLI's default (the CMA and SRDL models' label embeddings: ASGE, trained at the
+pretrain's start from the train labels, as a user's first `train.py --model=CmaSNetModel` does). After each stage
+the model scores every test segment: test MAP (rated pairs against the test truth, the segment MAP@K's ranking), a
+random ranking's, and the median over the rated classes of each class's probability std (and logit std) across
+the segments. A finished stage is saved at once in <run_dir>/results-<row>[_seed<N>].json (a rerun skips it).
+The last table pairs each model's test MAP with the frame logistic's on the same set and seed.
 """
 from __future__ import annotations
 
@@ -26,12 +29,15 @@ import numpy as np  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
 
 import models  # noqa: E402,F401
+from benchmarks.seed_results import paired  # noqa: E402
 from yt8m import datasets, evaluation, flags, metrics, rundir, training  # noqa: E402
 from yt8m.data import synthetic  # noqa: E402
 
 SETS = {"demo": synthetic.SyntheticConfig.proving, "easy": synthetic.SyntheticConfig.easy}
-MODELS = ("KSSNetTemporal", "DbofGCNModel", "DbofModel", "FrameLevelLogisticModel")
-ROWS = [f"{m} {s}" for m in MODELS for s in SETS]
+BASELINE = "FrameLevelLogisticModel"
+MODELS = ("KSSNetTemporal", "DbofGCNModel", "DbofModel", BASELINE)   # issue 14: both sets
+DEMO_MODELS = ("CmaSNetModel", "CmaFCModel", "SRDLModel")             # issue 15: the demo set
+ROWS = [f"{m} {s}" for m in MODELS for s in SETS] + [f"{m} demo" for m in DEMO_MODELS]
 
 
 def _config(argv: list[str]):
@@ -64,11 +70,11 @@ def probe(train_dir: str, paths) -> dict:
             "std": float(np.median(rated.std(axis=0))), "logit_std": float(np.median(logits.std(axis=0)))}
 
 
-def run_row(row: str, args) -> dict:
+def run_row(row: str, seed: int, args) -> dict:
     model, set_name = row.split()
-    paths = synthetic.ensure(os.path.join(args.data_dir, f"{'proving' if set_name == 'demo' else set_name}_seed{args.seed}"),
-                             SETS[set_name](args.seed))
-    name = row.replace(" ", "_") + (f"_seed{args.seed}" if args.seed else "")
+    paths = synthetic.ensure(os.path.join(args.data_dir, f"{'proving' if set_name == 'demo' else set_name}_seed{seed}"),
+                             SETS[set_name](seed))
+    name = row.replace(" ", "_") + (f"_seed{seed}" if seed else "")
     work = os.path.join(args.run_dir, name)
     saved_file = os.path.join(args.run_dir, f"results-{name}.json")
     done = json.load(open(saved_file)) if os.path.exists(saved_file) else {}
@@ -89,18 +95,47 @@ def run_row(row: str, args) -> dict:
         with open(saved_file + ".tmp", "w") as handle:
             json.dump(done, handle, indent=1)
         os.replace(saved_file + ".tmp", saved_file)
-        print(f"{row} | {stage}: {json.dumps(done[stage])}", flush=True)
+        print(f"{row} seed {seed} | {stage}: {json.dumps(done[stage])}", flush=True)
     return done
 
 
 def markdown(results: dict) -> str:
-    lines = ["| model, set | stage (steps) | test MAP | random | per-class std (median) | logit std (median) |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for row, stages in results.items():
+    """results: {(row, seed): {stage: probe}}. Every stage's probe, then each model's test MAP against the frame
+    logistic's on the same set, paired by seed."""
+    lines = ["| model, set, seed | stage (steps) | test MAP | random | per-class std (median) | logit std (median) | s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for (row, seed), stages in results.items():
         for i, (stage, r) in enumerate(stages.items()):
-            lines.append(f"| {row if i == 0 else ''} | {stage} ({r['steps']}) | {r['test_map']:.4f} | "
-                         f"{r['random_map']:.4f} | {r['std']:.2g} | {r['logit_std']:.2f} |")
+            lines.append(f"| {f'{row} {seed}' if i == 0 else ''} | {stage} ({r['steps']}) | {r['test_map']:.4f} | "
+                         f"{r['random_map']:.4f} | {r['std']:.2g} | {r['logit_std']:.2f} | {r.get('seconds', '-')} |")
+    pairs = paired_rows(results)
+    if pairs:
+        lines += ["", f"Test MAP against {BASELINE}'s, paired by seed: mean [min, max], seeds higher.", "",
+                  "| model, set | seeds | pretrain | finetune | finetune, the model | finetune, the baseline |",
+                  "| --- | --- | --- | --- | --- | --- |", *pairs]
     return "\n".join(lines)
+
+
+def paired_rows(results: dict) -> list[str]:
+    """One line per (model, set) with the baseline's finetune on at least one of its seeds."""
+    def spread(values):
+        return f"{np.mean(values):.4f} [{min(values):.4f}, {max(values):.4f}]"
+
+    lines = []
+    for row in dict.fromkeys(row for row, _ in results):
+        model, set_name = row.split()
+        seeds = [seed for r, seed in results if r == row and (f"{BASELINE} {set_name}", seed) in results
+                 and all("finetune" in results[key] for key in ((row, seed), (f"{BASELINE} {set_name}", seed)))]
+        if model == BASELINE or not seeds:
+            continue
+        mine = [results[(row, seed)] for seed in seeds]
+        base = [results[(f"{BASELINE} {set_name}", seed)] for seed in seeds]
+        cells = [paired([m[stage]["test_map"] for m in mine], [b[stage]["test_map"] for b in base])
+                 for stage in ("pretrain", "finetune")]
+        lines.append(f"| {row} | {','.join(map(str, seeds))} | {cells[0]} | {cells[1]} | "
+                     f"{spread([m['finetune']['test_map'] for m in mine])} | "
+                     f"{spread([b['finetune']['test_map'] for b in base])} |")
+    return lines
 
 
 def main(argv=None) -> None:
@@ -108,13 +143,15 @@ def main(argv=None) -> None:
     parser.add_argument("--rows", default=";".join(ROWS), help="rows 'MODEL SET' separated by ';'")
     parser.add_argument("--data_dir", default=os.path.join("data", "proving_ground"))
     parser.add_argument("--run_dir", default=os.path.join("runs", "cli_defaults"))
-    parser.add_argument("--seed", type=int, default=0, help="the sets' seed (data only; training keeps --seed's default)")
+    parser.add_argument("--seeds", default="0", help="the sets' seeds, comma-separated (data only; training keeps "
+                                                      "--seed's default)")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--pretrain_epochs", type=int, default=3)
     parser.add_argument("--finetune_steps", type=int, default=50)
     args = parser.parse_args(argv)
     flags.define_flags()
-    results = {row: run_row(row, args) for row in args.rows.split(";") if row.strip()}
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    results = {(row, seed): run_row(row, seed, args) for row in args.rows.split(";") if row.strip() for seed in seeds}
     print("\n" + markdown(results))
 
 
