@@ -50,7 +50,11 @@ def test_finetune_starts_from_the_pretrained_weights_with_a_new_optimizer(pretra
     config = pre_config.replace(stage="finetune", init_from=pre_config.training.train_dir, segment_labels=True,
                                 train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
                                 max_steps=4, steps_per_epoch=4, base_learning_rate=0.0)
-    result = training.train(config)
+    resized = config.replace(model_params={**config.model_.model_params, "hidden_size": 8},
+                             train_dir=str(tmp_path / "resized"))
+    with pytest.raises(UserError, match="differ from those of the model --init_from built"):
+        training.train(resized)   # the saved model would be trained as it is: the new size would do nothing
+    result = training.train(config)   # the pretrain's own params (as the demo passes them) are fine
     assert result.steps == 4  # a fresh optimizer: its step count starts at 0, not at the pretrain's 100
     before = rundir.load_trained_model(pre_config.training.train_dir).trainable_weights
     after = rundir.load_trained_model(config.training.train_dir).trainable_weights
