@@ -162,11 +162,20 @@ def _difference(old: Config, new: Config) -> str:
     return "; ".join(parts)
 
 
+def model_params_difference(built: Config, given: Config) -> str:
+    """'--model_params=X differ from ... (Y)' when `given` names model params other than the run `built`
+    was made with, '' when it names none or the same (compared as config.json holds them)."""
+    before, after = built.flag("model_params"), given.flag("model_params")
+    if not after or _normal(before) == _normal(after):
+        return ""
+    return f"--model_params={_shown(after)} differ from those of the model --init_from built ({_shown(before)})"
+
+
 def _normal(value):
     if isinstance(value, (list, tuple)):
-        return tuple(value)
+        return tuple(map(_normal, value))
     if isinstance(value, dict):
-        return tuple(sorted(value.items()))
+        return tuple(sorted((key, _normal(item)) for key, item in value.items()))
     return value
 
 

@@ -1,7 +1,6 @@
 """Build, compile and fit a model for one stage (pretrain or finetune) of a run."""
 from __future__ import annotations
 
-import json
 import math
 import os
 
@@ -175,19 +174,14 @@ def _validation(config: Config, nan_guard: StopOnNonFiniteLoss) -> Validation:
                       best_eval=os.path.join(config.training.train_dir, rundir.BEST_EVAL_FILE) if best else "")
 
 
-def _saved_params(config: Config) -> dict:
-    """A config's model params as its config.json holds them (tuples as lists)."""
-    return json.loads(json.dumps(dict(config.model_.model_params), default=list))
-
-
 def _initial_model(config: Config, stats=None) -> keras.Model:
     if config.training.stage == "finetune":
         pretrain = rundir.saved_config(config.training.init_from)
-        if config.model_.model_params and pretrain and _saved_params(config) != _saved_params(pretrain):
-            # The model is loaded as saved: params that differ from its own would silently do nothing.
-            raise UserError(f"--model_params={_saved_params(config)} differ from those of the model --init_from "
-                            f"built ({_saved_params(pretrain)}); a finetune trains that model as saved: drop "
-                            f"--model_params, or pretrain with them")
+        # The model is loaded as saved: params that differ from its own would silently do nothing.
+        difference = rundir.model_params_difference(pretrain, config) if pretrain else ""
+        if difference:
+            raise UserError(f"{difference}; a finetune trains that model as saved: drop --model_params, "
+                            f"or pretrain with them")
         return load_trained_model(config.training.init_from, flag="init_from")
     try:
         frame_level = registry.is_frame_level(config.model_.model)
