@@ -14,10 +14,15 @@ the model scores every test segment: test MAP (rated pairs against the test trut
 random ranking's, and the median over the rated classes of each class's probability std (and logit std) across
 the segments. A finished stage is saved at once in <run_dir>/results-<row>[_seed<N>].json (a rerun skips it).
 The last table pairs each model's test MAP with the frame logistic's on the same set and seed.
+
+With --held_out the finetune trains on the first half of the validate files and validates on the other half every
+--eval_every steps from step 0 (its --init_from model) with --keep_best_checkpoint; the stage "best" is the probe of
+its best_model.keras (rows then go to results-<row>[_seed<N>]-held_out.json).
 """
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -25,6 +30,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
 
@@ -47,11 +53,11 @@ def _config(argv: list[str]):
     return flags.config_from_flags()
 
 
-def probe(train_dir: str, paths) -> dict:
+def probe(train_dir: str, paths, model_file: str = rundir.MODEL_FILE) -> dict:
     """Test MAP, random MAP and the spread of the rated classes' outputs across the test segments."""
     config = rundir.load_config(train_dir).replace(input_data_pattern=paths.frame_test, segment_labels=True,
                                                    batch_size=512)
-    model = training.load_trained_model(train_dir)
+    model = keras.models.load_model(os.path.join(train_dir, model_file), compile=False)
     ids, probabilities = [], []
     for features, _, p in evaluation.predict_batches(model, datasets.inference_dataset(config),
                                                      config.data.input_data_pattern, "input_data_pattern", progress=False):
@@ -76,13 +82,15 @@ def run_row(row: str, seed: int, args) -> dict:
                              SETS[set_name](seed))
     name = row.replace(" ", "_") + (f"_seed{seed}" if seed else "")
     work = os.path.join(args.run_dir, name)
-    saved_file = os.path.join(args.run_dir, f"results-{name}.json")
+    saved_file = os.path.join(args.run_dir, f"results-{name}{'-held_out' if args.held_out else ''}.json")
     done = json.load(open(saved_file)) if os.path.exists(saved_file) else {}
     common = [f"--model={model}", "--frame_features", f"--batch_size={args.batch_size}"]
+    finetune_data = (held_out_flags(paths.frame_validate, args.eval_every) if args.held_out
+                     else [f"--train_data_pattern={paths.frame_validate}"])
     stages = {"pretrain": [*common, f"--train_data_pattern={paths.frame_train}", f"--train_dir={work}/pretrain",
                            f"--num_epochs={args.pretrain_epochs}"],
               "finetune": [*common, "--stage=finetune", f"--init_from={work}/pretrain", "--segment_labels",
-                           f"--train_data_pattern={paths.frame_validate}", f"--train_dir={work}/finetune",
+                           *finetune_data, f"--train_dir={work}/finetune{'_held_out' if args.held_out else ''}",
                            f"--max_steps={args.finetune_steps}"]}
     for stage, argv in stages.items():
         if stage in done:
@@ -91,12 +99,26 @@ def run_row(row: str, seed: int, args) -> dict:
         result = training.train(_config(argv))
         done[stage] = {"steps": result.steps, "health": list(result.health), **probe(result.train_dir, paths),
                        "seconds": round(time.time() - start, 1)}
+        if result.best is not None:
+            done["best"] = {"steps": result.best["step"], "health": [], "validation": list(result.validation),
+                            **probe(result.train_dir, paths, rundir.BEST_MODEL_FILE)}
         os.makedirs(args.run_dir, exist_ok=True)
         with open(saved_file + ".tmp", "w") as handle:
             json.dump(done, handle, indent=1)
         os.replace(saved_file + ".tmp", saved_file)
         print(f"{row} seed {seed} | {stage}: {json.dumps(done[stage])}", flush=True)
     return done
+
+
+def held_out_flags(validate_pattern: str, eval_every: int) -> list[str]:
+    """The finetune's data flags under --held_out: train on the first half of the validate files (sorted), score
+    the second half every `eval_every` steps and at step 0, keeping the best model."""
+    files = sorted(glob.glob(validate_pattern))
+    if len(files) < 2:
+        raise SystemExit(f"--held_out needs at least 2 validate files, found {len(files)} for {validate_pattern}")
+    half = len(files) // 2
+    return [f"--train_data_pattern={','.join(files[:half])}", f"--eval_data_pattern={','.join(files[half:])}",
+            f"--eval_every_steps={eval_every}", "--keep_best_checkpoint"]
 
 
 def markdown(results: dict) -> str:
@@ -108,12 +130,17 @@ def markdown(results: dict) -> str:
         for i, (stage, r) in enumerate(stages.items()):
             lines.append(f"| {f'{row} {seed}' if i == 0 else ''} | {stage} ({r['steps']}) | {r['test_map']:.4f} | "
                          f"{r['random_map']:.4f} | {r['std']:.2g} | {r['logit_std']:.2f} | {r.get('seconds', '-')} |")
-    pairs = paired_rows(results)
+    pairs, stages = paired_rows(results), paired_stages(results)
     if pairs:
         lines += ["", f"Test MAP against {BASELINE}'s, paired by seed: mean [min, max], seeds higher.", "",
-                  "| model, set | seeds | pretrain | finetune | finetune, the model | finetune, the baseline |",
-                  "| --- | --- | --- | --- | --- | --- |", *pairs]
+                  f"| model, set | seeds | {' | '.join(stages)} | {stages[-1]}, the model | {stages[-1]}, the baseline |",
+                  "| --- | --- |" + " --- |" * (len(stages) + 2), *pairs]
     return "\n".join(lines)
+
+
+def paired_stages(results: dict) -> list[str]:
+    """The stages the paired table compares: pretrain, finetune and, when every run has it, best (--held_out)."""
+    return ["pretrain", "finetune", *(["best"] if results and all("best" in r for r in results.values()) else [])]
 
 
 def paired_rows(results: dict) -> list[str]:
@@ -131,10 +158,11 @@ def paired_rows(results: dict) -> list[str]:
         mine = [results[(row, seed)] for seed in seeds]
         base = [results[(f"{BASELINE} {set_name}", seed)] for seed in seeds]
         cells = [paired([m[stage]["test_map"] for m in mine], [b[stage]["test_map"] for b in base])
-                 for stage in ("pretrain", "finetune")]
-        lines.append(f"| {row} | {','.join(map(str, seeds))} | {cells[0]} | {cells[1]} | "
-                     f"{spread([m['finetune']['test_map'] for m in mine])} | "
-                     f"{spread([b['finetune']['test_map'] for b in base])} |")
+                 for stage in paired_stages(results)]
+        last = paired_stages(results)[-1]
+        lines.append(f"| {row} | {','.join(map(str, seeds))} | {' | '.join(cells)} | "
+                     f"{spread([m[last]['test_map'] for m in mine])} | "
+                     f"{spread([b[last]['test_map'] for b in base])} |")
     return lines
 
 
@@ -148,6 +176,9 @@ def main(argv=None) -> None:
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--pretrain_epochs", type=int, default=3)
     parser.add_argument("--finetune_steps", type=int, default=50)
+    parser.add_argument("--held_out", action="store_true", help="finetune on half the validate files, keep the "
+                                                                 "best of step 0 and every --eval_every steps on the rest")
+    parser.add_argument("--eval_every", type=int, default=25)
     args = parser.parse_args(argv)
     flags.define_flags()
     seeds = [int(seed) for seed in args.seeds.split(",")]

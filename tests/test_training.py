@@ -138,12 +138,17 @@ def test_validation_while_finetuning_every_few_steps_scores_segments(pretrained,
     config = pre_config.replace(stage="finetune", init_from=pre_config.training.train_dir, segment_labels=True,
                                 train_data_pattern=synthetic_data.frame_validate, train_dir=str(tmp_path / "fine"),
                                 eval_data_pattern=synthetic_data.frame_validate, max_steps=5, steps_per_epoch=5,
-                                eval_every_steps=2)
+                                eval_every_steps=2, keep_best_checkpoint=True)
     result = training.train(config)
     scalars = _scalars(tmp_path / "fine" / "logs" / "validation")
-    assert [step for step, _ in scalars["segment_map_at_k"]] == [2, 4, 5]   # every 2 steps, and at the end
-    assert [v["step"] for v in result.validation] == [2, 4, 5] and result.best is None
-    assert not (tmp_path / "fine" / "best_model.keras").exists()
+    # Step 0 is the --init_from model as loaded; then every 2 steps, and at the end.
+    assert [step for step, _ in scalars["segment_map_at_k"]] == [0, 2, 4, 5]
+    assert [v["step"] for v in result.validation] == [0, 2, 4, 5]
+    pretrained_score = evaluation.score(config, rundir.load_trained_model(pre_config.training.train_dir), progress=False)
+    assert result.validation[0]["segment_map_at_k"] == pytest.approx(pretrained_score["segment_map_at_k"])
+    scores = [v["segment_map_at_k"] for v in result.validation]
+    assert result.best["value"] == pytest.approx(max(scores))
+    assert result.best["step"] == result.validation[int(np.argmax(scores))]["step"]   # the first of equal bests
 
 
 def test_a_non_finite_loss_stops_with_a_clear_error(synthetic_data, tmp_path):

@@ -131,11 +131,16 @@ class Validation(_StepCounter):
     (and once at the end). `score(model) -> {metric: value}` is evaluation.score's (the same metrics as
     eval.py). Each result is printed on one line and written to TensorBoard under `log_dir` (step: the
     optimizer's); with `best_model` the model of the best result (BEST_BY) is saved there, its metrics
-    and step in `best_eval` (read back on a resume, so a resumed run keeps the earlier best)."""
+    and step in `best_eval` (read back on a resume, so a resumed run keeps the earlier best). With
+    `at_start` the model is also scored before its first step (step 0; not on a resume): a finetune's
+    starting point, its --init_from model, then competes for the best, so a finetune that only lowers
+    the validation keeps the model it started from."""
 
     def __init__(self, score: Callable[[keras.Model], dict], log_dir: str, every_steps: int = 0,
-                 nan_guard: StopOnNonFiniteLoss | None = None, best_model: str = "", best_eval: str = ""):
+                 nan_guard: StopOnNonFiniteLoss | None = None, best_model: str = "", best_eval: str = "",
+                 at_start: bool = False):
         super().__init__()
+        self.at_start = at_start
         self.score = score
         self.log_dir = log_dir
         self.every_steps = every_steps
@@ -152,6 +157,8 @@ class Validation(_StepCounter):
         if self.best_eval and tf.io.gfile.exists(self.best_eval):
             with tf.io.gfile.GFile(self.best_eval) as handle:
                 self.best = json.load(handle)
+        if self.at_start and int(self.model.optimizer.iterations.numpy()) == 0:
+            self._validate(0)
 
     def on_train_batch_begin(self, batch, logs=None):
         if self.every_steps:

@@ -171,7 +171,8 @@ def _validation(config: Config, nan_guard: StopOnNonFiniteLoss) -> Validation:
     return Validation(lambda model: evaluation.score(config, model, progress=False),
                       os.path.join(config.training.train_dir, "logs", "validation"), config.training.eval_every_steps, nan_guard,
                       best_model=os.path.join(config.training.train_dir, rundir.BEST_MODEL_FILE) if best else "",
-                      best_eval=os.path.join(config.training.train_dir, rundir.BEST_EVAL_FILE) if best else "")
+                      best_eval=os.path.join(config.training.train_dir, rundir.BEST_EVAL_FILE) if best else "",
+                      at_start=config.training.stage == "finetune")
 
 
 def _initial_model(config: Config, stats=None) -> keras.Model:
