@@ -149,6 +149,11 @@ def test_validation_while_finetuning_every_few_steps_scores_segments(pretrained,
     scores = [v["segment_map_at_k"] for v in result.validation]
     assert result.best["value"] == pytest.approx(max(scores))
     assert result.best["step"] == result.validation[int(np.argmax(scores))]["step"]   # the first of equal bests
+    # eval.py --best_checkpoint scores the kept model; a run without one says how to keep one.
+    assert evaluation.score(config.replace(best_checkpoint=True), progress=False)["segment_map_at_k"] == pytest.approx(
+        result.best["value"])
+    with pytest.raises(UserError, match="no best_model.keras under --train_dir=.*--keep_best_checkpoint"):
+        evaluation.score(pre_config.replace(best_checkpoint=True), progress=False)
 
 
 def test_a_non_finite_loss_stops_with_a_clear_error(synthetic_data, tmp_path):

@@ -269,6 +269,7 @@ class EvaluationConfig:
     candidate_threshold: float = 0.0        # ... whose video-level probability is >= this
     video_model_dir: str = ""               # train_dir of the video-level candidate model (default: the run's)
     time_shift: bool = False                # segment scores averaged over frames shifted -1, 0, +1
+    best_checkpoint: bool = False           # the run's best_model.keras (--keep_best_checkpoint), not model.keras
 
     def __post_init__(self):
         _positive(self, "top_k")

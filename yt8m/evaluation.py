@@ -47,7 +47,7 @@ def _prediction_pass(config: Config, make_dataset, pattern: str, flag: str, prog
                      model: keras.Model | None = None):
     """`model` (default: the run's) over `pattern`: its prediction batches, the candidate table (or None)
     and the corrupt-record counter (or None) of --skip_corrupt_records."""
-    model = model if model is not None else rundir.load_trained_model(config.training.train_dir)
+    model = model if model is not None else rundir.load_evaluated_model(config)
     table = _candidate_table(config, model, pattern, flag, progress)
     corrupt = readers.CorruptRecords() if config.data.skip_corrupt_records else None
     predict, whole_videos = predict_batches, False

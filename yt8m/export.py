@@ -80,10 +80,11 @@ def export(model: keras.Model, config: Config, export_dir: str) -> str:
 
 
 def export_run(config: Config) -> str:
-    """Exports config.training.train_dir's model.keras to config.evaluation.export_dir."""
+    """Exports config.training.train_dir's model.keras (best_model.keras with --best_checkpoint) to
+    config.evaluation.export_dir."""
     # A per-segment model is a frame-level model: it serves the frames of each record the same way; a model of
     # whole-video batches (or --time_shift) scores each record's segments.
-    model = rundir.load_trained_model(config.training.train_dir)
+    model = rundir.load_evaluated_model(config)
     if context.is_context_model(model) or config.evaluation.time_shift:
         model = segment_context.whole_video_model(model, config)
     return export(model, config, config.evaluation.export_dir)

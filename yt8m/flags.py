@@ -189,6 +189,8 @@ def define_flags() -> None:
     flags.DEFINE_boolean("time_shift", d.evaluation.time_shift, "Segment eval and inference: each segment's scores averaged "
                          "over its video's frames shifted one step left, not at all and one step right "
                          "(test-time augmentation, the 2019 9th place); reads whole videos.")
+    flags.DEFINE_boolean("best_checkpoint", d.evaluation.best_checkpoint, "eval.py, inference.py and --export_dir: use "
+                         "the run's best_model.keras (kept by train.py --keep_best_checkpoint) instead of model.keras.")
 
 
 

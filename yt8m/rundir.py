@@ -46,13 +46,22 @@ class TrainResult:
     best: dict | None = None        # --keep_best_checkpoint: the best validation (metric, value, step, metrics)
 
 
-def load_trained_model(train_dir: str, flag: str = "train_dir") -> keras.Model:
-    """The model a run saved (without optimizer state), or a clear error naming the flag."""
-    path = os.path.join(train_dir, MODEL_FILE)
+def load_trained_model(train_dir: str, flag: str = "train_dir", model_file: str = MODEL_FILE) -> keras.Model:
+    """The model a run saved (without optimizer state; `model_file`: its last, or BEST_MODEL_FILE), or a
+    clear error naming the flag."""
+    path = os.path.join(train_dir, model_file)
     if not train_dir or not tf.io.gfile.exists(path):
-        raise UserError(f"no {MODEL_FILE} under --{flag}={train_dir!r}; train a model there first "
-                        f"(python train.py --train_dir=...)")
+        how = ("train.py --eval_data_pattern=... --keep_best_checkpoint keeps one" if model_file == BEST_MODEL_FILE
+               else "train a model there first (python train.py --train_dir=...)")
+        raise UserError(f"no {model_file} under --{flag}={train_dir!r}; {how}")
     return keras.models.load_model(path, compile=False)
+
+
+def load_evaluated_model(config: Config) -> keras.Model:
+    """The model eval.py, inference.py and exports use: the run's model.keras, or with --best_checkpoint its
+    best_model.keras."""
+    return load_trained_model(config.training.train_dir,
+                              model_file=BEST_MODEL_FILE if config.evaluation.best_checkpoint else MODEL_FILE)
 
 
 def saved_config(train_dir: str) -> Config | None:
