@@ -4,6 +4,7 @@
     python benchmarks/ablation_srdl.py --seeds=0 --rows=car,oe  # a quick look
     python benchmarks/ablation_srdl.py --rows=logistic,car,oe,car_direct,oe_direct  # issue 15's rows
     python benchmarks/ablation_srdl.py --rows=oe,oe_wide       # is the 16-wide frame encoder the limit?
+    python benchmarks/ablation_srdl.py --rows=logistic,car_wide,oe_wide,a3_wide   # erasing at width 64
     python benchmarks/ablation_srdl.py --write_results         # the tables into docs/results.md (issue 7)
 
 Seed s reads the proving ground made with generator seed s (`SyntheticConfig.proving(s)`,
@@ -63,13 +64,19 @@ ROWS = {
     # Is the 16-wide frame encoder SRDL's limit? K=3, alpha=0.5 at the builder's widths, frames still sampled.
     "oe_wide": ("CAR+OE, K=3, alpha=0.5, hidden 64, GCN 64", "SRDLModel",
                 {**UNSCALED, "hidden_size": 64, "gcn_hidden_size": 64, "srdl_top_k": 3, "srdl_alpha": 0.5}),
+    # Does erasing pay at those widths? CAR alone, and the hidden-16 sweep's best alpha (0.3), at 64.
+    "car_wide": ("CAR only, hidden 64, GCN 64", "SRDLModel",
+                 {**UNSCALED, "hidden_size": 64, "gcn_hidden_size": 64, "srdl_top_k": 0}),
+    "a3_wide": ("CAR+OE, K=3, alpha=0.3, hidden 64, GCN 64", "SRDLModel",
+                {**UNSCALED, "hidden_size": 64, "gcn_hidden_size": 64, "srdl_top_k": 3, "srdl_alpha": 0.3}),
 }
-SLOW = ("defaults", "oe_wide", "car_direct", "oe_direct")  # not in the default --rows (minutes a row, or issue 15's)
+SLOW = ("defaults", "oe_wide", "car_direct", "oe_direct", "car_wide", "a3_wide")  # not in the default --rows (minutes a row, or issue 15's)
 REFERENCES = ("car", "logistic")
 # (title, {row: the row it is paired with})
 PAIRS = (("the same row with h_c unscaled (`label_norm=none`)", {"l2_car": "car", "l2_oe": "oe"}),
          ("the same row with the direct adjacency", {"car": "car_direct", "oe": "oe_direct"}),
-         ("the same row at hidden 16, GCN 16", {"oe_wide": "oe"}))
+         ("the same row at hidden 16, GCN 16", {"oe_wide": "oe", "car_wide": "car", "a3_wide": "a3"}),
+         ("CAR only at hidden 64, GCN 64", {"oe_wide": "car_wide", "a3_wide": "car_wide"}))
 EVAL_BATCH = 64
 COLUMNS = ("hit_at_one", "perr", "map", "gap", "segment_map_at_k")
 HEADERS = ("Hit@1", "PERR", "MAP", "GAP", "seg MAP@K")

@@ -9,6 +9,7 @@
 #   benchmarks/gpu.sh              # on the GPU machine
 #   benchmarks/gpu.sh --cpu_smoke  # the same steps at tiny sizes on CPU (GPUs hidden): tests the script
 #   GPU_STEPS="env dbof" benchmarks/gpu.sh ...   # only these steps
+#   DATA_DIR=/tmp/d benchmarks/gpu.sh ...       # where the generated videos go (default: data/ of the repo)
 set -u
 cd "$(dirname "$0")/.."
 smoke=() scale=1

@@ -53,16 +53,18 @@ def carve_two_logical_devices() -> str:
 
 
 def data_pattern(smoke: bool) -> str:
+    """The generated training videos, made under $DATA_DIR (default: the repository's data/) if missing."""
     import dataclasses
 
     from yt8m.data import synthetic
     import training as training_benchmark
 
+    data_dir = os.environ.get("DATA_DIR") or os.path.join(ROOT, "data")
     if smoke:
         config = dataclasses.replace(training_benchmark.LONG_VIDEOS, num_train_videos=24, min_frames=20,
                                      max_frames=40)
-        return synthetic.ensure(os.path.join(ROOT, "data", "gpu-smoke-videos"), config).frame_train
-    return synthetic.ensure(os.path.join(ROOT, "data", "benchmark-long-videos"),
+        return synthetic.ensure(os.path.join(data_dir, "gpu-smoke-videos"), config).frame_train
+    return synthetic.ensure(os.path.join(data_dir, "benchmark-long-videos"),
                             training_benchmark.LONG_VIDEOS).frame_train
 
 

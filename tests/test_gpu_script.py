@@ -14,7 +14,8 @@ from tests.helpers import ROOT
 
 def test_gpu_script_cpu_smoke_writes_one_result_per_step(tmp_path):
     results = tmp_path / "gpu_results.jsonl"
-    env = {**os.environ, "RESULTS": str(results), "GPU_STEPS": "env dbof input_share mirrored mirrored_train", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "RESULTS": str(results), "GPU_STEPS": "env dbof input_share mirrored mirrored_train", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "DATA_DIR": str(tmp_path / "data")}   # the generated videos stay out of the repository
     done = subprocess.run([str(ROOT / "benchmarks" / "gpu.sh"), "--cpu_smoke"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
