@@ -30,7 +30,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import flags as absl_flags  # noqa: E402
 
@@ -57,7 +56,7 @@ def probe(train_dir: str, paths, model_file: str = rundir.MODEL_FILE) -> dict:
     """Test MAP, random MAP and the spread of the rated classes' outputs across the test segments."""
     config = rundir.load_config(train_dir).replace(input_data_pattern=paths.frame_test, segment_labels=True,
                                                    batch_size=512)
-    model = keras.models.load_model(os.path.join(train_dir, model_file), compile=False)
+    model = rundir.load_trained_model(train_dir, model_file=model_file)
     ids, probabilities = [], []
     for features, _, p in evaluation.predict_batches(model, datasets.inference_dataset(config),
                                                      config.data.input_data_pattern, "input_data_pattern", progress=False):
@@ -148,7 +147,7 @@ def paired_rows(results: dict) -> list[str]:
     def spread(values):
         return f"{np.mean(values):.4f} [{min(values):.4f}, {max(values):.4f}]"
 
-    lines = []
+    lines, stages = [], paired_stages(results)
     for row in dict.fromkeys(row for row, _ in results):
         model, set_name = row.split()
         seeds = [seed for r, seed in results if r == row and (f"{BASELINE} {set_name}", seed) in results
@@ -157,9 +156,8 @@ def paired_rows(results: dict) -> list[str]:
             continue
         mine = [results[(row, seed)] for seed in seeds]
         base = [results[(f"{BASELINE} {set_name}", seed)] for seed in seeds]
-        cells = [paired([m[stage]["test_map"] for m in mine], [b[stage]["test_map"] for b in base])
-                 for stage in paired_stages(results)]
-        last = paired_stages(results)[-1]
+        cells = [paired([m[stage]["test_map"] for m in mine], [b[stage]["test_map"] for b in base]) for stage in stages]
+        last = stages[-1]
         lines.append(f"| {row} | {','.join(map(str, seeds))} | {' | '.join(cells)} | "
                      f"{spread([m[last]['test_map'] for m in mine])} | "
                      f"{spread([b[last]['test_map'] for b in base])} |")
